@@ -1,0 +1,27 @@
+# tierclip: `just demo` runs the study on the built-in synthetic pool, `just test` runs the tests.
+# Each recipe creates .venv and installs what it needs when missing.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := ".venv"
+py := venv + "/bin/python"
+
+# Create .venv and install tierclip with its pinned dependencies (skipped when up to date).
+setup:
+    bash .ci/setup-venv.sh
+
+# Run the default test suite (not `slow`, not `gpu`).
+test *ARGS: setup
+    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not slow and not gpu" {{ARGS}}
+
+# Run every CPU test, the slow ones too.
+test-all *ARGS: setup
+    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not gpu" {{ARGS}}
+
+# The main job end to end on the built-in synthetic pool (writes demo/).
+demo *ARGS: setup
+    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m curate.demo {{ARGS}}
+
+# Lint.
+lint: setup
+    {{venv}}/bin/ruff check .

@@ -1,0 +1,1 @@
+"""tierclip analysis: collect runs, fit scaling curves, write reports."""

@@ -1,0 +1,15 @@
+"""`analysis`: collect training runs, fit scaling curves and write scaling reports."""
+
+from __future__ import annotations
+
+from curate.cliutil import new_app, run_app
+
+app = new_app(__doc__)
+
+
+def main() -> None:
+    run_app(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""tierclip curation: pools, scoring stages, selection, subsets."""

@@ -1,0 +1,38 @@
+"""`curate`: build, score, filter and inspect pools of image-text pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from curate.cliutil import new_app, print_table, run_app
+
+app = new_app(__doc__)
+
+
+@app.command()
+def validate(
+    pool: Path = typer.Argument(..., help="Pool folder (holds pool.json)."),
+    no_shards: bool = typer.Option(False, "--no-shards", help="Skip reading the tar shards (faster; checks meta and sidecars only)."),
+) -> None:
+    """Check a pool against the format and print its row counts per status."""
+    from curate.pool import Pool
+    from curate.validate import validate_pool
+
+    opened = Pool(pool)
+    report = validate_pool(opened, check_shards=not no_shards)
+    print(f"pool {opened.name}: {report.n_rows} rows in {opened.info.n_shards} shards, stages: {', '.join(opened.stages()) or '-'}")
+    print_table(sorted(report.status_counts.items(), key=lambda kv: -kv[1]), ("status", "rows"))
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    run_app(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Shared plumbing for the three console commands: one-line errors for user mistakes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from curate.errors import UserError
+
+
+def new_app(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False,
+                       add_completion=False, rich_markup_mode=None)
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run a typer app; a `UserError` becomes `error: ...` on stderr and exit code 2."""
+    try:
+        app()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename}: no such file or folder", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def print_table(rows: list[tuple], headers: tuple[str, ...]) -> None:
+    """A plain aligned text table (counts per reason, summaries)."""
+    cells = [tuple(str(c) for c in headers)] + [tuple(str(c) for c in row) for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.rjust(w) if n and c.replace(".", "").isdigit() else c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))

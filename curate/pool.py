@@ -1,0 +1,266 @@
+"""The pool: a folder of WebDataset shards plus per-shard metadata and sidecars.
+
+```
+pool/
+  pool.json                    name, source, created, n_samples, n_shards, schema_version
+  shards/00000.tar             KEY.jpg|png|webp, KEY.txt, KEY.json (img2dataset's layout)
+  meta/00000.parquet           one row per sample (META_COLUMNS, + gt_* for synthetic pools)
+  scores/STAGE/00000.parquet   uid + a stage's columns, same rows as meta
+  scores/STAGE/_done/00000     completion marker
+  scores/STAGE/_stats/00000.json
+  embeddings/MODEL/00000.npy   float16, shape (rows, 2, dim): [:, 0] image, [:, 1] text
+```
+
+Nothing is ever dropped: a sample that cannot be read keeps its row with
+`status` and `error` set. Every write is atomic (see `curate.atomic`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from curate import atomic
+from curate.errors import UserError
+
+SCHEMA_VERSION = 1
+OK = "success"
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+
+META_SCHEMA = {
+    "uid": pl.Utf8,
+    "key": pl.Utf8,
+    "shard": pl.Int32,
+    "caption": pl.Utf8,
+    "url": pl.Utf8,
+    "width": pl.Int32,
+    "height": pl.Int32,
+    "status": pl.Utf8,
+    "error": pl.Utf8,
+}
+META_COLUMNS = tuple(META_SCHEMA)
+
+
+def shard_name(shard: int) -> str:
+    return f"{shard:05d}"
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    source: str
+    created: str
+    n_samples: int
+    n_shards: int
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample as stored in a shard; `image` is None for metadata-only pools."""
+
+    key: str
+    image: bytes | None
+    image_ext: str | None
+    caption: str | None
+    extra: dict
+
+
+class Pool:
+    """Read access to a pool folder, plus atomic writes of sidecars."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        info_path = self.root / "pool.json"
+        if not self.root.exists():
+            raise UserError(f"{self.root}: no such pool folder")
+        if not info_path.is_file():
+            raise UserError(f"{self.root}: not a pool (no pool.json); create one with `curate ingest` or `curate synth`")
+        try:
+            raw = json.loads(info_path.read_text())
+            self.info = PoolInfo(**raw)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise UserError(f"{info_path}: unreadable pool.json ({exc})") from None
+
+    # -- layout -----------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def shard_ids(self) -> list[int]:
+        return list(range(self.info.n_shards))
+
+    def tar_path(self, shard: int) -> Path:
+        return self.root / "shards" / f"{shard_name(shard)}.tar"
+
+    def meta_path(self, shard: int) -> Path:
+        return self.root / "meta" / f"{shard_name(shard)}.parquet"
+
+    def scores_dir(self, stage: str) -> Path:
+        return self.root / "scores" / stage
+
+    def scores_path(self, stage: str, shard: int) -> Path:
+        return self.scores_dir(stage) / f"{shard_name(shard)}.parquet"
+
+    def done_path(self, stage: str, shard: int) -> Path:
+        return self.scores_dir(stage) / "_done" / shard_name(shard)
+
+    def stats_path(self, stage: str, shard: int) -> Path:
+        return self.scores_dir(stage) / "_stats" / f"{shard_name(shard)}.json"
+
+    def embeddings_path(self, model: str, shard: int) -> Path:
+        return self.root / "embeddings" / model / f"{shard_name(shard)}.npy"
+
+    def has_images(self) -> bool:
+        return self.tar_path(0).exists()
+
+    # -- metadata ---------------------------------------------------------------
+    def meta(self, shard: int) -> pl.DataFrame:
+        path = self.meta_path(shard)
+        if not path.is_file():
+            raise UserError(f"{path}: missing meta file for shard {shard} of pool {self.root}")
+        return pl.read_parquet(path)
+
+    def scan_meta(self) -> pl.LazyFrame:
+        paths = [self.meta_path(s) for s in self.shard_ids()]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise UserError(f"{missing[0]}: missing meta file ({len(missing)} of {len(paths)} missing)")
+        return pl.scan_parquet(paths)
+
+    # -- samples ----------------------------------------------------------------
+    def samples(self, shard: int) -> Iterator[Sample]:
+        """Samples of one shard in tar order (the same order as its meta rows)."""
+        path = self.tar_path(shard)
+        if not path.is_file():
+            raise UserError(f"{path}: missing shard (pool {self.root} has no images for shard {shard})")
+        yield from read_tar_samples(path)
+
+    # -- sidecars ---------------------------------------------------------------
+    def is_done(self, stage: str, shard: int) -> bool:
+        return self.done_path(stage, shard).exists()
+
+    def write_scores(self, stage: str, shard: int, frame: pl.DataFrame, stats: dict | None = None) -> None:
+        """Write one shard's sidecar, its stats, then its completion marker (in that order)."""
+        atomic.write_parquet(self.scores_path(stage, shard), frame)
+        atomic.write_json(self.stats_path(stage, shard), stats or {"rows": frame.height})
+        atomic.write_bytes(self.done_path(stage, shard), b"")
+
+    def read_scores(self, stage: str, shard: int) -> pl.DataFrame:
+        path = self.scores_path(stage, shard)
+        if not path.is_file():
+            raise UserError(f"{path}: missing sidecar; run `curate score {self.root} --stages {stage}` first")
+        return pl.read_parquet(path)
+
+    def stages(self) -> list[str]:
+        """Stages whose every shard is complete."""
+        scores = self.root / "scores"
+        if not scores.is_dir():
+            return []
+        return sorted(
+            d.name for d in scores.iterdir()
+            if d.is_dir() and all(self.is_done(d.name, s) for s in self.shard_ids())
+        )
+
+    def scan_scores(self, stage: str) -> pl.LazyFrame:
+        missing = [s for s in self.shard_ids() if not self.is_done(stage, s)]
+        if missing:
+            raise UserError(
+                f"{self.scores_dir(stage)}: stage '{stage}' is incomplete ({len(missing)} shards missing); "
+                f"run `curate score {self.root} --stages {stage}`"
+            )
+        return pl.scan_parquet([self.scores_path(stage, s) for s in self.shard_ids()])
+
+
+def open_pool(path: str | Path) -> Pool:
+    return Pool(path)
+
+
+# -- shard files -------------------------------------------------------------------
+def read_tar_samples(path: Path) -> Iterator[Sample]:
+    """Group a WebDataset tar's members by key, in order of first appearance."""
+    current_key, parts = None, {}
+    with tarfile.open(path, "r") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            key, _, ext = member.name.rpartition("/")[2].partition(".")
+            if key != current_key and current_key is not None:
+                yield _sample_from_parts(current_key, parts)
+                parts = {}
+            current_key = key
+            parts[ext.lower()] = tar.extractfile(member).read()
+    if current_key is not None:
+        yield _sample_from_parts(current_key, parts)
+
+
+def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample:
+    image_ext = next((ext for ext in IMAGE_EXTS if ext in parts), None)
+    caption = parts.get("txt")
+    extra = json.loads(parts["json"]) if "json" in parts else {}
+    return Sample(
+        key=key,
+        image=parts.get(image_ext) if image_ext else None,
+        image_ext=image_ext,
+        caption=caption.decode("utf-8", errors="replace") if caption is not None else None,
+        extra=extra,
+    )
+
+
+def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """Add a member with fixed metadata so the same input gives byte-identical tars."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    info.mode = 0o644
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_shard(pool_root: Path, shard: int, samples: list[Sample], meta: pl.DataFrame) -> None:
+    """Write one shard's tar and meta parquet atomically: tar first, meta last.
+
+    The meta file is the shard's completion marker for ingest: a shard whose
+    meta exists is complete and is skipped by a resumed ingest.
+    """
+    tar_path = pool_root / "shards" / f"{shard_name(shard)}.tar"
+    with atomic.atomic_path(tar_path) as tmp:
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for sample in samples:
+                if sample.image is not None:
+                    _tar_member(tar, f"{sample.key}.{sample.image_ext or 'jpg'}", sample.image)
+                if sample.caption is not None:
+                    _tar_member(tar, f"{sample.key}.txt", sample.caption.encode("utf-8", errors="surrogateescape"))
+                _tar_member(tar, f"{sample.key}.json", json.dumps(sample.extra, sort_keys=True).encode())
+    write_meta(pool_root, shard, meta)
+
+
+def write_meta(pool_root: Path, shard: int, meta: pl.DataFrame) -> None:
+    check_meta(meta)
+    atomic.write_parquet(pool_root / "meta" / f"{shard_name(shard)}.parquet", meta)
+
+
+def check_meta(meta: pl.DataFrame) -> None:
+    missing = [c for c in META_COLUMNS if c not in meta.columns]
+    if missing:
+        raise ValueError(f"meta frame lacks columns {missing}")
+
+
+def meta_frame(rows: list[dict], extra_schema: dict | None = None) -> pl.DataFrame:
+    """Build a meta DataFrame with the pool's column types (extra columns after)."""
+    schema = {**META_SCHEMA, **(extra_schema or {})}
+    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+
+
+def write_pool_info(pool_root: Path, info: PoolInfo) -> None:
+    """pool.json is written last: a folder without it is an unfinished pool."""
+    atomic.write_json(pool_root / "pool.json", info.to_json())

@@ -1,0 +1,1 @@
+"""tierclip training: CLIP-family methods on pool subsets with open_clip."""

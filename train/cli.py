@@ -1,0 +1,15 @@
+"""`train`: fit CLIP, CLIP+Aug, SLIP and FLIP on pool subsets and evaluate them zero-shot."""
+
+from __future__ import annotations
+
+from curate.cliutil import new_app, run_app
+
+app = new_app(__doc__)
+
+
+def main() -> None:
+    run_app(app)
+
+
+if __name__ == "__main__":
+    main()
