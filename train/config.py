@@ -1,0 +1,83 @@
+"""Frozen configuration records for a training run.
+
+`RunConfig` is everything `train run` resolved (scale defaults, then CLI
+flags); `config.json` in the run folder is `RunConfig.to_json()` plus
+versions and the subset manifest. `MethodConfig` is what a method in
+`train/methods/` (and `train/augment.py`) receives: its hyper-parameters and
+the distributed context its loss needs (`rank`, `world_size`, for open_clip's
+`ClipLoss(gather_with_grad=True, rank=..., world_size=...)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = "clip"
+    # FLIP: share of image patches dropped while training, and the final share of training run unmasked.
+    mask_ratio: float = 0.5
+    unmasked_tuning: float = 0.0
+    # SLIP: weight and temperature of the SimCLR loss, sizes of its projection MLP.
+    ssl_scale: float = 1.0
+    ssl_temperature: float = 0.1
+    ssl_mlp_dim: int = 4096
+    ssl_emb_dim: int = 256
+    # CLIP+Aug / SLIP views: options for train.augment.make_view_transform (empty = its defaults).
+    aug: dict = field(default_factory=dict)
+    # Distributed context (filled in by the loop; 1 process = rank 0 of 1).
+    rank: int = 0
+    world_size: int = 1
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float
+    warmup_steps: int
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    grad_clip: float | None = 1.0
+    max_logit_scale: float = 100.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out: str
+    pool: str
+    subset: str | None
+    method: str
+    model: str
+    pretrained: str | None
+    scale: str
+    samples_seen: int
+    batch_size: int            # global batch per optimizer step (all processes, all accumulation steps)
+    optim: OptimConfig
+    method_cfg: MethodConfig
+    seed: int = 0
+    accum_steps: int = 1
+    checkpoint_every: int = 100
+    log_every: int = 10
+    workers: int = 1
+    device: str = "auto"       # auto | cpu | cuda
+    eval_roots: tuple[str, ...] = ()
+    epochs: float | None = None  # what the user asked for, when the budget was given in epochs
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps: samples seen rounded up to whole global batches."""
+        return max(1, -(-self.samples_seen // self.batch_size))
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["eval_roots"] = list(self.eval_roots)
+        data["steps"] = self.steps
+        return data
