@@ -30,6 +30,12 @@ def validate(
         raise typer.Exit(1)
 
 
+from curate.ingest.cli import download, ingest_app  # noqa: E402
+
+app.add_typer(ingest_app, name="ingest")
+app.command("download")(download)
+
+
 def main() -> None:
     run_app(app)
 

@@ -1,0 +1,98 @@
+"""`curate ingest img2dataset|folder|datacomp` and `curate download`: build a pool from a source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+ingest_app = typer.Typer(help="Build a pool from img2dataset output, a folder of images, or DataComp metadata.",
+                         no_args_is_help=True, rich_markup_mode=None)
+
+OUT = typer.Option(..., "--out", "-o", help="Pool folder to write (created; an interrupted ingest into it resumes).")
+SHARD_SIZE = typer.Option(10_000, "--shard-size", help="Samples per pool shard.")
+NAME = typer.Option(None, "--name", help="Pool name in pool.json (default: the --out folder's name).")
+
+
+def _finish(report, out: Path) -> None:
+    from curate.ingest.report import print_report
+
+    print_report(report, out)
+
+
+@ingest_app.command("img2dataset")
+def ingest_img2dataset(
+    source: Path = typer.Argument(..., help="img2dataset's output folder (NNNNN.tar + NNNNN.parquet, NNNNN/ folders, or parquet shards)."),
+    out: Path = OUT,
+    input_format: str = typer.Option("auto", "--format", help="img2dataset output_format: auto, webdataset, parquet or files."),
+    shard_size: int = SHARD_SIZE,
+    name: str = NAME,
+) -> None:
+    """Ingest img2dataset output; keeps its per-sample status, url, sizes and any uid column."""
+    from curate.ingest.img2dataset import open_img2dataset
+    from curate.ingest.run import run_ingest
+
+    _finish(run_ingest(open_img2dataset(source, input_format), out, shard_size, name), out)
+
+
+@ingest_app.command("folder")
+def ingest_folder(
+    source: Path = typer.Argument(..., help="Folder of images; paths in the captions file are relative to it."),
+    captions: Path = typer.Option(..., "--captions", help="CSV, TSV, JSONL or Parquet table of (path, caption)."),
+    out: Path = OUT,
+    path_col: str = typer.Option("path", "--path-col", help="Column holding the image path."),
+    caption_col: str = typer.Option("caption", "--caption-col", help="Column holding the caption."),
+    uid_col: str = typer.Option("uid", "--uid-col", help="Optional column of 32-hex uids to keep (ignored when absent)."),
+    shard_size: int = SHARD_SIZE,
+    name: str = NAME,
+) -> None:
+    """Ingest a folder of images plus a table of (path, caption); listed-but-missing images keep a row."""
+    from curate.ingest.folder import FolderConfig, open_folder
+    from curate.ingest.run import run_ingest
+
+    cfg = FolderConfig(source, captions, path_col, caption_col, uid_col)
+    _finish(run_ingest(open_folder(cfg), out, shard_size, name), out)
+
+
+@ingest_app.command("datacomp")
+def ingest_datacomp(
+    source: Path = typer.Argument(..., help="DataComp metadata: a .parquet file or a folder of them (searched recursively)."),
+    out: Path = OUT,
+    shard_size: int = typer.Option(100_000, "--shard-size", help="Rows per pool shard."),
+    name: str = NAME,
+) -> None:
+    """Ingest DataComp metadata as a metadata-only pool; its CLIP scores become the `datacomp` sidecar."""
+    from curate.ingest.datacomp import open_datacomp
+    from curate.ingest.run import run_ingest
+
+    _finish(run_ingest(open_datacomp(source), out, shard_size, name), out)
+
+
+def download(
+    urls: Path = typer.Argument(..., help="URL list: .txt (one URL a line), .csv, .tsv, .json, .jsonl or .parquet."),
+    out: Path = OUT,
+    processes: int = typer.Option(1, "--processes", help="img2dataset worker processes."),
+    threads: int = typer.Option(16, "--threads", help="Download threads per process."),
+    image_size: int = typer.Option(256, "--image-size", help="Resize target in pixels."),
+    resize_mode: str = typer.Option("border", "--resize-mode", help="no, border, keep_ratio, keep_ratio_largest or center_crop."),
+    retries: int = typer.Option(0, "--retries", help="Retries per failed download."),
+    timeout: int = typer.Option(10, "--timeout", help="Seconds before a download is given up."),
+    url_col: str = typer.Option("url", "--url-col", help="Column holding the URL (table inputs)."),
+    caption_col: str = typer.Option("caption", "--caption-col", help="Column holding the caption (used when present)."),
+    input_format: str = typer.Option(None, "--input-format", help="txt, csv, tsv, json, jsonl or parquet (default: from the extension)."),
+    encode_format: str = typer.Option("jpg", "--encode-format", help="Stored image format: jpg, png or webp."),
+    extra_col: list[str] = typer.Option([], "--extra-col", help="More input columns to keep (repeatable; `uid` is kept automatically)."),
+    samples_per_shard: int = typer.Option(10_000, "--samples-per-shard", help="img2dataset's own shard size."),
+    shard_size: int = SHARD_SIZE,
+    name: str = NAME,
+    keep_raw: bool = typer.Option(False, "--keep-raw", help="Keep img2dataset's output in OUT/_img2dataset after ingest."),
+) -> None:
+    """Download a URL (+caption) list with img2dataset and ingest the result as a pool."""
+    from curate.ingest.download import DownloadConfig
+    from curate.ingest.download import download as run_download
+
+    cfg = DownloadConfig(urls=urls, out=out, processes=processes, threads=threads, image_size=image_size, resize_mode=resize_mode,
+                         retries=retries, timeout=timeout, url_col=url_col, caption_col=caption_col, input_format=input_format,
+                         encode_format=encode_format, extra_columns=tuple(extra_col), samples_per_shard=samples_per_shard,
+                         shard_size=shard_size, name=name, keep_raw=keep_raw)
+    _finish(run_download(cfg), out)

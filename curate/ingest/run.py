@@ -1,0 +1,29 @@
+"""Run one ingest: record the options, write (or resume) the shards, finish with pool.json, report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from curate.ingest import layout
+from curate.ingest.report import IngestReport
+from curate.ingest.source import Source
+from curate.ingest.writer import WriterConfig, write_records
+
+
+def run_ingest(source: Source, out: Path, shard_size: int = 10_000, name: str | None = None) -> IngestReport:
+    from tqdm import tqdm
+
+    if shard_size < 1:
+        from curate.errors import UserError
+
+        raise UserError(f"--shard-size must be at least 1 (got {shard_size})")
+    out = Path(out)
+    layout.start(out, {**source.config, "shard_size": shard_size})
+    cfg = WriterConfig(out=out, shard_size=shard_size)
+    write = source.write or write_records
+    report = IngestReport()
+    with tqdm(total=source.total, unit="rows", desc=f"ingest {source.kind}", file=sys.stderr, mininterval=1.0) as bar:
+        write(source.records, cfg, report, bar)
+    layout.finish(out, name or out.resolve().name, source.kind, report.to_json())
+    return report

@@ -1,0 +1,74 @@
+"""Read a WebDataset tar that may be truncated: every member up to the break, and where it broke.
+
+`curate.pool.read_tar_samples` trusts its tars (the pool wrote them); input tars come
+from elsewhere, so this reader keeps what it can read and says what it could not.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class TarContents:
+    parts: dict[str, deque[dict[str, bytes]]] = field(default_factory=dict)   # key -> samples (ext -> bytes), in order
+    order: list[str] = field(default_factory=list)                            # keys in order of first appearance
+    cut_keys: set[str] = field(default_factory=set)                           # members cut mid-way
+    problem: str | None = None                                                # why the tar is incomplete, or None
+
+    def take(self, key: str) -> dict[str, bytes] | None:
+        """The next sample stored under `key` (a key can appear twice in a bad tar)."""
+        queue = self.parts.get(key)
+        return queue.popleft() if queue else None
+
+    def leftovers(self) -> list[tuple[str, dict[str, bytes]]]:
+        """Samples nobody took, in tar order."""
+        out = []
+        for key in dict.fromkeys(self.order):
+            while (sample := self.take(key)) is not None:
+                out.append((key, sample))
+        return out
+
+
+def split_member_name(name: str) -> tuple[str, str]:
+    """WebDataset convention: the key is the base name up to the first dot, the rest is the extension."""
+    key, _, ext = name.rpartition("/")[2].partition(".")
+    return key, ext.lower()
+
+
+def read_tar(path: Path) -> TarContents:
+    contents = TarContents()
+    current_key, current = None, None
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, ext = split_member_name(member.name)
+                if key != current_key or current is None or ext in current:
+                    current_key, current = key, {}
+                    contents.parts.setdefault(key, deque()).append(current)
+                    contents.order.append(key)
+                try:
+                    current[ext] = tar.extractfile(member).read()
+                except (tarfile.TarError, EOFError, OSError) as exc:
+                    contents.cut_keys.add(key)
+                    contents.problem = f"{path}: member {member.name} is cut mid-way ({exc})"
+                    return contents
+            end = tar.offset
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        contents.problem = f"{path}: unreadable tar after {len(contents.order)} samples ({exc})"
+        return contents
+    if not _has_end_marker(path, end):
+        contents.problem = f"{path}: tar ends without its end-of-archive blocks after {len(contents.order)} samples (truncated)"
+    return contents
+
+
+def _has_end_marker(path: Path, end: int) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(end)
+        block = handle.read(1024)
+    return len(block) == 1024 and not any(block)
