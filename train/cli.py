@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from curate.cliutil import new_app, run_app
+from train.eval_cli import eval_run, make_evalset_app
 
 app = new_app(__doc__)
+
+app.command("eval")(eval_run)
+app.add_typer(make_evalset_app, name="make-evalset")
 
 
 def main() -> None:
