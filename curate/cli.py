@@ -31,9 +31,11 @@ def validate(
 
 
 from curate.ingest.cli import download, ingest_app  # noqa: E402
+from curate.score_cli import score  # noqa: E402
 
 app.add_typer(ingest_app, name="ingest")
 app.command("download")(download)
+app.command("score")(score)
 
 
 def main() -> None:

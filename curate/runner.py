@@ -1,0 +1,242 @@
+"""The stage runner behind `curate score`: order stages, check what they need, run them shard by shard.
+
+For each stage, in dependency order:
+1. check its options against `scores/STAGE/_config.json` (a stage computed
+   with other options is an error unless `force`, which recomputes it);
+2. global stages only: `prepare` every shard without `_parts/_done/NNNNN`,
+   then `build` once unless `_global/_done` exists;
+3. `compute` every shard without a completion marker, check the output
+   (uid + exactly the declared columns and dtypes, same rows, same order)
+   and write it with `Pool.write_scores` (sidecar, stats JSON, marker).
+Completed shards are skipped, so a killed run picks up where it stopped and
+ends with the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate import atomic
+from curate.errors import UserError
+from curate.pool import Pool, shard_name
+from curate.stages import STAGES
+from curate.stages.base import IMAGES, ShardContext, Stage, global_dir, parts_path
+
+
+class StageOutputError(RuntimeError):
+    """A stage returned something other than its declared columns for the same rows (a bug in the stage)."""
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    pool_root: str
+    stage: str
+    cfg: Any
+    shard: int
+    phase: str  # "prepare" or "compute"
+    joined: tuple[str, ...]
+    with_images: bool
+
+
+@dataclass(frozen=True)
+class StageReport:
+    stage: str
+    shards_done: int
+    shards_skipped: int
+    build: dict | None
+
+
+# -- planning ----------------------------------------------------------------------
+def plan(pool: Pool, requested: list[str]) -> list[str]:
+    """Requested stages in dependency order; every dependency is requested or already complete."""
+    unknown = [name for name in requested if name not in STAGES]
+    if unknown:
+        raise UserError(f"unknown stage '{unknown[0]}' (known stages: {', '.join(STAGES)})")
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        stage = STAGES[name]
+        for dep in (*stage.stage_deps, *stage.uses):
+            if dep in requested and dep not in order:
+                visit(dep)
+        if name not in order:
+            order.append(name)
+
+    for name in requested:
+        visit(name)
+    complete = set(pool.stages())
+    for name in order:
+        check_needs(pool, STAGES[name], set(order[: order.index(name)]) | complete)
+    return order
+
+
+def check_needs(pool: Pool, stage: Stage, available_stages: set[str]) -> None:
+    for dep in stage.stage_deps:
+        if dep not in STAGES:
+            raise RuntimeError(f"stage '{stage.name}' needs unknown stage '{dep}'")
+        if dep not in available_stages:
+            raise UserError(f"{pool.scores_dir(dep)}: the '{stage.name}' stage needs the '{dep}' sidecar, which is missing or "
+                            f"incomplete; run `curate score {pool.root} --stages {dep},{stage.name}`")
+    columns = pl.read_parquet_schema(pool.meta_path(0)).keys() if pool.info.n_shards else ()
+    for column in (n for n in stage.needs if n != IMAGES and n not in STAGES):
+        if column not in columns:
+            raise UserError(f"{pool.meta_path(0)}: the '{stage.name}' stage needs meta column '{column}'")
+    if IMAGES in stage.needs and not pool.has_images():
+        raise UserError(f"{pool.root}: the '{stage.name}' stage needs images but the pool has no image shards (metadata only)")
+
+
+# -- running -----------------------------------------------------------------------
+def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | None = None, engine: str = "local",
+               workers: int = 2, address: str | None = None, force: bool = False, progress: bool = True) -> list[StageReport]:
+    """Run `stages` over the pool at `root`; `configs` maps a stage name to its config (defaults otherwise)."""
+    from curate.engines import ENGINES
+
+    pool = Pool(root)
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine '{engine}' (known engines: {', '.join(ENGINES)})")
+    order = plan(pool, stages)
+    runner = ENGINES[engine](workers=workers, address=address)
+    try:
+        return [run_stage(pool, STAGES[name], (configs or {}).get(name) or STAGES[name].config(), runner, force, progress)
+                for name in order]
+    finally:
+        runner.close()
+
+
+def run_stage(pool: Pool, stage: Stage, cfg: Any, engine, force: bool = False, progress: bool = True) -> StageReport:
+    if force and pool.scores_dir(stage.name).exists():
+        shutil.rmtree(pool.scores_dir(stage.name))
+    record_config(pool, stage, cfg)
+    complete = set(pool.stages())
+    joined = tuple(dep for dep in (*stage.stage_deps, *stage.uses) if dep in STAGES and dep in complete)
+    images = stage.reads_images and pool.has_images()
+
+    def tasks(phase: str, todo: list[int], with_images: bool) -> list[ShardTask]:
+        return [ShardTask(str(pool.root), stage.name, cfg, s, phase, joined, with_images) for s in todo]
+
+    build_stats = None
+    if stage.prepare is not None:
+        todo = [s for s in pool.shard_ids() if not parts_done_path(pool, stage.name, s).exists()]
+        _drain(engine.map(run_shard, tasks("prepare", todo, images), stage.max_workers), f"{stage.name} prepare", len(todo), progress)
+        images = False  # the prepare phase read them
+    if stage.build is not None:
+        build_stats = run_build(pool, stage, cfg, joined)
+    todo = [s for s in pool.shard_ids() if not pool.is_done(stage.name, s)]
+    _drain(engine.map(run_shard, tasks("compute", todo, images), stage.max_workers), stage.name, len(todo), progress)
+    return StageReport(stage.name, len(todo), pool.info.n_shards - len(todo), build_stats)
+
+
+def _drain(results: Iterator, desc: str, total: int, progress: bool) -> None:
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit="shard", disable=not progress or total == 0) as bar:
+        for rows in results:
+            bar.update(1)
+            bar.set_postfix(rows=rows, refresh=False)
+
+
+def run_build(pool: Pool, stage: Stage, cfg: Any, joined: tuple[str, ...]) -> dict:
+    marker = global_dir(pool, stage.name) / "_done"
+    if marker.exists():
+        return json.loads(marker.read_text())
+    stats = stage.build(pool, cfg, joined)
+    atomic.write_json(marker, stats)
+    return stats
+
+
+def parts_done_path(pool: Pool, stage: str, shard: int) -> Path:
+    return pool.scores_dir(stage) / "_parts" / "_done" / shard_name(shard)
+
+
+def record_config(pool: Pool, stage: Stage, cfg: Any) -> None:
+    """Write the stage's options on first run; refuse to mix shards computed with other options."""
+    if not isinstance(cfg, stage.config):
+        raise TypeError(f"stage '{stage.name}' takes a {stage.config.__name__}, not {type(cfg).__name__}")
+    path = pool.scores_dir(stage.name) / "_config.json"
+    record = {"stage": stage.name, "options": dataclasses.asdict(cfg)}
+    if not path.is_file():
+        atomic.write_json(path, record)
+        return
+    old = json.loads(path.read_text())
+    runtime = getattr(stage.config, "RUNTIME_FIELDS", ())
+    differ = sorted(k for k in record["options"] if k not in runtime and old["options"].get(k) != record["options"][k])
+    if differ:
+        raise UserError(f"{path}: '{stage.name}' was computed with other options ({', '.join(differ)}); "
+                        f"pass --force to recompute it with the new ones")
+
+
+# -- one shard (runs in a worker process) --------------------------------------------------
+def run_shard(task: ShardTask) -> int:
+    stage, pool = STAGES[task.stage], Pool(task.pool_root)
+    ctx = ShardContext(pool.root, task.shard, task.joined)
+    meta = attach_sidecars(pool, task.shard, pool.meta(task.shard), task.joined)
+    images = iter_images(pool, task.shard, meta["key"].to_list()) if task.with_images else None
+    if task.phase == "prepare":
+        write_parts(pool, stage, task.shard, stage.prepare(meta, images, task.cfg, ctx), meta.height)
+    else:
+        frame = checked_output(stage, meta, stage.compute(meta, images, task.cfg, ctx))
+        pool.write_scores(stage.name, task.shard, frame, shard_stats(frame))
+    return meta.height
+
+
+def attach_sidecars(pool: Pool, shard: int, meta: pl.DataFrame, stages: tuple[str, ...]) -> pl.DataFrame:
+    """Meta with the columns of complete sidecars alongside (they are row-aligned; the uids are checked)."""
+    for name in stages:
+        sidecar = pool.read_scores(name, shard)
+        if sidecar.height != meta.height or not sidecar["uid"].equals(meta["uid"]):
+            raise UserError(f"{pool.scores_path(name, shard)}: rows do not match {pool.meta_path(shard)}; "
+                            f"recompute with `curate score {pool.root} --stages {name} --force`")
+        meta = pl.concat([meta, sidecar.drop("uid")], how="horizontal")
+    return meta
+
+
+def iter_images(pool: Pool, shard: int, keys: list[str]) -> Iterator[bytes | None]:
+    """Image bytes (None where a sample has none) in meta order; a tar that disagrees with meta is an error."""
+    row = -1
+    for row, sample in enumerate(pool.samples(shard)):
+        if row >= len(keys) or sample.key != keys[row]:
+            raise UserError(f"{pool.tar_path(shard)}: sample {row} has key {sample.key!r} but {pool.meta_path(shard)} "
+                            f"row {row} has {keys[row] if row < len(keys) else 'no row'}")
+        yield sample.image
+    if row + 1 != len(keys):
+        raise UserError(f"{pool.tar_path(shard)}: {row + 1} samples but {pool.meta_path(shard)} has {len(keys)} rows")
+
+
+def write_parts(pool: Pool, stage: Stage, shard: int, arrays: dict[str, np.ndarray], rows: int) -> None:
+    for name, array in arrays.items():
+        if len(array) != rows:
+            raise StageOutputError(f"stage '{stage.name}' prepared {len(array)} rows of '{name}' for {rows} meta rows")
+        atomic.write_npy(parts_path(pool, stage.name, name, shard), array)
+    atomic.write_bytes(parts_done_path(pool, stage.name, shard), b"")
+
+
+def checked_output(stage: Stage, meta: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame in declared column order, after checking columns, dtypes, row count and uid order."""
+    expected = ["uid", *stage.produces]
+    if sorted(frame.columns) != sorted(expected):
+        raise StageOutputError(f"stage '{stage.name}' returned columns {frame.columns}, declared {expected}")
+    wrong = {c: str(frame.schema[c]) for c, t in stage.produces.items() if frame.schema[c] != t}
+    if wrong:
+        raise StageOutputError(f"stage '{stage.name}' returned dtypes {wrong}, declared {stage.produces}")
+    if frame.height != meta.height or not frame["uid"].equals(meta["uid"]):
+        raise StageOutputError(f"stage '{stage.name}' returned {frame.height} rows for {meta.height} meta rows, or reordered them")
+    return frame.select(expected)
+
+
+def shard_stats(frame: pl.DataFrame) -> dict:
+    """Counters for one shard: rows, nulls per column, trues per boolean column."""
+    columns = [c for c in frame.columns if c != "uid"]
+    return {
+        "rows": frame.height,
+        "nulls": {c: frame[c].null_count() for c in columns},
+        "true": {c: int(frame[c].sum()) for c in columns if frame.schema[c] == pl.Boolean},
+    }

@@ -1,0 +1,122 @@
+"""The stage contract: what a scoring stage declares and the context it runs in.
+
+A stage computes columns for one shard at a time and never drops rows:
+
+    compute(meta, images, cfg, ctx) -> pl.DataFrame   # uid + the declared columns, same rows, same order
+
+`meta` is the shard's meta frame with the sidecar columns of the stages it
+needs or uses already attached (row-aligned, so attached side by side, not
+joined). `images` is an iterator of image bytes (None for a row without an
+image), in meta order, or None when the stage does not read images or the
+pool has no image shards. `cfg` is the stage's frozen config dataclass and
+`ctx` says which pool and shard this is (for side outputs such as embeddings
+and for reading a global stage's structure).
+
+Global stages (near-duplicates, clusters) add two phases before `compute`:
+`prepare` (per shard, e.g. MinHash signatures; returns named arrays that the
+runner saves as `scores/STAGE/_parts/NAME/00000.npy`) and `build` (once, over
+the whole pool; writes `scores/STAGE/_global/*.npy`). Their `compute` then
+slices the global per-row arrays for one shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate.pool import Pool
+
+IMAGES = "images"  # in `needs`: the stage cannot run without image shards; in `uses`: it reads them when present
+
+
+@dataclass(frozen=True)
+class ShardContext:
+    pool_root: Path
+    shard: int
+    joined: tuple[str, ...] = ()  # stages whose sidecar columns are attached to meta
+
+    @property
+    def pool(self) -> Pool:
+        return Pool(self.pool_root)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    produces: dict[str, Any]  # column name -> polars dtype
+    compute: Callable[..., pl.DataFrame]
+    config: type  # the frozen dataclass of its options
+    needs: tuple[str, ...] = ()  # meta columns, IMAGES, or names of stages that must be complete
+    uses: tuple[str, ...] = ()  # IMAGES or stages whose columns are attached when they are complete
+    prepare: Callable[..., dict[str, np.ndarray]] | None = None
+    build: Callable[..., dict] | None = None  # (pool, cfg, joined) -> stats dict
+    max_workers: int | None = None  # e.g. 1 for a stage that holds one big model and its own loader workers
+    doc: str = ""
+
+    @property
+    def stage_deps(self) -> tuple[str, ...]:
+        return tuple(n for n in self.needs if n != IMAGES and not _is_meta_column(n))
+
+    @property
+    def reads_images(self) -> bool:
+        return IMAGES in self.needs or IMAGES in self.uses
+
+
+def _is_meta_column(name: str) -> bool:
+    from curate.pool import META_COLUMNS
+
+    return name in META_COLUMNS or name.startswith("gt_")
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A stage without options."""
+
+
+def global_dir(pool: Pool, stage: str) -> Path:
+    return pool.scores_dir(stage) / "_global"
+
+
+def parts_path(pool: Pool, stage: str, name: str, shard: int) -> Path:
+    from curate.pool import shard_name
+
+    return pool.scores_dir(stage) / "_parts" / name / f"{shard_name(shard)}.npy"
+
+
+def load_parts(pool: Pool, stage: str, name: str) -> list[np.ndarray]:
+    """One prepared array per shard, in shard order."""
+    return [np.load(parts_path(pool, stage, name, s), allow_pickle=False) for s in pool.shard_ids()]
+
+
+def shard_offsets(pool: Pool) -> np.ndarray:
+    """Global row index where each shard starts (n_shards + 1 entries)."""
+    heights = [pl.scan_parquet(pool.meta_path(s)).select(pl.len()).collect().item() for s in pool.shard_ids()]
+    return np.concatenate([[0], np.cumsum(heights)]).astype(np.int64)
+
+
+def save_global(pool: Pool, stage: str, arrays: dict[str, np.ndarray]) -> None:
+    from curate import atomic
+
+    for name, array in arrays.items():
+        atomic.write_npy(global_dir(pool, stage) / f"{name}.npy", array)
+
+
+def shard_slice(ctx: ShardContext, stage: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Rows of this shard from the global per-row arrays (memory-mapped, so a worker reads only its slice)."""
+    folder = global_dir(ctx.pool, stage)
+    offsets = np.load(folder / "offsets.npy", allow_pickle=False)
+    start, stop = int(offsets[ctx.shard]), int(offsets[ctx.shard + 1])
+    return {n: np.array(np.load(folder / f"{n}.npy", mmap_mode="r", allow_pickle=False)[start:stop]) for n in names}
+
+
+def images_required(images: Iterator | None, ctx: ShardContext, stage: str) -> Iterator:
+    from curate.errors import UserError
+
+    if images is None:
+        raise UserError(f"{ctx.pool_root}: shard {ctx.shard} has no image tar; the '{stage}' stage needs images")
+    return images

@@ -1,0 +1,178 @@
+"""`clip`: open_clip image and text embeddings and their cosine similarity (the CLIP score).
+
+Any open_clip model: `--model NAME --pretrained TAG` (downloads, for users
+with a network) or `--pretrained PATH` to a local checkpoint, including a
+`train run` checkpoint. Extra JSON model configs are registered from
+`--model-config PATH` (a file or folder) and from a `model_configs/` folder
+next to a local checkpoint or one level up (where `train run` puts a copy).
+
+Images are decoded and preprocessed by a torch DataLoader with worker
+processes while the model runs; CUDA with bf16 autocast when present, CPU
+fp32 otherwise. L2-normalised float16 embeddings are written row-aligned to
+`embeddings/MODEL_TAG/00000.npy` with shape (rows, 2, dim) ([:, 0] image,
+[:, 1] text); an unreadable image gets a NaN image row and a null score.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import polars as pl
+
+from curate import atomic
+from curate.errors import UserError
+from curate.stages.base import IMAGES, ShardContext, Stage, images_required
+
+PRODUCES = {"clip_score": pl.Float32}
+_MODELS: dict[tuple, tuple] = {}  # (model, pretrained, model_config, device) -> (model, preprocess, tokenizer, device)
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    model: str = "ViT-B-32"
+    pretrained: str = "openai"  # an open_clip pretrained tag, or a local checkpoint path
+    model_config: str | None = None  # a JSON model config file or a folder of them
+    batch_size: int = 256
+    loader_workers: int = 2
+    device: str = "auto"  # auto = cuda when available, else cpu
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "loader_workers")  # do not change the results
+
+
+def embeddings_tag(cfg: ClipConfig) -> str:
+    """Folder name under embeddings/: model and pretrained tag, or model and `<run folder>-<file stem>` for a checkpoint."""
+    path = Path(cfg.pretrained)
+    label = f"{path.parent.name}-{path.stem}" if path.suffix in (".pt", ".pth", ".bin", ".safetensors") else cfg.pretrained
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cfg.model}-{label}")
+
+
+def register_model_configs(cfg: ClipConfig) -> None:
+    import open_clip
+
+    if cfg.model_config:
+        if not Path(cfg.model_config).exists():
+            raise UserError(f"{cfg.model_config}: no such model config file or folder (--model-config)")
+        open_clip.add_model_config(cfg.model_config)
+    checkpoint = Path(cfg.pretrained)
+    if checkpoint.is_file():
+        for folder in (checkpoint.parent / "model_configs", checkpoint.parent.parent / "model_configs"):
+            if folder.is_dir():
+                open_clip.add_model_config(folder)
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def load_model(cfg: ClipConfig) -> tuple:
+    """The model, its eval preprocess and tokenizer, loaded once per worker process."""
+    device = resolve_device(cfg.device)
+    key = (cfg.model, cfg.pretrained, cfg.model_config, device)
+    if key not in _MODELS:
+        _MODELS[key] = (*_create(cfg, device), device)
+    return _MODELS[key]
+
+
+def _create(cfg: ClipConfig, device: str) -> tuple:
+    import open_clip
+
+    register_model_configs(cfg)
+    if not cfg.model.startswith("hf-hub:") and cfg.model not in open_clip.list_models():
+        raise UserError(f"clip stage: unknown open_clip model '{cfg.model}'; pass --model-config PATH for a custom JSON config")
+    is_file = Path(cfg.pretrained).is_file()
+    if not is_file and cfg.pretrained not in open_clip.list_pretrained_tags_by_model(cfg.model):
+        raise UserError(f"{cfg.pretrained}: neither a checkpoint file nor a pretrained tag of {cfg.model} "
+                        f"(tags: {', '.join(open_clip.list_pretrained_tags_by_model(cfg.model)) or 'none'})")
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(cfg.model, pretrained=cfg.pretrained, device=device)
+    except (RuntimeError, KeyError) as exc:
+        raise UserError(f"{cfg.pretrained}: cannot load into {cfg.model} ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return model, preprocess, open_clip.get_tokenizer(cfg.model)
+
+
+class ImageBytes:
+    """A map-style dataset over image bytes: (pixels, True), or (zeros, False) for a missing or broken image."""
+
+    def __init__(self, blobs: list[bytes | None], preprocess):
+        from PIL import Image
+
+        self.blobs, self.preprocess = blobs, preprocess
+        self.blank_shape = tuple(preprocess(Image.new("RGB", (8, 8))).shape)
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def __getitem__(self, index: int):
+        import torch
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(self.blobs[index])) as image:
+                return self.preprocess(image.convert("RGB")), True
+        except Exception:  # missing bytes or any decoder error: the row keeps a null score
+            return torch.zeros(self.blank_shape), False
+
+
+def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """L2-normalised float32 image embeddings (NaN rows for unreadable images) and text embeddings (or None)."""
+    import torch
+    import torch.nn.functional as F
+
+    model, preprocess, tokenizer, device = load_model(cfg)
+    loader = torch.utils.data.DataLoader(ImageBytes(blobs, preprocess), batch_size=cfg.batch_size, shuffle=False,
+                                         num_workers=cfg.loader_workers if len(blobs) > cfg.batch_size else 0)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+    images, texts, start = [], [], 0
+    with torch.inference_mode(), autocast:
+        for pixels, ok in loader:
+            image = F.normalize(model.encode_image(pixels.to(device)).float(), dim=-1).cpu().numpy()
+            image[~ok.numpy()] = np.nan
+            images.append(image)
+            if captions is not None:
+                tokens = tokenizer(captions[start:start + len(ok)]).to(device)
+                texts.append(F.normalize(model.encode_text(tokens).float(), dim=-1).cpu().numpy())
+            start += len(ok)
+    dim = model.text_projection.shape[1] if not images else images[0].shape[1]
+    image_emb = np.concatenate(images) if images else np.zeros((0, dim), np.float32)
+    text_emb = (np.concatenate(texts) if texts else np.zeros((0, dim), np.float32)) if captions is not None else None
+    return image_emb, text_emb
+
+
+def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClipConfig, ctx: ShardContext) -> pl.DataFrame:
+    blobs = list(images_required(images, ctx, "clip"))
+    captions = [c or "" for c in meta["caption"].to_list()]
+    image_emb, text_emb = encode(cfg, blobs, captions)
+    score = (image_emb * text_emb).sum(axis=1)  # NaN where the image is unreadable
+    atomic.write_npy(ctx.pool.embeddings_path(embeddings_tag(cfg), ctx.shard), np.stack([image_emb, text_emb], axis=1).astype(np.float16))
+    return pl.DataFrame({"uid": meta["uid"], "clip_score": score.astype(np.float32)}).with_columns(pl.col("clip_score").fill_nan(None))
+
+
+def load_image_embeddings(pool, shard: int | None = None) -> np.ndarray:
+    """The clip stage's L2-normalised image embeddings as float32 (one shard, or all in pool order); NaN rows = no image."""
+    tag = embeddings_tag(clip_config_of(pool))
+    shards = pool.shard_ids() if shard is None else [shard]
+    parts = [np.load(pool.embeddings_path(tag, s), allow_pickle=False)[:, 0].astype(np.float32) for s in shards]
+    return np.concatenate(parts)
+
+
+def clip_config_of(pool) -> ClipConfig:
+    """The options the pool's clip sidecar was computed with (the runner records them in scores/clip/_config.json)."""
+    import json
+
+    path = pool.scores_dir("clip") / "_config.json"
+    if not path.is_file():
+        raise UserError(f"{path}: missing; run `curate score {pool.root} --stages clip` first")
+    return ClipConfig(**json.loads(path.read_text())["options"])
+
+
+STAGE = Stage(name="clip", produces=PRODUCES, compute=compute, config=ClipConfig, needs=("uid", "caption", IMAGES),
+              max_workers=1, doc="open_clip image-text cosine similarity; embeddings under embeddings/MODEL_TAG/")

@@ -1,0 +1,93 @@
+"""`image_dedup`: near-duplicate images by FAISS inner-product range search, plus exact duplicates by SHA-1.
+
+1. prepare (per shard): SHA-1 of each image's bytes (`_parts/sha1/00000.npy`,
+   fixed-width strings, "" for a row without image). Needs no model.
+2. build (once): the clip stage's image embeddings (L2-normalised) go into a
+   `faiss.IndexFlatIP`; `range_search` at the cosine threshold gives
+   near-duplicate pairs; rows with equal SHA-1 are joined too; groups are the
+   connected components. `image_dup_group` = smallest global row index in the
+   group, `image_dup_keep` = one row per group (highest clip_score, ties by
+   smallest uid). Rows without a readable image are their own group and kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from curate.errors import UserError
+from curate.stages.base import IMAGES, ShardContext, Stage, images_required, load_parts, parts_path, save_global, shard_offsets, shard_slice
+from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
+
+PRODUCES = {"image_dup_group": pl.Int64, "image_dup_keep": pl.Boolean, "image_sha1": pl.Utf8}
+
+
+@dataclass(frozen=True)
+class ImageDedupConfig:
+    threshold: float = 0.95  # cosine similarity of image embeddings at or above which two images are near-duplicates
+
+    def __post_init__(self):
+        if not -1 <= self.threshold <= 1:
+            raise UserError(f"image_dedup: --image-dup-threshold must be a cosine in [-1, 1], not {self.threshold}")
+
+
+def prepare(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, ctx: ShardContext) -> dict[str, np.ndarray]:
+    digests = [hashlib.sha1(blob).hexdigest() if blob is not None else "" for blob in images_required(images, ctx, "image_dedup")]
+    return {"sha1": np.asarray(digests, dtype="U40").reshape(len(digests))}
+
+
+def near_pairs(embeddings: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    rows = np.flatnonzero(~np.isnan(embeddings).any(axis=1))
+    if len(rows) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    vectors = np.ascontiguousarray(embeddings[rows], dtype=np.float32)
+    faiss.normalize_L2(vectors)  # undo float16 rounding of the stored unit vectors
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    # range_search keeps similarities strictly above the radius; nudge it so "at or above" holds
+    lims, _, neighbours = index.range_search(vectors, float(np.nextafter(np.float32(threshold), np.float32(-2))))
+    queries = np.repeat(np.arange(len(rows)), np.diff(lims))
+    return rows[queries], rows[neighbours]
+
+
+def exact_pairs(sha1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.flatnonzero(sha1 != "")
+    _, first, inverse = np.unique(sha1[rows], return_index=True, return_inverse=True)
+    return rows, rows[first[inverse]]
+
+
+def build(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> dict:
+    from curate.stages.clip import load_image_embeddings
+
+    sha1 = np.concatenate(load_parts(pool, "image_dedup", "sha1"))
+    embeddings = load_image_embeddings(pool)
+    near_left, near_right = near_pairs(embeddings, cfg.threshold)
+    same_left, same_right = exact_pairs(sha1)
+    group = connected_groups(len(sha1), np.concatenate([near_left, same_left]), np.concatenate([near_right, same_right]))
+    uids, scores = global_uids_and_scores(pool, joined)
+    keep = keep_one_per_group(group, uids, scores)
+    save_global(pool, "image_dedup", {"offsets": shard_offsets(pool), "image_dup_group": group, "image_dup_keep": keep})
+    return {"rows": len(sha1), "with_embedding": int((~np.isnan(embeddings).any(axis=1)).sum()),
+            "exact_duplicate_rows": int(len(same_left) - len(np.unique(same_right))),
+            "rows_in_groups": int((np.bincount(group) > 1)[group].sum()), "dropped": int((~keep).sum())}
+
+
+def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, ctx: ShardContext) -> pl.DataFrame:
+    part = shard_slice(ctx, "image_dedup", ("image_dup_group", "image_dup_keep"))
+    sha1 = np.load(parts_path(ctx.pool, "image_dedup", "sha1", ctx.shard), allow_pickle=False)
+    return pl.DataFrame(
+        {"uid": meta["uid"], "image_dup_group": part["image_dup_group"], "image_dup_keep": part["image_dup_keep"],
+         "image_sha1": [s or None for s in sha1.tolist()]},
+        schema={"uid": pl.Utf8, **PRODUCES},
+    )
+
+
+STAGE = Stage(name="image_dedup", produces=PRODUCES, compute=compute, config=ImageDedupConfig,
+              needs=("uid", IMAGES, "clip"), prepare=prepare, build=build,
+              doc="FAISS near-duplicate image groups (cosine threshold) and exact duplicates by SHA-1")
