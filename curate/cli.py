@@ -32,10 +32,12 @@ def validate(
 
 from curate.ingest.cli import download, ingest_app  # noqa: E402
 from curate.score_cli import score  # noqa: E402
+from curate.synth.cli import synth  # noqa: E402
 
 app.add_typer(ingest_app, name="ingest")
 app.command("download")(download)
 app.command("score")(score)
+app.command("synth")(synth)
 
 
 def main() -> None:
