@@ -154,7 +154,9 @@ def _prepare(record: Record, shard: int, uniques: _Uniques) -> tuple[Sample, dic
         ("corrupt_image", image.problem) if image and image.problem else (None, None),
         (caption.status, caption.problem),
     ]
-    status, error = next(((s, e) for s, e in problems if s and s != OK), (OK, None))
+    found = [(s, e or s) for s, e in problems if s and s != OK]
+    status = found[0][0] if found else OK
+    error = "; ".join(e for _, e in found) if found else None   # the first problem names the status; all are kept
     row = dict(uid=uid, key=key, shard=shard, caption=caption.text, url=record.url,
                width=record.width if record.width is not None else (image.width if image else None),
                height=record.height if record.height is not None else (image.height if image else None),
