@@ -1,0 +1,134 @@
+"""Image views for the training loader: `make_view_transform(view, image_size, mean, std, cfg)`.
+
+Views (the keys methods list in `Method.views`):
+- `image`: open_clip's own eval preprocess (resize, center crop, RGB, normalise); what CLIP, SLIP and FLIP
+  train on and what evaluation uses.
+- `image_aug`: the strong augmentation of CLIP+Aug (Li, Xie, Cubuk 2024, "Scaling (Down) CLIP"):
+  random resized crop, colour jitter, grayscale, Gaussian blur.
+- `image_ssl1`, `image_ssl2`: SimCLR's views as SLIP uses them (random resized crop down to 8% of the
+  image, colour jitter, grayscale, Gaussian blur, horizontal flip); two independent draws per sample.
+
+Every knob lives in `AugmentConfig`; a run sets them through `MethodConfig.aug` (a dict of its fields).
+
+Gaussian blur on tiny images: SimCLR blurs with a kernel of ~10% of the image side (23 px at 224 px)
+and sigma drawn from [0.1, 2.0]. We keep the 10% rule (odd, at least 3): 3 px at 32 px, 7 px at 64 px.
+The kernel bounds the blur, so sigma up to 2.0 on a 3-px kernel is at most a 3x3 near-box blur,
+the same share of the image SimCLR's blur covers, and never wipes out a shape in a 32-px image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from curate.errors import UserError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    # image_aug (CLIP+Aug): keep at least half the image so the caption still describes the crop.
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    # image_ssl1/2 (SimCLR, SLIP): crops down to 8% of the image.
+    ssl_crop_scale: tuple[float, float] = (0.08, 1.0)
+    # Colour jitter strength s: brightness, contrast, saturation s, hue s/4 (SimCLR/SLIP: 0.4, 0.4, 0.4, 0.1).
+    jitter: float = 0.4
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    # Horizontal flip: SimCLR views only (captions may say left/right).
+    flip_p: float = 0.5
+
+    def __post_init__(self):
+        for name in ("crop_scale", "ssl_crop_scale", "blur_sigma"):
+            object.__setattr__(self, name, _pair(name, getattr(self, name)))
+        for name in ("crop_scale", "ssl_crop_scale"):
+            low, high = getattr(self, name)
+            if not 0.0 < low <= high <= 1.0:
+                raise UserError(f"aug: {name} must satisfy 0 < low <= high <= 1, got {(low, high)}")
+        for name in ("jitter_p", "grayscale_p", "blur_p", "flip_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"aug: {name} is a probability in [0, 1], got {getattr(self, name)}")
+        if self.jitter < 0 or not 0.0 < self.blur_sigma[0] <= self.blur_sigma[1]:
+            raise UserError(f"aug: need jitter >= 0 and 0 < blur_sigma low <= high, got {self.jitter}, {self.blur_sigma}")
+
+    @classmethod
+    def from_options(cls, options: dict | None) -> AugmentConfig:
+        """From `MethodConfig.aug`: unknown keys are a user error naming the known ones."""
+        options = dict(options or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UserError(f"aug: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**options)
+
+
+def _pair(name: str, value) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise UserError(f"aug: {name} must be two numbers (low, high), got {value!r}") from None
+    return low, high
+
+
+def blur_kernel_size(image_size) -> int:
+    """SimCLR's 10% of the (shorter) image side, odd, at least 3 (3 at 32 px, 7 at 64 px, 23 at 224 px)."""
+    side = min(image_size) if isinstance(image_size, tuple) else image_size
+    return max(3, int(0.1 * side) | 1)
+
+
+def _config(cfg) -> AugmentConfig:
+    if isinstance(cfg, AugmentConfig):
+        return cfg
+    return AugmentConfig.from_options(getattr(cfg, "aug", None))
+
+
+def _strong(image_size: int, mean, std, aug: AugmentConfig, crop_scale, flip_p: float):
+    """Crop, (flip), colour jitter, grayscale, blur, then to a normalised float tensor (torchvision v2)."""
+    import torch
+    from torchvision.transforms import InterpolationMode, v2
+
+    s = aug.jitter
+    steps = [
+        v2.RGB(),
+        v2.RandomResizedCrop(image_size, scale=crop_scale, interpolation=InterpolationMode.BICUBIC, antialias=True),
+    ]
+    if flip_p > 0:
+        steps.append(v2.RandomHorizontalFlip(p=flip_p))
+    steps += [
+        v2.RandomApply([v2.ColorJitter(s, s, s, min(s / 4, 0.5))], p=aug.jitter_p),
+        v2.RandomGrayscale(p=aug.grayscale_p),
+        v2.RandomApply([v2.GaussianBlur(blur_kernel_size(image_size), sigma=aug.blur_sigma)], p=aug.blur_p),
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(mean), std=list(std)),
+    ]
+    return v2.Compose(steps)
+
+
+def plain_view(image_size, mean, std, aug: AugmentConfig):
+    from open_clip import image_transform
+
+    return image_transform(image_size, is_train=False, mean=tuple(mean), std=tuple(std))
+
+
+def clip_aug_view(image_size, mean, std, aug: AugmentConfig):
+    return _strong(image_size, mean, std, aug, aug.crop_scale, flip_p=0.0)
+
+
+def simclr_view(image_size, mean, std, aug: AugmentConfig):
+    return _strong(image_size, mean, std, aug, aug.ssl_crop_scale, flip_p=aug.flip_p)
+
+
+VIEWS = {"image": plain_view, "image_aug": clip_aug_view, "image_ssl1": simclr_view, "image_ssl2": simclr_view}
+
+
+def make_view_transform(view: str, image_size: int, mean, std, cfg=None):
+    """A callable PIL image -> normalised float tensor (3, image_size, image_size) for one loader view.
+
+    `cfg` is a MethodConfig (its `aug` dict), an AugmentConfig, or None for the defaults.
+    """
+    builder = VIEWS.get(view)
+    if builder is None:
+        raise UserError(f"unknown image view {view!r}; known views: {', '.join(VIEWS)} (text is tokenised, not transformed)")
+    size = tuple(int(side) for side in image_size) if isinstance(image_size, (list, tuple)) else int(image_size)
+    return builder(size, mean, std, _config(cfg))

@@ -1,0 +1,43 @@
+"""Pieces every method shares: unwrapping DDP, the distributed context, open_clip's CLIP loss."""
+
+from __future__ import annotations
+
+
+def unwrap(model):
+    """The bare open_clip model behind a DistributedDataParallel (or similar) wrapper."""
+    return getattr(model, "module", model)
+
+
+def rank_world(cfg) -> tuple[int, int]:
+    """(rank, world_size): torch.distributed's when a process group is up, else the config's."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(getattr(cfg, "rank", 0)), int(getattr(cfg, "world_size", 1))
+
+
+def clip_outputs(out) -> dict:
+    """open_clip's forward output as a dict, whether the model was built with output_dict or not."""
+    if isinstance(out, dict):
+        return out
+    names = ("image_features", "text_features", "logit_scale", "logit_bias")
+    return dict(zip(names, out, strict=False))  # logit_bias only for SigLIP-style models
+
+
+def clip_loss(out, cfg):
+    """open_clip's ClipLoss over the whole (gathered) batch.
+
+    gather_with_grad=True lets gradients flow through the all-gather, so under DDP every rank's
+    features learn from all negatives; local_loss=False (open_clip's default, overridable with a
+    `local_loss` attribute on the config) makes each rank's loss equal the single-process loss on
+    the same global batch. Built per call: ClipLoss holds no parameters, and this way the rank and
+    world size are read after the loop has set up the process group.
+    """
+    from open_clip.loss import ClipLoss
+
+    rank, world_size = rank_world(cfg)
+    loss_fn = ClipLoss(local_loss=bool(getattr(cfg, "local_loss", False)), gather_with_grad=True,
+                       rank=rank, world_size=world_size)
+    out = clip_outputs(out)
+    return loss_fn(out["image_features"], out["text_features"], out["logit_scale"], logit_bias=out.get("logit_bias"))
