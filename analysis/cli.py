@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from analysis.commands import collect_command, report_command
 from curate.cliutil import new_app, run_app
 
 app = new_app(__doc__)
+app.command("collect")(collect_command)
+app.command("report")(report_command)
 
 
 def main() -> None:

@@ -1,0 +1,235 @@
+"""Collect finished training runs into one tidy polars frame.
+
+A run folder (written by `train run`) holds `config.json`, `eval.jsonl`,
+`results.json` and `DONE` (written last). `collect` turns every finished run
+into rows of one frame, one row per run x task x metric:
+
+    run, tier, method, model, pool, subset, subset_size, unique_samples, samples_seen,
+    repetitions, gflops, gflops_per_sample, wall_time_s, seed, tier_set, rule,
+    task, metric, value, random_score, share_<gt column> ...
+
+`share_gt_*` columns hold the subset manifest's `gt_shares` (synthetic pools
+only; null otherwise), so the data card of each tier is a `unique` away.
+
+Nothing is mixed in silently: a run without `DONE` is listed as a problem and
+left out; a missing or malformed `results.json` or `eval.jsonl` becomes a
+problem naming the file (and line), and every other run is still collected.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+RUN_FILES = ("DONE", "results.json", "config.json", "eval.jsonl", "metrics.jsonl")
+REQUIRED_RESULTS = ("method", "samples_seen")
+RUN_COLUMNS = {
+    "run": pl.Utf8, "tier": pl.Utf8, "method": pl.Utf8, "model": pl.Utf8, "pool": pl.Utf8, "subset": pl.Utf8,
+    "subset_size": pl.Int64, "unique_samples": pl.Int64, "samples_seen": pl.Int64, "repetitions": pl.Float64,
+    "gflops": pl.Float64, "gflops_per_sample": pl.Float64, "wall_time_s": pl.Float64, "seed": pl.Int64,
+    "tier_set": pl.Utf8, "rule": pl.Utf8,
+}
+EVAL_COLUMNS = {"task": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "random_score": pl.Float64}
+SHARE_PREFIX = "share_"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one run: `kind` is incomplete | missing | malformed | empty | path."""
+
+    path: str
+    kind: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}: line {self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+class RunError(Exception):
+    """A run that cannot be collected; carries the problem that says why."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def empty_frame() -> pl.DataFrame:
+    return pl.DataFrame(schema={**RUN_COLUMNS, **EVAL_COLUMNS})
+
+
+def find_runs(inputs: list[str | Path]) -> tuple[list[Path], list[Problem]]:
+    """Run folders named by the inputs: run folders, globs, or folders holding run folders (searched down)."""
+    runs, problems = [], []
+    for item in inputs:
+        paths = [Path(p) for p in sorted(glob.glob(str(item)))] if glob.has_magic(str(item)) else [Path(item)]
+        if not paths or not any(p.exists() for p in paths):
+            problems.append(Problem(str(item), "path", "no such file or folder"))
+        for path in paths:
+            runs.extend(_runs_under(path))
+    unique = list(dict.fromkeys(p.resolve() for p in runs))
+    return unique, problems
+
+
+def _runs_under(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    if is_run_folder(path):
+        return [path]
+    return [run for child in sorted(path.iterdir()) for run in _runs_under(child)]
+
+
+def is_run_folder(path: Path) -> bool:
+    return any((path / name).exists() for name in RUN_FILES)
+
+
+def read_json_file(path: Path) -> dict:
+    """A JSON object from `path`, or RunError naming the file (and line) when it is missing or malformed."""
+    if not path.is_file():
+        raise RunError(Problem(str(path), "missing", "file is missing"))
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunError(Problem(str(path), "malformed", f"not valid JSON ({exc.msg}, column {exc.colno})", exc.lineno)) from None
+    except UnicodeDecodeError:
+        raise RunError(Problem(str(path), "malformed", "not UTF-8 text")) from None
+    if not isinstance(obj, dict):
+        raise RunError(Problem(str(path), "malformed", f"expected a JSON object, found {type(obj).__name__}"))
+    return obj
+
+
+def read_eval_rows(path: Path) -> tuple[list[dict], list[Problem]]:
+    """eval.jsonl rows ({task, metric, value, random_score}); each bad line is a problem, the good ones are kept."""
+    rows, problems = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append(_eval_row(row))
+        except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+            problems.append(Problem(str(path), "malformed", f"bad eval row ({exc.__class__.__name__}: {exc})", number))
+    return rows, problems
+
+
+def _eval_row(row: dict) -> dict:
+    if not isinstance(row, dict):
+        raise TypeError("expected a JSON object")
+    value, random_score = float(row["value"]), row.get("random_score")
+    return {"task": str(row["task"]), "metric": str(row["metric"]), "value": value,
+            "random_score": None if random_score is None else float(random_score)}
+
+
+def rows_from_results_metrics(results: dict) -> list[dict]:
+    """Fallback when eval.jsonl is missing: results.json `metrics` {"task/metric": value} (no random score)."""
+    rows = []
+    for key, value in (results.get("metrics") or {}).items():
+        task, _, metric = str(key).partition("/")
+        rows.append({"task": task, "metric": metric or "value", "value": float(value), "random_score": None})
+    return rows
+
+
+def run_fields(run_dir: Path, results: dict, config: dict) -> dict:
+    """The per-run columns, from results.json first and the subset manifest copy in config.json second."""
+    manifest = config.get("subset_manifest") or {}
+    fields = {
+        "run": results.get("run") or run_dir.name,
+        "tier": results.get("tier") or manifest.get("tier") or results.get("subset"),
+        "tier_set": manifest.get("tier_set"),
+        "rule": manifest.get("rule"),
+        "subset_size": results.get("subset_size", manifest.get("n")),
+    }
+    for name in RUN_COLUMNS:
+        fields.setdefault(name, results.get(name))
+    fields["pool"] = _as_text(fields["pool"])
+    fields["tier_set"] = _as_text(fields["tier_set"])
+    fields["rule"] = _as_text(fields["rule"])
+    shares = manifest.get("gt_shares") or {}
+    fields.update({SHARE_PREFIX + str(col): float(share) for col, share in shares.items()})
+    return fields
+
+
+def _as_text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "name" in value:
+        return str(value["name"])
+    return json.dumps(value, sort_keys=True)
+
+
+def collect_run(run_dir: Path) -> tuple[pl.DataFrame, list[Problem]]:
+    """The rows of one finished run, and its (non-fatal) problems; RunError when it cannot be collected."""
+    if not (run_dir / "DONE").exists():
+        raise RunError(Problem(str(run_dir), "incomplete", "no DONE file: run unfinished, left out"))
+    results = read_json_file(run_dir / "results.json")
+    missing = [key for key in REQUIRED_RESULTS if results.get(key) is None]
+    if missing:
+        raise RunError(Problem(str(run_dir / "results.json"), "malformed", f"missing keys: {', '.join(missing)}"))
+    problems = []
+    try:
+        config = read_json_file(run_dir / "config.json")
+    except RunError as exc:
+        config, problems = {}, [exc.problem]
+    eval_path = run_dir / "eval.jsonl"
+    if eval_path.is_file():
+        rows, eval_problems = read_eval_rows(eval_path)
+        problems += eval_problems
+    else:
+        rows = rows_from_results_metrics(results)
+        problems.append(Problem(str(eval_path), "missing", "file is missing; used results.json metrics (no random score)"))
+    if not rows:
+        raise RunError(Problem(str(eval_path), "empty", "no evaluation rows for this run"))
+    try:
+        return _run_frame(run_fields(run_dir, results, config), rows), problems
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise RunError(Problem(str(run_dir / "results.json"), "malformed", f"wrong value type ({exc})")) from None
+
+
+def _as_int(value) -> int:
+    if isinstance(value, bool) or float(value) != int(float(value)):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(float(value))
+
+
+CASTS = {pl.Utf8: str, pl.Int64: _as_int, pl.Float64: float}
+
+
+def _run_frame(fields: dict, rows: list[dict]) -> pl.DataFrame:
+    """Typed rows; a value of the wrong type (e.g. a text samples_seen) raises ValueError naming it."""
+    schema = {**RUN_COLUMNS, **EVAL_COLUMNS, **{k: pl.Float64 for k in fields if k.startswith(SHARE_PREFIX)}}
+    typed = {}
+    for name, dtype in schema.items():
+        if name in fields:
+            value = fields[name]
+            try:
+                typed[name] = None if value is None else CASTS[dtype](value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}={value!r} is not {dtype}") from None
+    return pl.DataFrame([{**typed, **row} for row in rows], schema=schema)
+
+
+def collect(inputs: list[str | Path]) -> tuple[pl.DataFrame, list[Problem]]:
+    """One tidy frame over every finished run under `inputs`, and the problems met on the way."""
+    run_dirs, problems = find_runs(inputs)
+    frames = []
+    for run_dir in run_dirs:
+        try:
+            frame, run_problems = collect_run(run_dir)
+        except RunError as exc:
+            problems.append(exc.problem)
+            continue
+        frames.append(frame)
+        problems.extend(run_problems)
+    if not frames:
+        return empty_frame(), problems
+    table = pl.concat(frames, how="diagonal_relaxed")
+    return table.sort(["tier", "method", "subset_size", "samples_seen", "seed", "task", "metric"], nulls_last=True), problems
+
+
+def share_columns(table: pl.DataFrame) -> list[str]:
+    return [name for name in table.columns if name.startswith(SHARE_PREFIX)]

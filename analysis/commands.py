@@ -1,0 +1,50 @@
+"""`analysis collect` and `analysis report`: build a config, call the library, print where the output is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def collect_command(
+    runs: list[Path] = typer.Argument(..., help="Run folders, folders holding run folders (e.g. runs/), or globs."),
+    out: Path = typer.Option(..., "--out", help="Parquet file for the tidy table (one row per run x task x metric)."),
+) -> None:
+    """Collect finished runs (results.json + eval.jsonl + config.json) into one Parquet table."""
+    from analysis.collect import collect
+    from curate import atomic
+    from curate.errors import UserError
+
+    table, problems = collect(runs)
+    for problem in problems:
+        typer.echo(f"skipped/problem: {problem}", err=True)
+    if table.is_empty():
+        raise UserError(f"{', '.join(map(str, runs))}: no finished runs found")
+    atomic.write_parquet(out, table)
+    typer.echo(f"{table['run'].n_unique()} runs, {table.height} rows -> {out} ({len(problems)} problems)")
+
+
+def report_command(
+    runs: list[Path] = typer.Argument(..., help="Run folders, folders holding run folders (e.g. runs/), or globs."),
+    out: Path = typer.Option(..., "--out", help="Report folder: index.html, summary.md, fits.json and the figures."),
+    fmt: str = typer.Option("png", "--format", help="Figure format: png, svg or pdf."),
+    task: str = typer.Option(None, "--task", help="Eval task to report (default: the task most runs report)."),
+    metric: str = typer.Option(None, "--metric", help="Metric of that task (default: top1 when present)."),
+    n_boot: int = typer.Option(200, "--n-boot", help="Bootstrap resamples behind every confidence interval."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    tau: float = typer.Option(None, "--tau", help="Hold the repetition half-life tau fixed (epochs) instead of fitting it."),
+) -> None:
+    """Fit scaling curves over finished runs and write an HTML + Markdown report with figures."""
+    from analysis.plots import FORMATS
+    from analysis.report import ReportConfig, report
+    from analysis.study import StudyConfig
+    from curate.errors import UserError
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    cfg = ReportConfig(out, fmt, StudyConfig(task=task, metric=metric, n_boot=n_boot, seed=seed, tau=tau))
+    paths, study = report(runs, cfg)
+    for line in study.conclusions[:6]:
+        typer.echo(line)
+    typer.echo(f"{len(study.problems)} problems; report: {paths['index']} and {paths['summary']}")

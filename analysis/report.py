@@ -1,0 +1,277 @@
+"""`analysis report`: REPORT/index.html (self-contained page, figures beside it) and REPORT/summary.md.
+
+Every piece of text that comes from run folders (tier, run, method names, rules, problems) is escaped
+with `html.escape` in the HTML and in the Markdown. A refused fit is reported in the fit table with
+its reason, never a failure.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis import plots
+from analysis.collect import SHARE_PREFIX, collect
+from analysis.fit import PowerLawFit, RepetitionFit
+from analysis.study import GroupFit, Study, StudyConfig, build_study
+from curate import atomic
+from curate.errors import UserError
+
+SECTIONS = {  # anchor -> heading, in page order
+    "summary": "Summary",
+    "samples": "Accuracy vs samples per tier",
+    "compute": "Accuracy vs compute per method",
+    "best": "Best tier for each budget",
+    "methods": "Method comparison at equal compute",
+    "fits": "Fit table",
+    "cards": "Data cards",
+    "problems": "Problems",
+}
+SECTION_FIGURES = {"samples": ["acc_vs_samples"], "compute": ["acc_vs_compute"], "best": ["best_tier"],
+                   "methods": ["methods"], "fits": ["acc_vs_samples_seen"], "cards": ["data_cards"]}
+CSS = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .55em;text-align:left}
+th{background:#f3f3f3}img,embed{max-width:100%;border:1px solid #eee;margin:.4em 0}figcaption{color:#555;font-size:.9em}
+.refused{color:#a15c00}li{margin:.25em 0}code{background:#f6f6f6;padding:0 .2em}"""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    out: Path
+    fmt: str = "png"
+    study: StudyConfig = StudyConfig()
+
+
+def _num(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        if abs(value) >= 1e6 or (value != 0 and abs(value) < 1e-3):
+            return f"{value:.{digits}g}"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _interval(point: float, bounds: tuple[float, float]) -> str:
+    return f"{_num(point)} [{_num(bounds[0])}, {_num(bounds[1])}]"
+
+
+# --------------------------------------------------------------------------- rows of each table (plain text)
+
+
+def fit_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    headers = ["model", "tier", "method", "budget (samples seen)", "points", "parameters [95% bootstrap interval]", "RMSE"]
+    rows = []
+    groups = [("power law vs unique samples", f) for f in study.sample_fits] + \
+             [("power law vs compute (GFLOPs)", f) for f in study.compute_fits] + \
+             [("repetition-aware (Goyal et al.)", f) for f in study.repetition_fits]
+    for label, group_fit in groups:
+        budget = _num(group_fit.budget) if group_fit.budget is not None else "all"
+        rows.append([label, group_fit.tier, group_fit.method, budget, str(group_fit.n_points),
+                     _fit_parameters(group_fit), _num(group_fit.model.rmse, 4) if group_fit.model else "–"])
+    return headers, rows
+
+
+def _fit_parameters(group_fit: GroupFit) -> str:
+    model = group_fit.model
+    if model is None:
+        return f"fit refused: {group_fit.refusal}"
+    ci = model.intervals()
+    if isinstance(model, PowerLawFit):
+        text = f"E = {_interval(model.E, ci['E'])}; A = {_interval(model.A, ci['A'])}; α = {_interval(model.alpha, ci['alpha'])}"
+        return text + (f" — {', '.join(model.at_bounds())} at a bound: a poor description of these points"
+                       if model.at_bounds() else "")
+    assert isinstance(model, RepetitionFit)
+    parts = [f"{name} = {_interval(getattr(model, name), ci[name])}" + (" (fixed)" if name in model.fixed else "")
+             for name in ("a", "b", "d", "tau")]
+    return "; ".join(parts) + f"; n_ref = {_num(model.n_ref)}"
+
+
+def best_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    headers = ["method", "samples seen", "rank", "tier", "best subset size", "mean", "sd", "seeds"]
+    rows = [[r["method"], _num(r["samples_seen"]), str(r["rank"]), r["tier"], _num(r["subset_size"]), _num(r["mean"]),
+             _num(r["std"]), str(r["n"])] for r in study.best.iter_rows(named=True)]
+    return headers, rows
+
+
+def method_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    headers = ["tier", "subset size", "method", "mean", "sd", "seeds", "GFLOPs"]
+    rows = [[r["tier"], _num(r["subset_size"]), r["method"], _num(r["mean"]), _num(r["std"]), str(r["n"]), _num(r["gflops"])]
+            for r in study.methods.iter_rows(named=True)]
+    return headers, rows
+
+
+def card_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    shares = [c for c in study.cards.columns if c.startswith(SHARE_PREFIX)]
+    headers = ["tier", "tier set", "rule", "size"] + [c.removeprefix(SHARE_PREFIX) for c in shares]
+    rows = [[r["tier"], r["tier_set"] or "–", r["rule"] or "–", _num(r["subset_size"])] +
+            [f"{r[c]:.1%}" if r[c] is not None else "–" for c in shares] for r in study.cards.iter_rows(named=True)]
+    return headers, rows
+
+
+def crossover_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    headers = ["crossover in", "method", "budget", "tiers", "x", "95% interval", "bootstrap fits crossing", "reading"]
+    rows = []
+    for row in study.crossovers:
+        res = row.result
+        interval = f"{_num(res.interval[0])} – {_num(res.interval[1])}" if res.interval else "–"
+        share = f"{res.boot_share:.0%}" if res.boot_share is not None else "–"
+        rows.append([row.kind, row.method, _num(row.budget) if row.budget else "–", f"{row.tier_a} vs {row.tier_b}",
+                     _num(res.x), interval, share, res.reason])
+    return headers, rows
+
+
+def problem_lines(study: Study) -> list[str]:
+    return [str(p) for p in study.problems]
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _html_table(headers: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "<p>(nothing to show)</p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_cell(cell: str) -> str:
+    css = ' class="refused"' if cell.startswith("fit refused") else ""
+    return f"<td{css}>{html.escape(cell)}</td>"
+
+
+def _html_figure(name: str, path: Path) -> str:
+    src, caption = html.escape(path.name), html.escape(plots.FIGURES[name])
+    media = (f'<embed src="{src}" type="application/pdf" width="100%" height="520"><br><a href="{src}">{src}</a>'
+             if path.suffix == ".pdf" else f'<img src="{src}" alt="{caption}">')
+    return f"<figure>{media}<figcaption>{caption}</figcaption></figure>"
+
+
+def _html_list(lines: list[str], empty: str) -> str:
+    if not lines:
+        return f"<p>{html.escape(empty)}</p>"
+    return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+
+
+def section_bodies(study: Study) -> dict[str, list]:
+    """Per section: the blocks shown after its figures (tables as (headers, rows), text as str, lists as list)."""
+    def refusals(fits: list[GroupFit]) -> list:
+        lines = [f"fit refused — {f.tier} · {f.method}" + (f" at {f.budget:,} samples seen" if f.budget else "") +
+                 f": {f.refusal}" for f in fits if f.model is None]
+        return [lines] if lines else []
+
+    return {
+        "summary": [f"Metric: zero-shot {study.task} {study.metric}; random chance "
+                    f"{_num(study.random_score) if study.random_score is not None else 'unknown'}; "
+                    f"{study.points['run'].n_unique()} runs; reference (unfiltered) tier: {study.reference_tier}.",
+                    study.conclusions or ["no conclusions: no budget has runs of several tiers"]],
+        "samples": refusals(study.sample_fits),
+        "compute": refusals(study.compute_fits),
+        "best": [best_rows(study)],
+        "methods": [f"All methods at {study.methods_budget:,} samples seen (equal data budget; compute differs per method "
+                    "and is listed)." if study.methods_budget else "No samples-seen budget is shared by every method.",
+                    method_rows(study)],
+        "fits": [fit_rows(study), "Crossovers (where one tier overtakes another):", crossover_rows(study)],
+        "cards": [card_rows(study)],
+        "problems": [problem_lines(study) or ["none: every run found was finished and well-formed"]],
+    }
+
+
+def _html_block(block) -> str:
+    if isinstance(block, tuple):
+        return _html_table(*block)
+    if isinstance(block, list):
+        return _html_list(block, "none")
+    return f"<p>{html.escape(block)}</p>"
+
+
+def render_html(study: Study, figures: dict[str, Path]) -> str:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>tierclip report: {html.escape(study.task)} "
+             f"{html.escape(study.metric)}</title><style>{CSS}</style></head><body>",
+             "<h1>tierclip scaling report</h1><nav>" +
+             " · ".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in SECTIONS.items()) + "</nav>"]
+    bodies = section_bodies(study)
+    for key, title in SECTIONS.items():
+        parts.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>')
+        parts += [_html_figure(name, figures[name]) for name in SECTION_FIGURES.get(key, []) if name in figures]
+        parts += [_html_block(block) for block in bodies[key]]
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _md_text(text: str) -> str:
+    return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_block(block) -> list[str]:
+    if isinstance(block, tuple):
+        headers, rows = block
+        if not rows:
+            return ["(nothing to show)", ""]
+        lines = ["| " + " | ".join(_md_text(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+        return lines + ["| " + " | ".join(_md_text(c) for c in row) + " |" for row in rows] + [""]
+    if isinstance(block, list):
+        return [f"- {_md_text(line)}" for line in block] + [""]
+    return [_md_text(block), ""]
+
+
+def render_markdown(study: Study, figures: dict[str, Path]) -> str:
+    lines = [f"# tierclip scaling report: {_md_text(study.task)} {_md_text(study.metric)}", ""]
+    bodies = section_bodies(study)
+    for key, title in SECTIONS.items():
+        lines += [f"## {title}", ""]
+        lines += [f"![{plots.FIGURES[name]}]({figures[name].name})\n" for name in SECTION_FIGURES.get(key, []) if name in figures]
+        for block in bodies[key]:
+            lines += _md_block(block)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def fits_json(study: Study) -> dict:
+    """The fit table in machine-readable form (REPORT/fits.json)."""
+    def entry(group_fit: GroupFit) -> dict:
+        model = group_fit.model
+        params = {}
+        if isinstance(model, PowerLawFit):
+            params = {"E": model.E, "A": model.A, "alpha": model.alpha, "x_ref": model.x_ref}
+        elif isinstance(model, RepetitionFit):
+            params = {"a": model.a, "b": model.b, "d": model.d, "tau": model.tau, "n_ref": model.n_ref}
+        return {"tier": group_fit.tier, "method": group_fit.method, "x": group_fit.x, "budget": group_fit.budget,
+                "n_points": group_fit.n_points, "refusal": group_fit.refusal, "params": params,
+                "intervals": model.intervals() if model else {}, "rmse": model.rmse if model else None}
+
+    return {"task": study.task, "metric": study.metric,
+            "fits": [entry(f) for f in study.sample_fits + study.compute_fits + study.repetition_fits],
+            "crossovers": [{"kind": r.kind, "method": r.method, "budget": r.budget, "tier_a": r.tier_a, "tier_b": r.tier_b,
+                            "x": r.result.x, "interval": r.result.interval, "reason": r.result.reason} for r in study.crossovers]}
+
+
+def write_report(study: Study, out: Path, fmt: str = "png") -> dict[str, Path]:
+    """Draw the figures and write index.html, summary.md and fits.json into `out`."""
+    out = Path(out)
+    figures = plots.draw_all(study, out, fmt)
+    atomic.write_bytes(out / "index.html", render_html(study, figures).encode("utf-8"))
+    atomic.write_bytes(out / "summary.md", render_markdown(study, figures).encode("utf-8"))
+    atomic.write_bytes(out / "fits.json", json.dumps(fits_json(study), indent=2, default=str).encode("utf-8"))
+    return {"index": out / "index.html", "summary": out / "summary.md", **figures}
+
+
+def report(inputs: list[str | Path], cfg: ReportConfig) -> tuple[dict[str, Path], Study]:
+    """Collect the runs under `inputs`, build the study and write the report."""
+    table, problems = collect(inputs)
+    if table.is_empty():
+        listed = "; ".join(str(p) for p in problems[:5]) or "no run folders found"
+        raise UserError(f"{', '.join(map(str, inputs))}: no finished runs to report on ({listed})")
+    study = build_study(table, problems, cfg.study)
+    return write_report(study, cfg.out, cfg.fmt), study
+

@@ -1,0 +1,95 @@
+"""Derived tables over the collected frame: one metric's points, seed means, best tier per budget,
+method comparison at equal samples seen, data cards. Pure polars, no fitting, no plotting."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from analysis.collect import share_columns
+from curate.errors import UserError
+
+CONFIG = ["tier", "method", "subset_size", "unique_samples", "samples_seen"]
+PREFERRED_METRICS = ("top1", "acc", "accuracy", "mean_recall@1", "image_retrieval_recall@1")
+
+
+def choose_task_metric(table: pl.DataFrame, task: str | None = None, metric: str | None = None) -> tuple[str, str]:
+    """The (task, metric) to report: the given ones, else a top-1-like metric of the task most runs report
+    (ties: the task with the lowest mean score, i.e. the least saturated one)."""
+    if table.is_empty():
+        raise UserError("no finished runs to report on")
+    pairs = (table.group_by(["task", "metric"]).agg(len=pl.len(), mean=pl.col("value").mean())
+             .sort(["len", "mean", "task", "metric"], descending=[True, False, False, False]))
+    if task is not None:
+        pairs = pairs.filter(pl.col("task") == task)
+    if metric is not None:
+        pairs = pairs.filter(pl.col("metric") == metric)
+    if pairs.is_empty():
+        known = ", ".join(sorted({f"{t}/{m}" for t, m in table.select("task", "metric").iter_rows()}))
+        raise UserError(f"no runs report task={task or 'any'} metric={metric or 'any'}; known: {known}")
+    for name in PREFERRED_METRICS:
+        if metric is None and name in pairs["metric"].to_list():
+            return str(pairs.filter(pl.col("metric") == name)["task"][0]), name
+    return str(pairs["task"][0]), str(pairs["metric"][0])
+
+
+def metric_points(table: pl.DataFrame, task: str, metric: str) -> pl.DataFrame:
+    """One row per run for the chosen task/metric, with `err` = 1 - value."""
+    return (table.filter((pl.col("task") == task) & (pl.col("metric") == metric))
+            .with_columns(err=1.0 - pl.col("value"))
+            .sort(["tier", "method", "unique_samples", "samples_seen", "seed"], nulls_last=True))
+
+
+def random_score(points: pl.DataFrame) -> float | None:
+    scores = points["random_score"].drop_nulls()
+    return float(scores.mean()) if scores.len() else None
+
+
+def seed_means(points: pl.DataFrame) -> pl.DataFrame:
+    """Mean, standard deviation and count over seeds for each configuration (tier, method, size, budget)."""
+    return (points.group_by(CONFIG)
+            .agg(mean=pl.col("value").mean(), std=pl.col("value").std().fill_null(0.0), n=pl.len(),
+                 gflops=pl.col("gflops").mean())
+            .sort(CONFIG, nulls_last=True))
+
+
+def tier_sizes(points: pl.DataFrame) -> dict[str, int]:
+    """The largest subset size seen for each tier (its pool size in the sweep)."""
+    sizes = points.group_by("tier").agg(pl.col("subset_size").max()).iter_rows()
+    return {str(tier): int(size or 0) for tier, size in sizes}
+
+
+def reference_tier(points: pl.DataFrame) -> str:
+    """The unfiltered baseline: the tier with the largest subset (ties broken by name)."""
+    sizes = tier_sizes(points)
+    return max(sorted(sizes), key=lambda tier: sizes[tier])
+
+
+def best_per_budget(means: pl.DataFrame) -> pl.DataFrame:
+    """For each method and samples-seen budget, each tier at its best subset size, ranked (rank 1 = best tier)."""
+    best_size = (means.sort("mean", descending=True)
+                 .group_by(["method", "samples_seen", "tier"], maintain_order=True).first())
+    return (best_size.with_columns(rank=pl.col("mean").rank("ordinal", descending=True).over(["method", "samples_seen"]))
+            .sort(["method", "samples_seen", "rank"]))
+
+
+def method_comparison(means: pl.DataFrame) -> tuple[pl.DataFrame, int | None]:
+    """Each tier x method at the largest samples-seen budget all methods share, largest common subset size."""
+    methods = means["method"].unique().len()
+    shared = (means.group_by("samples_seen").agg(pl.col("method").n_unique().alias("k"))
+              .filter(pl.col("k") == methods)["samples_seen"])
+    if shared.len() == 0:
+        return means.clear(), None
+    budget = int(shared.max())
+    at_budget = means.filter(pl.col("samples_seen") == budget)
+    common_size = (at_budget.group_by(["tier", "subset_size"]).agg(pl.col("method").n_unique().alias("k"))
+                   .filter(pl.col("k") == methods).group_by("tier").agg(pl.col("subset_size").max()))
+    table = at_budget.join(common_size, on=["tier", "subset_size"]).sort(["tier", "method"])
+    return table, budget
+
+
+def data_cards(table: pl.DataFrame) -> pl.DataFrame:
+    """One row per tier: tier set, rule, its largest subset size and the share of each gt defect type."""
+    shares = share_columns(table)
+    columns = ["tier", "tier_set", "rule", "subset_size", *shares]
+    return (table.select(columns).sort("subset_size", descending=True, nulls_last=True)
+            .group_by("tier", maintain_order=True).first().sort("subset_size", nulls_last=True))
