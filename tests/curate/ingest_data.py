@@ -112,3 +112,46 @@ def write_datacomp(path: Path, n: int, seed: int = 0) -> pl.DataFrame:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path)
     return frame
+
+
+# -- a local web server for img2dataset ------------------------------------------------------------
+def web_files() -> dict[str, tuple[bytes, str]]:
+    """10 good images (PNG and JPEG), an HTML page and garbage bytes served as JPEG."""
+    files = {f"/good{i}.png": (png_bytes((i * 40, 0, 90), (32, 24)), "image/png") for i in range(6)}
+    files.update({f"/photo{i}.jpg": (jpeg_bytes((0, i * 50, 90), (40, 30)), "image/jpeg") for i in range(4)})
+    files["/page.html"] = (b"<html><body>not an image</body></html>", "text/html")
+    files["/garbage.jpg"] = (bytes(range(256)) * 3, "image/jpeg")
+    return files
+
+
+def serve(files: dict[str, tuple[bytes, str]]):
+    """Start a threaded HTTP server on 127.0.0.1 (unknown paths are 404); returns the server (call .shutdown())."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            if self.path not in files:
+                self.send_error(404)
+                return
+            body, ctype = files[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def write_url_list(path: Path, port: int, files: dict, n_missing: int = 3) -> pl.DataFrame:
+    urls = [f"http://127.0.0.1:{port}{p}" for p in files] + [f"http://127.0.0.1:{port}/missing{i}.png" for i in range(n_missing)]
+    frame = pl.DataFrame({"url": urls, "caption": [f"caption {i}" for i in range(len(urls))],
+                          "uid": [f"{i + 1:032x}" for i in range(len(urls))]})
+    frame.write_parquet(path)
+    return frame

@@ -1,0 +1,116 @@
+"""img2dataset itself downloads from a local HTTP server (good images, 404s, non-images); we ingest its output.
+
+One download (webdataset, through `curate download`) is shared by the default tests; the
+parquet and files output formats each need another img2dataset run (~40 s here) and are `slow`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from curate.ingest.img2dataset import open_img2dataset
+from curate.ingest.run import run_ingest
+from curate.pool import Pool
+from curate.validate import validate_pool
+from tests.curate.ingest_data import serve, web_files, write_url_list
+
+EXPECTED = {"success": 10, "failed_to_download": 3, "failed_to_resize": 2}
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    files = web_files()
+    server = serve(files)
+    root = tmp_path_factory.mktemp("web")
+    urls = write_url_list(root / "urls.parquet", server.server_address[1], files)
+    yield root, urls
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def downloaded(web):
+    """`curate download` run once through the console entry point (in-process), raw output kept."""
+    from curate.cli import main
+
+    root, urls = web
+    argv = ["curate", "download", str(root / "urls.parquet"), "--out", str(root / "pool"), "--threads", "4",
+            "--image-size", "32", "--samples-per-shard", "8", "--shard-size", "6", "--keep-raw", "--timeout", "5"]
+    old_argv, sys.argv = sys.argv, argv
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code, f"curate download exited with {exc.code}"
+    finally:
+        sys.argv = old_argv
+    return root / "pool", urls
+
+
+def check_pool(pool_dir: Path, urls: pl.DataFrame) -> pl.DataFrame:
+    pool = Pool(pool_dir)
+    meta = pool.scan_meta().collect()
+    assert validate_pool(pool).ok
+    assert meta.height == pool.info.n_samples == urls.height          # every input row kept
+    assert dict(meta["status"].value_counts().iter_rows()) == EXPECTED
+    by_url = meta.join(urls, on="url", suffix="_in")
+    assert by_url.height == urls.height
+    assert (by_url["uid"] == by_url["uid_in"]).all()                     # DataComp-style uid column kept
+    assert (by_url["caption"] == by_url["caption_in"]).all()
+    for row in by_url.iter_rows(named=True):
+        if "/missing" in row["url"]:
+            assert row["status"] == "failed_to_download" and "404" in row["error"]
+        elif row["url"].endswith(("page.html", "garbage.jpg")):
+            assert row["status"] == "failed_to_resize"
+        else:
+            assert row["status"] == "success" and row["width"] in (32, 40)   # original width, not the 32 px resize
+    return meta
+
+
+def test_download_writes_a_pool(downloaded):
+    pool_dir, urls = downloaded
+    meta = check_pool(pool_dir, urls)
+    assert Pool(pool_dir).info.n_shards == 3
+    good = [s for shard in Pool(pool_dir).shard_ids() for s in Pool(pool_dir).samples(shard) if s.image]
+    assert len(good) == 10 and all(s.image_ext == "jpg" for s in good)
+    assert meta.filter(pl.col("status") == "success")["height"].to_list().count(24) == 6
+
+
+def test_ingest_img2dataset_output_matches_download(downloaded, tmp_path):
+    pool_dir, urls = downloaded
+    report = run_ingest(open_img2dataset(pool_dir / "_img2dataset"), tmp_path / "again", shard_size=6)
+    assert report.n_rows == urls.height
+    first, second = Pool(pool_dir).scan_meta().collect(), check_pool(tmp_path / "again", urls)
+    assert first.equals(second)
+
+
+def test_truncated_img2dataset_tar(downloaded, tmp_path):
+    pool_dir, urls = downloaded
+    raw = tmp_path / "raw"
+    shutil.copytree(pool_dir / "_img2dataset", raw)
+    tar_path = raw / "00000.tar"
+    data = tar_path.read_bytes()
+    tar_path.write_bytes(data[: len(data) // 2 + 700])
+    report = run_ingest(open_img2dataset(raw), tmp_path / "pool", shard_size=100)
+    meta = Pool(tmp_path / "pool").scan_meta().collect()
+    assert report.n_rows == meta.height == urls.height
+    counts = report.status_counts
+    assert counts["truncated_shard"] >= 1 and counts["truncated_shard"] + counts["success"] == EXPECTED["success"]
+    assert counts["failed_to_download"] + counts["failed_to_resize"] == 5
+    assert meta.filter(pl.col("status") == "truncated_shard")["error"].str.contains("00000.tar").all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output_format", ["parquet", "files"])
+def test_img2dataset_other_output_formats(web, tmp_path, output_format):
+    from img2dataset import download
+
+    root, urls = web
+    download(url_list=str(root / "urls.parquet"), input_format="parquet", output_folder=str(tmp_path / "raw"),
+             output_format=output_format, caption_col="caption", save_additional_columns=["uid"], processes_count=1,
+             thread_count=4, image_size=32, number_sample_per_shard=8, enable_wandb=False, timeout=5)
+    run_ingest(open_img2dataset(tmp_path / "raw"), tmp_path / "pool", shard_size=7)
+    check_pool(tmp_path / "pool", urls)
