@@ -115,6 +115,8 @@ def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | No
 def run_stage(pool: Pool, stage: Stage, cfg: Any, engine, force: bool = False, progress: bool = True) -> StageReport:
     if force and pool.scores_dir(stage.name).exists():
         shutil.rmtree(pool.scores_dir(stage.name))
+    for leftover in pool.scores_dir(stage.name).rglob(".tmp-*"):  # half-written files of a killed run
+        leftover.unlink()
     record_config(pool, stage, cfg)
     complete = set(pool.stages())
     joined = tuple(dep for dep in (*stage.stage_deps, *stage.uses) if dep in STAGES and dep in complete)

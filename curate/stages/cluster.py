@@ -130,7 +130,7 @@ def build(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> dict:
     if len(rows):
         vectors = embeddings[rows] / np.linalg.norm(embeddings[rows], axis=1, keepdims=True)
         centroids, nearest = kmeans(np.ascontiguousarray(vectors, dtype=np.float32), cfg)
-        dist = (1.0 - (vectors * centroids[nearest]).sum(axis=1)).astype(np.float32)
+        dist = np.maximum(0.0, 1.0 - (vectors * centroids[nearest]).sum(axis=1)).astype(np.float32)
         cluster_id[rows], cluster_dist[rows] = nearest, dist
         keep[rows] = semdedup_keep(vectors, nearest, dist, cfg.semdedup_eps)
         if cfg.reference is not None:

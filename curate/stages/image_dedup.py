@@ -52,7 +52,7 @@ def near_pairs(embeddings: np.ndarray, threshold: float) -> tuple[np.ndarray, np
     index.add(vectors)
     # range_search keeps similarities strictly above the radius; nudge it so "at or above" holds
     lims, _, neighbours = index.range_search(vectors, float(np.nextafter(np.float32(threshold), np.float32(-2))))
-    queries = np.repeat(np.arange(len(rows)), np.diff(lims))
+    queries = np.repeat(np.arange(len(rows)), np.diff(lims.astype(np.int64)))
     return rows[queries], rows[neighbours]
 
 

@@ -1,0 +1,103 @@
+"""clip, image_dedup and cluster through `curate score` with a tiny random open_clip checkpoint laid out like a train run."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.errors import UserError
+from curate.evalset import write_evalset
+from curate.stages.clip import ClipConfig, embeddings_tag, load_model
+from tests.curate.stage_fixtures import TINY_MODEL, image_bytes, save_tiny_checkpoint
+from tests.tiny import make_pool
+
+RED, BLUE, GREEN = image_bytes((220, 20, 20)), image_bytes((20, 20, 220), (20, 10)), image_bytes((20, 200, 20))
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("clip")
+    checkpoint = save_tiny_checkpoint(tmp / "run")
+    pool = tmp / "pool"
+    make_pool(pool, [[(RED, "a red square"), (RED, "a red square again"), (b"\x89PNG broken", "broken")],
+                     [(None, "no image"), (BLUE, "a blue square"), (GREEN, None)]])
+    evalset = tmp / "eval"
+    (evalset / "images").mkdir(parents=True)
+    (evalset / "images" / "blue.png").write_bytes(BLUE)
+    write_evalset(evalset, "ref", [{"name": "retrieval", "kind": "retrieval", "caption_column": "caption"}],
+                  pl.DataFrame({"file": ["images/blue.png"], "caption": ["blue"]}))
+    result = CliRunner().invoke(app, [
+        "score", str(pool), "--stages", "cluster,image_dedup,clip", "--model", TINY_MODEL, "--pretrained", str(checkpoint),
+        "--workers", "1", "--batch-size", "2", "--loader-workers", "2", "--clusters", "2", "--semdedup-eps", "0.01",
+        "--reference-embeddings", str(evalset)])
+    assert result.exit_code == 0, result.output
+    frames = {s: pl.read_parquet(pool / "scores" / s / "*.parquet") for s in ("clip", "image_dedup", "cluster")}
+    return pool, checkpoint, frames, result.output
+
+
+def test_clip_scores_finite_null_for_unreadable_and_embeddings_aligned(scored):
+    pool, checkpoint, frames, _ = scored
+    scores = frames["clip"]["clip_score"].to_list()
+    assert scores[2] is None and scores[3] is None  # broken bytes, no image
+    assert all(np.isfinite(scores[i]) and -1 <= scores[i] <= 1 for i in (0, 1, 4, 5))
+    tag = embeddings_tag(ClipConfig(model=TINY_MODEL, pretrained=str(checkpoint)))
+    assert tag == f"{TINY_MODEL}-run-checkpoint"
+    shard0, shard1 = (np.load(pool / "embeddings" / tag / f"0000{s}.npy") for s in (0, 1))
+    assert shard0.shape == (3, 2, 16) and shard0.dtype == np.float16
+    assert np.isnan(shard0[2, 0]).all() and np.isnan(shard1[0, 0]).all() and np.isfinite(shard0[:, 1]).all()
+    emb = np.concatenate([shard0, shard1]).astype(np.float32)
+    for row in (0, 1, 4, 5):
+        assert emb[row, 0] @ emb[row, 1] == pytest.approx(scores[row], abs=2e-3)
+    assert np.array_equal(emb[0, 0], emb[1, 0])  # same image bytes, same image embedding
+
+
+def test_image_dedup_groups_identical_images_and_keeps_the_best_scored(scored):
+    _, _, frames, _ = scored
+    out, scores = frames["image_dedup"], frames["clip"]["clip_score"].to_list()
+    assert out["image_dup_group"].to_list() == [0, 0, 2, 3, 4, 5]
+    best = 0 if scores[0] >= scores[1] else 1
+    assert out["image_dup_keep"].to_list()[:2] == [best == 0, best == 1]
+    assert out["image_dup_keep"].to_list()[2:] == [True] * 4
+    sha1 = out["image_sha1"].to_list()
+    assert sha1[0] == sha1[1] and len(sha1[0]) == 40 and sha1[3] is None and len(set(sha1[4:])) == 2
+
+
+def test_cluster_flags_on_the_pool(scored):
+    _, _, frames, output = scored
+    out = frames["cluster"]
+    assert out["cluster_id"].to_list()[2:4] == [None, None] and out["cluster_dist"].null_count() == 2
+    assert set(out["cluster_id"].drop_nulls().to_list()) == {0, 1}
+    assert out["semdedup_keep"].to_list()[:2].count(True) == 1 and out["semdedup_keep"].to_list()[2:] == [True] * 4
+    near = out["cluster_near_ref"].to_list()
+    blue_cluster = out["cluster_id"][4]
+    assert near[4] is True  # the reference set is the blue image itself
+    assert near == [cid == blue_cluster if cid is not None else False for cid in out["cluster_id"].to_list()]
+    assert "cluster: 2 shards computed" in output
+
+
+def test_clip_model_errors(tmp_path):
+    with pytest.raises(UserError, match="unknown open_clip model"):
+        load_model(ClipConfig(model="no-such-model", pretrained="x"))
+    with pytest.raises(UserError, match="neither a checkpoint file nor a pretrained tag"):
+        load_model(ClipConfig(model="RN50", pretrained=str(tmp_path / "missing.pt")))
+    with pytest.raises(UserError, match="no such model config"):
+        load_model(ClipConfig(model="RN50", pretrained="openai", model_config=str(tmp_path / "none.json")))
+
+
+def test_model_config_option_registers_a_custom_config(scored, tmp_path):
+    import json
+    import shutil
+
+    from tests.curate.stage_fixtures import TINY_CONFIG
+
+    _, checkpoint, _, _ = scored
+    lone = tmp_path / "elsewhere" / "weights.pt"  # no model_configs/ next to it
+    lone.parent.mkdir()
+    shutil.copy(checkpoint, lone)
+    config = tmp_path / "tc-stagetest-other.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    model, _, _, device = load_model(ClipConfig(model="tc-stagetest-other", pretrained=str(lone), model_config=str(config)))
+    assert device == "cpu" and model.visual is not None

@@ -1,0 +1,95 @@
+"""text_dedup (MinHash + LSH), image_dedup groups and cluster / SemDeDup on hand-made inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from curate.runner import score_pool
+from curate.stages import cluster
+from curate.stages.groups import connected_groups, keep_one_per_group
+from curate.stages.text_dedup import EMPTY, TextDedupConfig, shingles, signatures
+from tests.tiny import make_pool, png_bytes
+
+
+def test_bulk_signatures_equal_a_per_shingle_update_loop():
+    from datasketch import MinHash
+
+    cfg = TextDedupConfig(num_perm=64)
+    captions = ["A red circle on a blue background", "two green squares", None]
+    sigs = signatures(captions, cfg)
+    for caption, sig in zip(captions[:2], sigs[:2], strict=True):
+        reference = MinHash(num_perm=64, seed=cfg.seed)
+        for shingle in shingles(caption, cfg):
+            reference.update(shingle)
+        assert np.array_equal(sig, reference.hashvalues)
+    assert (sigs[2] == EMPTY).all()
+
+
+def test_shingles_char_and_word():
+    assert sorted(shingles("Ab  CD", TextDedupConfig(ngram=3))) == [b" cd", b"ab ", b"b c"]
+    assert sorted(shingles("one two three", TextDedupConfig(shingle="word", ngram=2))) == [b"one two", b"two three"]
+    assert shingles("   ", TextDedupConfig()) == []
+
+
+def test_text_dedup_groups_near_identical_captions_and_keeps_one(tmp_path):
+    red = png_bytes((255, 0, 0))
+    captions = [
+        "a photo of a small red circle on a white background",
+        "an entirely different caption about dogs in the park",
+        "A photo of a small red circle on a white background!",  # near-identical to row 0
+        "",
+        None,
+        "a photo of a small red circle on a white background",  # exact copy of row 0, in another shard
+    ]
+    make_pool(tmp_path / "pool", [[(red, c) for c in captions[:3]], [(red, c) for c in captions[3:]]])
+    score_pool(tmp_path / "pool", ["text_dedup"], workers=1, progress=False)
+    out = pl.read_parquet(tmp_path / "pool" / "scores" / "text_dedup" / "*.parquet")
+    meta = pl.read_parquet(tmp_path / "pool" / "meta" / "*.parquet")
+    assert out["uid"].to_list() == meta["uid"].to_list()
+    assert out["dup_group"].to_list() == [0, 1, 0, 3, 4, 0]
+    group = [i for i in (0, 2, 5)]
+    assert out["dup_keep"].gather(group).sum() == 1
+    smallest_uid = min(meta["uid"].gather(group).to_list())  # no clip stage: the first by uid is kept
+    assert out.filter(pl.col("dup_keep") & (pl.col("dup_group") == 0))["uid"].item() == smallest_uid
+    assert out["dup_keep"].gather([1, 3, 4]).to_list() == [True, True, True]
+    assert (tmp_path / "pool" / "scores" / "text_dedup" / "_parts" / "signatures" / "00001.npy").is_file()
+
+
+def test_groups_and_keep_by_score():
+    group = connected_groups(5, np.array([0, 3]), np.array([2, 1]))
+    assert group.tolist() == [0, 1, 0, 1, 4]
+    uids = ["e", "d", "c", "b", "a"]
+    assert keep_one_per_group(group, uids).tolist() == [False, False, True, True, True]  # smallest uid
+    scores = np.array([0.9, np.nan, 0.1, 0.2, 0.5], dtype=np.float32)
+    assert keep_one_per_group(group, uids, scores).tolist() == [True, False, False, True, True]  # highest score, null last
+
+
+def test_kmeans_recovers_known_clusters_and_semdedup_drops_near_copies():
+    rng = np.random.default_rng(0)
+    centres = np.eye(8, dtype=np.float32)[:3]
+    labels = np.repeat(np.arange(3), 40)
+    vectors = centres[labels] + 0.05 * rng.standard_normal((120, 8)).astype(np.float32)
+    vectors[1] = vectors[0] + 1e-4  # a near copy inside cluster 0
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    cfg = cluster.ClusterConfig(k=3, semdedup_eps=0.001)
+    centroids, nearest = cluster.kmeans(vectors, cfg)
+    for k in range(3):  # every true cluster maps to one k-means cluster
+        assert len(set(nearest[labels == k].tolist())) == 1
+    assert len(set(nearest.tolist())) == 3
+    dist = 1 - (vectors * centroids[nearest]).sum(axis=1)
+    keep = cluster.semdedup_keep(vectors, nearest, dist, cfg.semdedup_eps)
+    assert keep.sum() == 119 and not keep[:2].all() and keep[2:].all()
+    reference = centres[[2]] + 0.01
+    chosen = cluster.near_reference(centroids, reference, 1)
+    assert chosen.tolist() == [nearest[labels == 2][0]]
+
+
+def test_greedy_keep_checks_only_kept_points():
+    a = np.array([1.0, 0.0])
+    b = np.array([np.cos(0.3), np.sin(0.3)])  # cos(a, b) = 0.955
+    c = np.array([np.cos(0.6), np.sin(0.6)])  # cos(a, c) = 0.825, cos(b, c) = 0.955
+    keep = cluster.greedy_keep(np.stack([a, b, c]), max_sim=0.9)
+    assert keep.tolist() == [True, False, True]  # c is near b, but b was dropped
+    many = np.repeat(a[None], 2500, axis=0)  # more than one block
+    assert cluster.greedy_keep(many, 0.9).sum() == 1
