@@ -158,7 +158,7 @@ def _least_squares_power_law(u, y, starts) -> np.ndarray:
     return best
 
 
-def _bootstrap(x, y, fit_once, n_boot: int, seed: int, min_distinct: int) -> np.ndarray:
+def _bootstrap(x, y, fit_once, n_boot: int, seed: int, min_distinct: int, width: int) -> np.ndarray:
     """Refit on `n_boot` resamples of the points (seeded); resamples with too few distinct x are skipped."""
     rng = np.random.default_rng(seed)
     samples = []
@@ -170,7 +170,7 @@ def _bootstrap(x, y, fit_once, n_boot: int, seed: int, min_distinct: int) -> np.
             samples.append(fit_once(idx))
         except (FitFailed, RuntimeError, ValueError):
             continue
-    return np.array(samples, dtype=float).reshape(len(samples), -1)
+    return np.array(samples, dtype=float).reshape(len(samples), width)
 
 
 def fit_power_law(x: Sequence[float], err: Sequence[float], n_boot: int = 200, seed: int = 0,
@@ -185,7 +185,7 @@ def fit_power_law(x: Sequence[float], err: Sequence[float], n_boot: int = 200, s
     x_ref = float(np.exp(np.mean(np.log(x))))
     u = x / x_ref
     params = _least_squares_power_law(u, y, _power_law_starts(u, y))
-    boot = _bootstrap(u, y, lambda idx: _least_squares_power_law(u[idx], y[idx], [params]), n_boot, seed, 3)
+    boot = _bootstrap(u, y, lambda idx: _least_squares_power_law(u[idx], y[idx], [params]), n_boot, seed, 3, 3)
     rmse = float(np.sqrt(np.mean((saturating_power_law(u, *params) - y) ** 2)))
     return PowerLawFit(float(params[0]), float(params[1]), float(params[2]), x_ref, int(x.size), rmse,
                        (float(x.min()), float(x.max())), boot, level)
@@ -324,7 +324,7 @@ def fit_repetition(samples_seen: Sequence[float], pool_size: Sequence[float], er
     params = _repetition_least_squares(seen, pool, y, free, fixed, starts, n_ref)
     warm = [dict(zip(REPETITION_PARAMS, params, strict=True))]
     boot = _bootstrap(points, y, lambda idx: _repetition_least_squares(seen[idx], pool[idx], y[idx], free, fixed, warm, n_ref),
-                      n_boot, seed, len(free))
+                      n_boot, seed, len(free), len(REPETITION_PARAMS))
     rmse = float(np.sqrt(np.mean((repetition_error(seen, pool, *params, n_ref) - y) ** 2)))
     return RepetitionFit(*(float(p) for p in params), n_ref, int(y.size), rmse, tuple(fixed), boot, level)
 

@@ -1,0 +1,105 @@
+"""report: from fake run folders (3 tiers x 3 sizes x 2 methods, accuracies from known curves + noise)."""
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.cli import app
+from analysis.report import SECTIONS, ReportConfig, report
+from analysis.study import StudyConfig
+from tests.analysis.fake_runs import write_grid, write_run
+
+EVIL_TIER = "<script>alert('tier')</script>&"
+EVIL_RUN = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    runs = root / "runs"
+    write_grid(runs, sizes=(1000, 3000, 10000), methods=("clip", "slip"), seeds=(0, 1))
+    for seed in (0, 1):  # an oddly named tier with too few runs for any fit
+        write_run(runs, tier=EVIL_TIER, method="clip", subset_size=500, samples_seen=30000, seed=seed, shape_top1=0.3,
+                  name=f"evil{seed}")
+    results = json.loads((runs / "evil0" / "results.json").read_text())
+    (runs / "evil0" / "results.json").write_text(json.dumps({**results, "run": EVIL_RUN}))
+    broken = write_run(runs, tier="top10", method="clip", subset_size=1000, samples_seen=30000, seed=9, shape_top1=0.9,
+                       name="broken")
+    (broken / "results.json").write_text("{ this is not json")
+    missing = write_run(runs, tier="top10", method="clip", subset_size=1000, samples_seen=30000, seed=8, shape_top1=0.9,
+                        name="missing")
+    (missing / "results.json").unlink()
+    write_run(runs, tier="top10", method="clip", subset_size=1000, samples_seen=30000, seed=7, shape_top1=0.9,
+              name="unfinished", done=False)
+    out = root / "report"
+    paths, study = report([runs], ReportConfig(out, "png", StudyConfig(task="shape", metric="top1", n_boot=10)))
+    return out, paths, study
+
+
+def test_html_has_every_section_and_figure(built):
+    out, paths, _ = built
+    page = (out / "index.html").read_text()
+    for title in SECTIONS.values():
+        assert f"<h2>{title}</h2>" in page
+    sources = re.findall(r'(?:src|href)="([^"#]+)"', page)
+    assert len(sources) >= 6
+    for source in sources:
+        assert (out / source).is_file() and (out / source).stat().st_size > 1000, source
+    summary = (out / "summary.md").read_text()
+    for title in SECTIONS.values():
+        assert f"## {title}" in summary
+
+
+def test_conclusions_and_fits_from_known_curves(built):
+    out, _, study = built
+    # top10 is the best tier at 30k samples seen in the known curves (TIER_LAWS), for both methods
+    assert all(row["tier"] == "top10" for row in study.best.filter(study.best["rank"] == 1).iter_rows(named=True)
+               if row["tier"] != EVIL_TIER)
+    summary = (out / "summary.md").read_text()
+    assert "tier top10 (best at subset size 10,000) beats the full pool (tier full" in summary
+    fitted = [f for f in study.sample_fits if f.model is not None]
+    assert {(f.tier, f.method) for f in fitted} == {(t, m) for t in ("top10", "top30", "full") for m in ("clip", "slip")}
+    # one budget x 3 sizes = 3 distinct points: too few for the 4-parameter repetition law, said so
+    fits = json.loads((out / "fits.json").read_text())
+    repetition = [f for f in fits["fits"] if f["x"] == "samples_seen"]
+    assert repetition and all("need at least" in f["refusal"] for f in repetition)
+    assert all(f["params"]["alpha"] > 0 for f in fits["fits"] if f["x"] == "unique_samples" and f["params"])
+
+
+def test_bad_runs_named_and_rest_reported(built):
+    out, _, study = built
+    page, summary = (out / "index.html").read_text(), (out / "summary.md").read_text()
+    for text in (page, summary):
+        assert "broken/results.json: line 1" in text
+        assert "missing/results.json: file is missing" in text
+        assert "unfinished: no DONE file" in text
+    runs = set(study.points["run"].to_list())
+    assert not {"broken", "missing", "unfinished"} & runs and len(runs) == 36 + 2
+
+
+def test_refused_fit_is_reported_not_fatal(built):
+    out, _, _ = built
+    page = (out / "index.html").read_text()
+    assert "fit refused" in page and "need at least" in page
+
+
+def test_names_from_runs_are_escaped(built):
+    out, _, _ = built
+    page, summary = (out / "index.html").read_text(), (out / "summary.md").read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#x27;tier&#x27;)&lt;/script&gt;&amp;" in page
+    assert "<script>" not in summary
+
+
+def test_cli_report_svg_and_bad_format(tmp_path):
+    write_grid(tmp_path / "runs", tiers=("top10", "full"), sizes=(1000, 3000), methods=("clip",), seeds=(0,))
+    runner = CliRunner()
+    result = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--format", "svg",
+                                 "--n-boot", "5"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "rep" / "acc_vs_samples.svg").stat().st_size > 1000
+    assert 'src="acc_vs_samples.svg"' in (tmp_path / "rep" / "index.html").read_text()
+    bad = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r2"), "--format", "gif"])
+    assert bad.exit_code != 0
