@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -289,3 +290,26 @@ def test_reingest_into_finished_pool_is_a_no_op(tmp_path):
     assert report.n_resumed_shards == report.n_shards == 2 and report.n_rows == 5
     assert before == {p: p.read_bytes() for p in (tmp_path / "pool").rglob("*") if p.is_file() and p.name != "pool.json"}
     shutil.rmtree(tmp_path / "pool")
+
+
+def test_folder_converts_gif_and_fixes_mislabelled_extension(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    Image.new("P", (10, 8)).save(tmp_path / "images" / "anim.gif")
+    Image.new("RGB", (9, 7), "blue").save(tmp_path / "images" / "really_png.jpg", format="PNG")
+    ingest_folder(tmp_path, [{"path": "anim.gif", "caption": "a gif"}, {"path": "really_png.jpg", "caption": "png bytes"}])
+    samples = list(Pool(tmp_path / "pool").samples(0))
+    assert [s.image_ext for s in samples] == ["png", "png"]
+    assert Image.open(io.BytesIO(samples[0].image)).format == "PNG"
+    assert all_meta(tmp_path / "pool")["status"].to_list() == ["success", "success"]
+
+
+def test_img2dataset_sample_only_in_tar_is_kept(tmp_path):
+    write_img2dataset_shard(tmp_path / "raw", 0, good_rows(3))
+    frame = pl.read_parquet(tmp_path / "raw" / "00000.parquet")
+    frame.head(2).write_parquet(tmp_path / "raw" / "00000.parquet")     # the parquet forgets the third sample
+    run_ingest(open_img2dataset(tmp_path / "raw"), tmp_path / "pool", shard_size=10)
+    meta = all_meta(tmp_path / "pool")
+    assert meta["key"].to_list() == ["000000000", "000000001", "000000002"]
+    assert meta["status"].to_list() == ["success"] * 3 and meta["url"][2].endswith("000000002.jpg")
