@@ -7,6 +7,7 @@ polygon fill of its own, hence this supersampling.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -34,15 +35,18 @@ def background_pixels(background: Background, size: int) -> np.ndarray:
     ramp = _ramp(background.direction, size)[..., None]
     pixels = a + (b - a) * ramp
     if background.noise_sigma > 0:
-        noise = np.random.default_rng(background.noise_seed).normal(0.0, background.noise_sigma, size=(size, size, 1))
-        pixels = pixels + noise
+        noise = np.random.default_rng(background.noise_seed).standard_normal((size, size, 1), dtype=np.float32)
+        pixels = pixels + background.noise_sigma * noise
     return np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=64)
 def _ramp(direction: int, size: int) -> np.ndarray:
     t = np.linspace(0.0, 1.0, size, dtype=np.float32)
     x, y = np.meshgrid(t, t)
-    return (x, y, (x + y) / 2, (1 - x + y) / 2)[direction]
+    ramp = (x, y, (x + y) / 2, (1 - x + y) / 2)[direction]
+    ramp.flags.writeable = False  # cached and shared
+    return ramp
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -49,6 +49,7 @@ BACKGROUNDS = ("plain", "gradient", "noise")
 POSITION_JITTER = 0.03
 COLOR_JITTER = 14
 MAX_ANGLE = 15.0  # degrees; more would turn a square into a diamond
+OBJECT_COUNT_WEIGHTS = (0.5, 0.3, 0.2)  # one, two, three objects
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ def sample_scene(rng: np.random.Generator, max_objects: int = 3, n_objects: int 
 
 
 def _object_count(rng: np.random.Generator, max_objects: int) -> int:
-    weights = np.array([0.5, 0.3, 0.2][:max_objects])
-    return int(rng.choice(len(weights), p=weights / weights.sum())) + 1
+    weights = OBJECT_COUNT_WEIGHTS[:max_objects]
+    draw = rng.random() * sum(weights)
+    return next((k + 1 for k, edge in enumerate(np.cumsum(weights)) if draw < edge), max_objects)
 
 
 def _sample_objects(rng: np.random.Generator, count: int) -> tuple[Obj, ...]:
@@ -116,19 +118,24 @@ def _sample_objects(rng: np.random.Generator, count: int) -> tuple[Obj, ...]:
 
 def sample_object(rng: np.random.Generator, position: str, size: str | None = None,
                   shape: str | None = None, color: str | None = None) -> Obj:
-    shape = shape or SHAPES[int(rng.integers(len(SHAPES)))]
-    color = color or COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))]
-    size = size or ("small", "large")[int(rng.integers(2))]
+    # One vector draw per object: scalar Generator calls dominate the sampling time otherwise.
+    u = rng.random(10)
+    shape = shape or SHAPES[int(u[0] * len(SHAPES))]
+    color = color or COLOR_NAMES[int(u[1] * len(COLOR_NAMES))]
+    size = size or ("small", "large")[int(u[2] * 2)]
     low, high = SIZES[size]
-    radius = float(rng.uniform(low, high))
+    radius = low + (high - low) * float(u[3])
     gx, gy = POSITIONS[position]
     margin = radius + 0.02
-    cx = float(np.clip(gx + rng.uniform(-POSITION_JITTER, POSITION_JITTER), margin, 1 - margin))
-    cy = float(np.clip(gy + rng.uniform(-POSITION_JITTER, POSITION_JITTER), margin, 1 - margin))
-    jitter = rng.integers(-COLOR_JITTER, COLOR_JITTER + 1, size=3)
-    rgb = tuple(int(c) for c in np.clip(np.array(COLORS[color]) + jitter, 0, 255))
-    angle = float(rng.uniform(-MAX_ANGLE, MAX_ANGLE))
+    cx = _clip(gx + POSITION_JITTER * (2 * float(u[4]) - 1), margin, 1 - margin)
+    cy = _clip(gy + POSITION_JITTER * (2 * float(u[5]) - 1), margin, 1 - margin)
+    rgb = tuple(int(_clip(c + round(COLOR_JITTER * (2 * float(j) - 1)), 0, 255)) for c, j in zip(COLORS[color], u[6:9], strict=True))
+    angle = MAX_ANGLE * (2 * float(u[9]) - 1)
     return Obj(shape, color, size, position, cx, cy, radius, angle, rgb)
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
 
 
 def _overlap(a: Obj, b: Obj) -> bool:
@@ -150,9 +157,9 @@ def sample_background(rng: np.random.Generator) -> Background:
 
 
 def _light_shade(rng: np.random.Generator) -> tuple[int, int, int]:
-    grey = int(rng.integers(175, 251))
-    tint = rng.integers(-8, 9, size=3)
-    return tuple(int(c) for c in np.clip(grey + tint, 0, 255))
+    grey, *tint = rng.integers(-8, 9, size=4)
+    grey = 175 + (int(grey) + 8) * 75 // 16  # 175..250
+    return tuple(int(_clip(grey + int(t), 0, 255)) for t in tint)
 
 
 def background_word(background: Background) -> str:
