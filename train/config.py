@@ -10,7 +10,7 @@ the distributed context its loss needs (`rank`, `world_size`, for open_clip's
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class RunConfig:
     workers: int = 1
     device: str = "auto"       # auto | cpu | cuda
     eval_roots: tuple[str, ...] = ()
+    resume: bool = False       # continue from OUT/resume.pt when it exists
     epochs: float | None = None  # what the user asked for, when the budget was given in epochs
 
     @property
@@ -81,3 +82,30 @@ class RunConfig:
         data["eval_roots"] = list(self.eval_roots)
         data["steps"] = self.steps
         return data
+
+
+def make_run_config(out: str, pool: str, subset: str | None = None, method: str = "clip", scale: str = "cpu-small",
+                    model: str | None = None, samples_seen: int | None = None, epochs: float | None = None,
+                    batch_size: int | None = None, lr: float | None = None, warmup: int | None = None,
+                    weight_decay: float | None = None, method_cfg: MethodConfig | None = None, **rest) -> RunConfig:
+    """A RunConfig from a named scale, each given option overriding the scale's value."""
+    from curate.errors import UserError
+    from train.scales import get_scale
+
+    base = get_scale(scale)
+    if samples_seen is not None and epochs is not None:
+        raise UserError("give either --samples-seen or --epochs, not both")
+    for name, value in (("--samples-seen", samples_seen), ("--epochs", epochs), ("--batch-size", batch_size), ("--lr", lr)):
+        if value is not None and value <= 0:
+            raise UserError(f"{name} {value}: must be positive")
+    optim = OptimConfig(lr=lr if lr is not None else base.lr, warmup_steps=warmup if warmup is not None else base.warmup,
+                        weight_decay=weight_decay if weight_decay is not None else base.weight_decay,
+                        **{k: rest.pop(k) for k in ("grad_clip",) if k in rest})
+    return RunConfig(
+        out=str(out), pool=str(pool), subset=str(subset) if subset else None, method=method, model=model or base.model,
+        pretrained=rest.pop("pretrained", None), scale=scale,
+        samples_seen=samples_seen if samples_seen is not None else (0 if epochs is not None else base.samples_seen),
+        epochs=epochs, batch_size=batch_size or base.batch_size, optim=optim,
+        method_cfg=replace(method_cfg or MethodConfig(), name=method), **rest,
+    )
+

@@ -1,0 +1,54 @@
+"""Tiny pools and a minimal CLIP method for the training-core tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.tiny import make_pool, png_bytes
+
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+
+
+def color_pairs(n: int, offset: int = 0) -> list[tuple[bytes, str]]:
+    names = list(COLORS)
+    pairs = []
+    for i in range(offset, offset + n):
+        name = names[i % len(names)]
+        shade = tuple(max(0, c - (i // len(names)) % 7 * 4) for c in COLORS[name])  # distinct bytes, distinct uids
+        pairs.append((png_bytes(shade, size=(32, 32)), f"a photo of a {name} shape"))
+    return pairs
+
+
+def color_pool(root: Path, shards: int = 2, per_shard: int = 16, name: str = "tiny"):
+    return make_pool(root, [color_pairs(per_shard, s * per_shard) for s in range(shards)], name=name)
+
+
+class TinyClip:
+    """A minimal CLIP method (open_clip's ClipLoss) to test the loop without train/methods."""
+
+    views = ("image", "text")
+    model_overrides: dict = {}
+
+    @staticmethod
+    def build(model, cfg):
+        from torch import nn
+
+        class Method(nn.Module):
+            views = ("image", "text")
+
+            def __init__(self):
+                super().__init__()
+                self.cfg = cfg
+                self.seen_progress = []
+
+            def forward(self, model, batch):
+                from open_clip.loss import ClipLoss
+
+                image, text, scale = model(batch["image"], batch["text"])
+                loss = ClipLoss(gather_with_grad=True, rank=self.cfg.rank, world_size=self.cfg.world_size)(image, text, scale)
+                return {"loss": loss, "clip_loss": loss}
+
+            def on_progress(self, model, progress):
+                self.seen_progress.append(progress)
+
+        return Method()

@@ -1,0 +1,94 @@
+"""The training loop with a minimal CLIP method: finite loss, logs, schedule, param groups, open_clip-loadable checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tests.train.helpers import TinyClip, color_pool
+from train.config import MethodConfig, OptimConfig, RunConfig
+from train.distributed import DistContext
+from train.loop import CHECKPOINT, METRICS, RESUME, build_optimizer, lr_factor, train_loop
+
+
+def _dataset(pool, seed=0):
+    import open_clip
+
+    from train.data import PositionDataset, build_index
+    from train.models import get_tokenizer
+
+    _, _, preprocess = open_clip.create_model_and_transforms("tc-rn-tiny")
+    return PositionDataset(build_index(pool, None), {"image": preprocess}, get_tokenizer("tc-rn-tiny"), seed)
+
+
+def _config(out, **changes) -> RunConfig:
+    base = dict(out=str(out), pool="unused", subset=None, method="tiny-clip", model="tc-rn-tiny", pretrained=None,
+                scale="debug", samples_seen=64, batch_size=8, optim=OptimConfig(lr=1e-3, warmup_steps=2),
+                method_cfg=MethodConfig(), checkpoint_every=3, log_every=2, workers=0)
+    return RunConfig(**{**base, **changes})
+
+
+def test_loop_trains_logs_and_writes_an_open_clip_checkpoint(tmp_path):
+    import open_clip
+    import torch
+
+    from train.models import create_model
+
+    pool = color_pool(tmp_path / "pool", shards=2, per_shard=12)
+    torch.manual_seed(0)
+    model, _, _ = create_model("tc-rn-tiny")
+    method = TinyClip.build(model, MethodConfig())
+    cfg = _config(tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    state = train_loop(model, method, _dataset(pool), cfg, DistContext(), tmp_path / "run")
+
+    assert state.step == cfg.steps == 8 and state.samples_seen == 64
+    rows = [json.loads(line) for line in (tmp_path / "run" / METRICS).read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6, 8]
+    assert all(math.isfinite(r["loss"]) and r["loss"] == r["clip_loss"] for r in rows)
+    assert rows[-1]["samples_seen"] == 64 and rows[0]["lr"] > rows[-1]["lr"]
+    assert method.seen_progress[0] == 0.0 and method.seen_progress[-1] == 1.0
+    assert method.seen_progress == sorted(method.seen_progress)
+
+    loaded, _, _ = open_clip.create_model_and_transforms("tc-rn-tiny", pretrained=str(tmp_path / "run" / CHECKPOINT))
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    saved = torch.load(tmp_path / "run" / RESUME, weights_only=True)
+    assert saved["step"] == 8 and saved["data_position"] == 64 and len(saved["rng"]) == 1
+
+
+def test_lr_warms_up_then_decays_to_zero():
+    factors = [lr_factor(step, warmup=4, total=20) for step in range(20)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))
+    assert lr_factor(20, 4, 20) == pytest.approx(0.0)
+
+
+def test_no_weight_decay_on_gains_biases_and_logit_scale():
+    from train.models import create_model
+
+    model, _, _ = create_model("tc-rn-tiny")
+    optimizer = build_optimizer(model, OptimConfig(lr=1e-3, warmup_steps=1, weight_decay=0.1))
+    no_decay = {id(p) for p in optimizer.param_groups[0]["params"]}
+    decay = {id(p) for p in optimizer.param_groups[1]["params"]}
+    assert id(model.logit_scale) in no_decay and id(model.token_embedding.weight) in decay
+    assert all(p.ndim >= 2 for p in optimizer.param_groups[1]["params"])
+    assert len(no_decay) + len(decay) == len(list(model.parameters()))
+    assert optimizer.param_groups[1]["weight_decay"] == 0.1 and optimizer.defaults["betas"] == (0.9, 0.98)
+
+
+def test_logit_scale_is_clamped(tmp_path):
+    import torch
+
+    from train.models import create_model
+
+    pool = color_pool(tmp_path / "pool", shards=1, per_shard=8)
+    model, _, _ = create_model("tc-rn-tiny")
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(500))
+    cfg = _config(tmp_path / "run", samples_seen=8, optim=OptimConfig(lr=1e-3, warmup_steps=1, max_logit_scale=100))
+    (tmp_path / "run").mkdir()
+    train_loop(model, TinyClip.build(model, MethodConfig()), _dataset(pool), cfg, DistContext(), tmp_path / "run")
+    assert model.logit_scale.exp().item() == pytest.approx(100, rel=1e-4)

@@ -1,0 +1,204 @@
+"""`train run`: one training run from a pool (and optional subset) into a run folder.
+
+```
+RUN/
+  config.json              RunConfig resolved + model, subset manifest copy, data counts, versions
+  model_configs/NAME.json  the model's open_clip config (so the checkpoint loads by name anywhere)
+  metrics.jsonl            one line per logged step (train/loop.py)
+  checkpoint.pt            {"state_dict": ...}: open_clip.create_model_and_transforms(NAME, pretrained=PATH)
+  resume.pt                full state for --resume
+  eval.jsonl               when --eval was given (train/evaluate.py)
+  results.json             the summary analysis reads
+  DONE                     written last
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+from curate import atomic
+from curate.errors import UserError
+from train.config import RunConfig
+
+DONE, CONFIG, RESULTS = "DONE", "config.json", "results.json"
+# Fields a resumed run must share with the run it continues.
+RESUME_KEYS = ("pool", "subset", "method", "model", "seed", "batch_size", "samples_seen", "accum_steps")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """The pool, subset and sample index a run trains on."""
+
+    pool: object
+    subset: object | None
+    index: object
+
+    @property
+    def subset_size(self) -> int:
+        return self.subset.n if self.subset is not None else self.pool.info.n_samples
+
+
+def open_data(cfg: RunConfig) -> RunData:
+    from curate.pool import Pool
+    from curate.subset import check_subset_pool, read_subset
+    from train.data import build_index
+
+    pool = Pool(cfg.pool)
+    if not pool.has_images():
+        raise UserError(f"{pool.tar_path(0)}: missing shard; train needs a pool with images")
+    subset = read_subset(cfg.subset) if cfg.subset else None
+    if subset is not None:
+        check_subset_pool(subset, pool)
+        if subset.n == 0:
+            raise UserError(f"{subset.path / 'uids.parquet'}: empty subset (0 uids); nothing to train on")
+    index = build_index(pool, subset.uids["uid"] if subset is not None else None)
+    return RunData(pool, subset, index)
+
+
+def resolve_budget(cfg: RunConfig, usable: int) -> RunConfig:
+    """`--epochs E` becomes samples seen = E × usable samples (rounded up)."""
+    if cfg.epochs is not None:
+        return dataclasses.replace(cfg, samples_seen=math.ceil(cfg.epochs * usable))
+    return cfg
+
+
+def check_out_folder(cfg: RunConfig) -> None:
+    out = Path(cfg.out)
+    if (out / DONE).exists():
+        raise UserError(f"{out}: this run is finished (DONE exists); choose another --out")
+    if (out / "resume.pt").exists() and not cfg.resume:
+        raise UserError(f"{out}: holds an unfinished run; pass --resume to continue it, or choose another --out")
+    if cfg.resume and (out / CONFIG).is_file():
+        before = json.loads((out / CONFIG).read_text())["run"]
+        now = cfg.to_json()
+        changed = [k for k in RESUME_KEYS if before.get(k) != now.get(k)]
+        if changed:
+            raise UserError(f"{out / CONFIG}: --resume with different {', '.join(changed)} than the run it continues")
+
+
+def run_training(cfg: RunConfig) -> Path:
+    """Train, evaluate (when eval roots are given), write results.json and DONE. Returns the run folder."""
+    import torch
+
+    from train import distributed, methods, models
+
+    out = Path(cfg.out)
+    check_out_folder(cfg)
+    models.model_config(cfg.model)  # unknown model: a clear error before any work
+    overrides = methods.model_overrides(cfg.method, cfg.method_cfg, cfg.model)  # unknown method: likewise
+    data = open_data(cfg)
+    cfg = resolve_budget(cfg, data.index.n)
+    ctx = distributed.setup(cfg.device)
+    try:
+        method_cfg = dataclasses.replace(cfg.method_cfg, name=cfg.method, rank=ctx.rank, world_size=ctx.world_size)
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        model, _, _ = models.create_model(cfg.model, cfg.pretrained, overrides, device=ctx.device)
+        method = methods.build_method(cfg.method, model, method_cfg).to(ctx.device)
+        dataset = _dataset(model, method, method_cfg, cfg, data.index)
+        if ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            models.write_model_config(cfg.model, out / "model_configs")
+            atomic.write_json(out / CONFIG, _config_record(cfg, data, ctx))
+        distributed.barrier(ctx)
+        flops_start = _gflops(model, cfg)
+        from train.loop import train_loop
+
+        state = train_loop(model, method, dataset, cfg, ctx, out)
+        if ctx.is_main:
+            flops_end = _gflops(model, cfg)
+            _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg))
+        distributed.barrier(ctx)
+    finally:
+        distributed.teardown(ctx)
+    return out
+
+
+def _dataset(model, method, method_cfg, cfg: RunConfig, index):
+    import open_clip
+
+    from train.augment import make_view_transform
+    from train.data import PositionDataset
+    from train.models import get_tokenizer
+
+    pre = open_clip.get_model_preprocess_cfg(model)
+    views = {v: make_view_transform(v, pre["size"], pre["mean"], pre["std"], method_cfg) for v in method.views if v != "text"}
+    return PositionDataset(index, views, get_tokenizer(cfg.model), cfg.seed)
+
+
+def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
+    import open_clip
+    import torch
+
+    from curate.subset import tool_version
+
+    return {
+        "run": cfg.to_json(), "model": cfg.model, "method": cfg.method,
+        "subset_manifest": data.subset.manifest if data.subset is not None else None,
+        "pool_info": data.pool.info.to_json(), "data_counts": data.index.counts,
+        "world_size": ctx.world_size, "device": ctx.device,
+        "versions": {"tierclip": tool_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
+                     "python": platform.python_version()},
+    }
+
+
+def _gflops(model, cfg: RunConfig) -> float | None:
+    """Forward+backward GFLOPs per sample as the model stands now (train/flops.py)."""
+    try:
+        from train.flops import gflops_per_sample
+    except ImportError:
+        return None
+    import open_clip
+
+    return gflops_per_sample(model, open_clip.get_model_preprocess_cfg(model)["size"], model.context_length)
+
+
+def _run_gflops(start: float | None, end: float | None, cfg: RunConfig) -> tuple[float | None, float | None]:
+    """(per-sample, total) GFLOPs. A method whose cost changes at the end (FLIP's unmasked tuning) is counted
+    per phase: the count at progress 0 for the first (1 - unmasked_tuning) of training, the count at progress 1 after."""
+    if start is None or end is None:
+        return None, None
+    tail = cfg.method_cfg.unmasked_tuning if start != end else 0.0
+    per_sample = start * (1 - tail) + end * tail
+    return per_sample, per_sample * cfg.steps * cfg.batch_size
+
+
+def _finish(cfg: RunConfig, data: RunData, ctx, state, gflops: tuple) -> None:
+    from train.data import repetitions, unique_seen
+
+    out = Path(cfg.out)
+    metrics, eval_time = {}, 0.0
+    if cfg.eval_roots:
+        from train.evaluate import evaluate_run, main_metrics
+
+        started = time.perf_counter()
+        metrics = main_metrics(evaluate_run(out, list(cfg.eval_roots), device=ctx.device.split(":")[0]))
+        eval_time = time.perf_counter() - started
+    manifest = data.subset.manifest if data.subset is not None else {}
+    results = {
+        "run": out.name, "method": cfg.method, "model": cfg.model, "pool": data.pool.info.name,
+        "subset": data.subset.name if data.subset is not None else None, "tier": manifest.get("tier"),
+        "tier_set": manifest.get("tier_set"), "gt_shares": manifest.get("gt_shares"),
+        "subset_size": data.subset_size, "usable_samples": data.index.n,
+        "unique_samples": unique_seen(state.samples_seen, data.index.n), "samples_seen": state.samples_seen,
+        "repetitions": repetitions(state.samples_seen, data.index.n), "corrupt_skipped": state.n_corrupt,
+        "gflops_per_sample": gflops[0], "gflops": gflops[1], "wall_time_s": round(state.wall_time_s, 2),
+        "eval_time_s": round(eval_time, 2), "device": _device_name(ctx.device), "world_size": ctx.world_size,
+        "seed": cfg.seed, "scale": cfg.scale, "batch_size": cfg.batch_size, "steps": cfg.steps,
+        "final_loss": state.last_loss, "resumed_from_step": state.resumed_from, "metrics": metrics,
+    }
+    atomic.write_json(out / RESULTS, results)
+    atomic.write_bytes(out / DONE, b"")
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

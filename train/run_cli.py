@@ -1,0 +1,76 @@
+"""`train run` and `train sweep`: typer commands that build a config and call the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def run(
+    pool: Path = typer.Option(..., help="Pool folder to train on (curate ingest / curate synth)."),
+    out: Path = typer.Option(..., help="Run folder to write (config.json, metrics.jsonl, checkpoint.pt, results.json, DONE)."),
+    subset: Path = typer.Option(None, help="Subset folder (uids.parquet + manifest.json) of POOL; default: the whole pool."),
+    method: str = typer.Option("clip", help="Training method: clip, clip-aug, slip or flip (train/methods/)."),
+    scale: str = typer.Option(
+        "cpu-small", help="Named scale (model, batch, lr, warmup, samples seen, wd): debug, cpu-small, small or medium."
+    ),
+    model: str = typer.Option(None, help="open_clip model name (default: the scale's), e.g. tc-rn-tiny, tc-vit-tiny, ViT-B-32."),
+    pretrained: str = typer.Option(None, help="Start from these weights: a checkpoint file or an open_clip pretrained tag."),
+    samples_seen: int = typer.Option(None, help="Training budget in samples (DataComp-style); default: the scale's."),
+    epochs: float = typer.Option(None, help="Training budget in passes over the usable samples (instead of --samples-seen)."),
+    batch_size: int = typer.Option(None, help="Global batch per optimizer step, over all processes and accumulation steps."),
+    lr: float = typer.Option(None, help="Peak learning rate (default: the scale's)."),
+    warmup: int = typer.Option(None, help="Linear warmup in optimizer steps (default: the scale's)."),
+    wd: float = typer.Option(None, help="AdamW weight decay (not applied to gains, biases, logit_scale)."),
+    seed: int = typer.Option(0, help="Seed of initial weights, data order and augmentations."),
+    eval: list[Path] = typer.Option(None, help="Eval set folder to evaluate on at the end (repeatable)."),
+    resume: bool = typer.Option(False, help="Continue the unfinished run in OUT from its resume.pt."),
+    checkpoint_every: int = typer.Option(100, help="Write checkpoint.pt and resume.pt every K optimizer steps (and at the end)."),
+    log_every: int = typer.Option(10, help="Append a metrics.jsonl line every K optimizer steps."),
+    workers: int = typer.Option(1, help="DataLoader worker processes per training process (0 = decode in the training process)."),
+    accum_steps: int = typer.Option(1, help="Gradient accumulation: micro-batches per optimizer step."),
+    grad_clip: float = typer.Option(1.0, help="Clip the gradient norm to this value (0 = off)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda (under torchrun each process takes cuda:LOCAL_RANK)."),
+    mask_ratio: float = typer.Option(0.5, help="FLIP: share of image patches dropped while training."),
+    unmasked_tuning: float = typer.Option(0.0, help="FLIP: final share of training run without masking."),
+    ssl_scale: float = typer.Option(1.0, help="SLIP: weight of the SimCLR loss."),
+    ssl_temperature: float = typer.Option(0.1, help="SLIP: SimCLR temperature."),
+    ssl_mlp_dim: int = typer.Option(4096, help="SLIP: hidden width of the SimCLR projection MLP (use ~512 for tiny models)."),
+    ssl_emb_dim: int = typer.Option(256, help="SLIP: output width of the SimCLR projection MLP."),
+    aug: list[str] = typer.Option(None, help="Augmentation option KEY=VALUE for clip-aug/slip views (repeatable), e.g. jitter=0.2."),
+) -> None:
+    """Train a CLIP-family model on a pool subset; evaluate it when --eval is given."""
+    from train.config import MethodConfig, make_run_config
+    from train.run import run_training
+
+    method_cfg = MethodConfig(mask_ratio=mask_ratio, unmasked_tuning=unmasked_tuning, ssl_scale=ssl_scale,
+                              ssl_temperature=ssl_temperature, ssl_mlp_dim=ssl_mlp_dim, ssl_emb_dim=ssl_emb_dim,
+                              aug=parse_key_values(aug or []))
+    cfg = make_run_config(out, pool, subset, method, scale, model, samples_seen, epochs, batch_size, lr, warmup, wd,
+                          method_cfg, pretrained=pretrained, seed=seed, eval_roots=tuple(str(e) for e in eval or ()),
+                          resume=resume, checkpoint_every=checkpoint_every, log_every=log_every, workers=workers,
+                          accum_steps=accum_steps, grad_clip=grad_clip or None, device=device)
+    print(run_training(cfg))
+
+
+def parse_key_values(items: list[str]) -> dict:
+    """["jitter=0.2", "crop_scale=0.3,1"] -> {"jitter": 0.2, "crop_scale": [0.3, 1.0]}."""
+    from curate.errors import UserError
+
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--aug {item!r}: expected KEY=VALUE")
+        numbers = [float(v) for v in value.split(",")] if _is_number_list(value) else None
+        parsed[key] = value if numbers is None else (numbers[0] if len(numbers) == 1 else numbers)
+    return parsed
+
+
+def _is_number_list(value: str) -> bool:
+    try:
+        [float(v) for v in value.split(",")]
+    except ValueError:
+        return False
+    return True
