@@ -59,6 +59,12 @@ def _save(fig, out: Path) -> Path:
     return out
 
 
+def _legend_below(fig, ax) -> None:
+    """One legend under the panels, so it never covers a bar."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, max(1, len(labels))), fontsize=8)
+
+
 def _draw_fit(ax, group_fit: GroupFit, color, label: str) -> None:
     model = group_fit.model
     lo, hi = model.x_range
@@ -189,8 +195,8 @@ def plot_best_tier(study: Study, out: Path) -> Path:
         ax.set_xticks(range(len(budgets)), [f"{int(b):,}" for b in budgets])
         ax.set_xlabel("budget: samples seen")
         ax.set_title(method)
-        ax.legend(fontsize=8, loc="lower right")
     axes[0][0].set_ylabel(_metric_label(study) + ", mean ± sd over seeds")
+    _legend_below(fig, axes[0][0])
     fig.suptitle("Best tier for each budget", fontweight="bold")
     return _save(fig, out)
 
@@ -223,7 +229,7 @@ def plot_methods(study: Study, out: Path) -> Path:
     ax.set_xlabel("tier (subset size: the largest all methods share)")
     ax.set_ylabel(_metric_label(study) + ", mean ± sd")
     ax.set_title(f"Methods at equal samples seen ({study.methods_budget:,})", fontweight="bold")
-    ax.legend(fontsize=8, loc="lower right")
+    _legend_below(fig, ax)
     return _save(fig, out)
 
 
@@ -237,15 +243,19 @@ def plot_data_cards(study: Study, out: Path) -> Path:
         ax.text(0.5, 0.5, "no ground-truth shares (not a synthetic pool)", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
         return _save(fig, out)
-    cmap = plt.get_cmap("tab20")
+    palette = ["#d62728", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000"]
     left = np.zeros(cards.height)
     ordered = sorted(shares, key=lambda c: (c != SHARE_PREFIX + "gt_clean", c))
-    for i, column in enumerate(ordered):
+    defects = iter(palette * 3)
+    for column in ordered:
         values = cards[column].fill_null(0.0).to_numpy()
-        ax.barh(range(cards.height), values, left=left, color="#4caf50" if column.endswith("gt_clean") else cmap(i % 20),
+        ax.barh(range(cards.height), values, left=left, color="#4caf50" if column.endswith("gt_clean") else next(defects),
                 label=column.removeprefix(SHARE_PREFIX).removeprefix("gt_"))
         left += values
     labels = [f"{t} (n={int(n):,})" if n is not None else str(t) for t, n in cards.select("tier", "subset_size").iter_rows()]
+    for row, total in enumerate(left):
+        if total == 0:
+            ax.text(0.01, row, "no ground-truth shares recorded", va="center", fontsize=8, color="grey")
     ax.set_yticks(range(cards.height), labels)
     ax.set_xlabel("share of the tier's samples (flags may overlap)")
     ax.set_title("Data cards: ground-truth composition of each tier", fontweight="bold")
