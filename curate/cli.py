@@ -32,12 +32,18 @@ def validate(
 
 from curate.ingest.cli import download, ingest_app  # noqa: E402
 from curate.score_cli import score  # noqa: E402
+from curate.selection.cli import filter_command, inspect_command, reshard_command, subset_app, tiers_command  # noqa: E402
 from curate.synth.cli import synth  # noqa: E402
 
 app.add_typer(ingest_app, name="ingest")
 app.command("download")(download)
 app.command("score")(score)
 app.command("synth")(synth)
+app.command("filter")(filter_command)
+app.command("tiers")(tiers_command)
+app.command("inspect")(inspect_command)
+app.command("reshard")(reshard_command)
+app.add_typer(subset_app, name="subset")
 
 
 def main() -> None:
