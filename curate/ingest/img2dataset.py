@@ -61,12 +61,12 @@ def _shard_parquets(root: Path, fmt: str) -> list[Path]:
     bodies = sorted(root.glob("*.tar")) if fmt == "webdataset" else sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit())
     if not bodies:
         raise UserError(f"{root}: no {'NNNNN.tar' if fmt == 'webdataset' else 'NNNNN/'} shards for format {fmt}")
-    for body in bodies:
-        parquet = root / f"{body.name.split('.')[0]}.parquet"
-        if not parquet.is_file():
-            raise UserError(f"{parquet}: missing; img2dataset writes it next to {body.name} (it lists every row, "
+    stems = sorted({body.name.split(".")[0] for body in bodies} | {p.stem for p in root.glob("*.parquet") if p.stem.isdigit()})
+    for stem in stems:
+        if not (root / f"{stem}.parquet").is_file():
+            raise UserError(f"{root / stem}.parquet: missing; img2dataset writes it next to each shard (it lists every row, "
                             "failed ones too); re-run img2dataset for this shard or remove the shard")
-    return [root / f"{body.name.split('.')[0]}.parquet" for body in bodies]
+    return [root / f"{stem}.parquet" for stem in stems]
 
 
 def _parquet_file(path: Path):
@@ -100,7 +100,8 @@ def _rows(path: Path) -> Iterator[dict]:
 
 # -- the three formats -----------------------------------------------------------------
 def _webdataset_records(parquet: Path) -> Iterator[Record]:
-    tar = read_tar(parquet.with_suffix(".tar"))
+    tar_path = parquet.with_suffix(".tar")
+    tar = read_tar(tar_path) if tar_path.is_file() else TarContents(absent=f"{tar_path}: missing")
     for row in _rows(parquet):
         parts = tar.take(str(row["key"]))
         yield _record(row, parts, _missing_reason(tar, str(row["key"]), parts))
@@ -111,10 +112,10 @@ def _webdataset_records(parquet: Path) -> Iterator[Record]:
 def _files_records(parquet: Path) -> Iterator[Record]:
     folder = parquet.with_suffix("")
     files: dict[str, dict[str, bytes]] = {}
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         key, ext = split_member_name(path.name)
         files.setdefault(key, {})[ext] = path.read_bytes()
-    contents = TarContents()
+    contents = TarContents(absent=None if folder.is_dir() else f"{folder}: missing")
     for key, parts in files.items():
         contents.parts.setdefault(key, deque()).append(parts)
         contents.order.append(key)
@@ -145,6 +146,8 @@ def _missing_reason(tar: TarContents, key: str, parts: dict | None) -> tuple[str
         return None
     if tar.problem:
         return "truncated_shard", f"image lost: {tar.problem}"
+    if tar.absent:
+        return "missing_image", f"img2dataset says success but {tar.absent}"
     return "missing_image", "img2dataset says success but its shard has no image for this key"
 
 

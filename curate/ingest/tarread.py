@@ -18,6 +18,7 @@ class TarContents:
     order: list[str] = field(default_factory=list)                            # keys in order of first appearance
     cut_keys: set[str] = field(default_factory=set)                           # members cut mid-way
     problem: str | None = None                                                # why the tar is incomplete, or None
+    absent: str | None = None                                                 # the shard's tar (or folder) is not there
 
     def take(self, key: str) -> dict[str, bytes] | None:
         """The next sample stored under `key` (a key can appear twice in a bad tar)."""

@@ -313,3 +313,22 @@ def test_img2dataset_sample_only_in_tar_is_kept(tmp_path):
     meta = all_meta(tmp_path / "pool")
     assert meta["key"].to_list() == ["000000000", "000000001", "000000002"]
     assert meta["status"].to_list() == ["success"] * 3 and meta["url"][2].endswith("000000002.jpg")
+
+
+def test_img2dataset_shard_whose_tar_is_gone_keeps_its_rows(tmp_path):
+    write_img2dataset_shard(tmp_path / "raw", 0, good_rows(2))
+    write_img2dataset_shard(tmp_path / "raw", 1, good_rows(3, start=10))
+    (tmp_path / "raw" / "00001.tar").unlink()
+    report = run_ingest(open_img2dataset(tmp_path / "raw"), tmp_path / "pool", shard_size=10)
+    meta = all_meta(tmp_path / "pool")
+    assert report.n_rows == 5 and meta["status"].to_list() == ["success"] * 2 + ["missing_image"] * 3
+    assert "00001.tar: missing" in meta["error"][2]
+
+
+def test_download_user_mistakes_are_one_line(tmp_path, monkeypatch, capsys):
+    pl.DataFrame({"link": ["http://127.0.0.1:9/a.jpg"], "caption": ["x"]}).write_csv(tmp_path / "urls.csv")
+    code, _, err = run_cli(["download", str(tmp_path / "urls.csv"), "--out", str(tmp_path / "pool")], monkeypatch, capsys)
+    assert code == 2 and err == f"error: {tmp_path / 'urls.csv'}: no column 'url' (columns: link, caption); set --url-col\n"
+    code, _, err = run_cli(["download", str(tmp_path / "urls.xlsx"), "--out", str(tmp_path / "pool")], monkeypatch, capsys)
+    assert code == 2 and err == f"error: {tmp_path / 'urls.xlsx'}: no such URL list\n"
+    assert not (tmp_path / "pool").exists()
