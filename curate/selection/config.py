@@ -90,9 +90,10 @@ def basic_expr() -> pl.Expr:
     """DataComp's basic filter: words as in Python's text.split(), characters as Python's len()
     (code points). Written as polars expressions so it runs inside the one lazy query."""
     caption = pl.col("caption").fill_null("")
-    short_side = pl.min_horizontal("width", "height")
+    short_side = pl.min_horizontal("width", "height")  # ignores nulls: checked separately below
     long_side = pl.max_horizontal("width", "height")
     return ((pl.col("lang") == "en")
+            & pl.col("width").is_not_null() & pl.col("height").is_not_null()
             & caption.str.contains(_THREE_WORDS)
             & (caption.str.len_chars() > BASIC_MIN_CHARS_EXCLUSIVE)
             & (short_side >= BASIC_MIN_SIDE)

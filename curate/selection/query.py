@@ -30,12 +30,13 @@ from curate.selection.sources import ColumnIndex, alignment_check, scan_columns
 POLARS_ERRORS = (pl.exceptions.PolarsError,)
 
 
-def topk_threshold(score: pl.Expr, population: pl.Expr, fraction: float) -> pl.Expr:
-    """DataComp's threshold as a polars aggregation over the rows where `population` holds."""
-    values = score.filter(population)
+def topk_threshold(score: pl.Expr, population: pl.Expr | None, fraction: float) -> pl.Expr:
+    """DataComp's threshold as a polars aggregation over the rows where `population` holds (None: all rows)."""
+    values = score if population is None else score.filter(population)
     if fraction >= 1.0:
         return values.min()
-    n = (population.sum().cast(pl.Float64) * fraction).floor().cast(pl.Int64)
+    count = pl.len() if population is None else population.sum()
+    n = (count.cast(pl.Float64) * fraction).floor().cast(pl.Int64)
     return values.sort(descending=True, nulls_last=True).get(n, null_on_oob=True)
 
 
@@ -71,7 +72,7 @@ def plan(pool: Pool, config: FilterConfig, extra_columns: tuple[str, ...] = ()) 
     """Build the lazy query: needed columns of meta and sidecars, one flag per clause, `alive`."""
     index = ColumnIndex(pool)
     found = clauses(config)
-    needed = {col for clause in found for col in _clause_columns(index, clause)} | set(extra_columns)
+    needed = {col for clause in found for col in _clause_columns(index, clause)} | set(extra_columns) | set(index.gt_flags())
     if config.uses_score():
         needed.add(_check_score_column(index, config.score_column))
     frame = scan_columns(index, needed).with_columns([c.expr for c in found])
@@ -107,7 +108,7 @@ def _with_keep(flags: pl.DataFrame, config: FilterConfig) -> pl.DataFrame:
     if config.fraction is None:
         return flags.with_columns(pl.lit(None, dtype=pl.Float64).alias("threshold"), pl.col("alive").alias("keep"))
     score = pl.col(config.score_column)
-    population = (pl.col("alive") & score.is_not_null()) if config.fraction_of == "remaining" else pl.lit(True)
+    population = (pl.col("alive") & score.is_not_null()) if config.fraction_of == "remaining" else None
     flags = flags.with_columns(topk_threshold(score, population, config.fraction).cast(pl.Float64).alias("threshold"))
     return flags.with_columns((pl.col("alive") & (score >= pl.col("threshold")).fill_null(False)).alias("keep"))
 

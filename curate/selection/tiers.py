@@ -74,7 +74,7 @@ def tier_name(fraction: float) -> str:
 def nested_tiers(candidates: pl.DataFrame, score: str, fractions: tuple[float, ...]) -> list[Tier]:
     tiers = []
     for fraction in sorted(set(fractions)):
-        threshold = candidates.select(topk_threshold(pl.col(score), pl.lit(True), fraction)).item()
+        threshold = candidates.select(topk_threshold(pl.col(score), None, fraction)).item()
         rows = candidates.filter(pl.col(score) >= threshold) if threshold is not None else candidates.clear()
         tiers.append(Tier(tier_name(fraction), rows, f"top {fraction:g} of candidates by {score} (DataComp top-k)",
                           {"fraction": fraction, "threshold": None if threshold is None else float(threshold)}))
