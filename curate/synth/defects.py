@@ -8,12 +8,14 @@ caption of a clean one.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
+from curate.errors import UserError
 from curate.pool import OK
 from curate.synth.captions import boilerplate, describe, describes, light_edit
 from curate.synth.config import DEFECTS, DUP_DEFECTS, DefectRates
@@ -23,7 +25,7 @@ from curate.synth.scene import COLOR_NAMES, SHAPES, Scene, sample_scene
 
 CLEAN = "clean"
 TINY_SIDES = (6, 12)  # inclusive range of a tiny image's width and height
-DONOR_TRIES = 40
+MAX_TRIES = 40
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n"
 
 
@@ -70,14 +72,17 @@ def assign_labels(n: int, rates: DefectRates, rng: np.random.Generator) -> list[
     return [labels[i] for i in rng.permutation(n)]
 
 
-def original_first(labels: list[str]) -> list[str]:
-    """Move a duplicate away from a shard's first row, which has no earlier row to copy."""
+def place_originals(labels: list[str], shard_size: int) -> list[str]:
+    """Keep duplicates off each shard's first row (it has no earlier row to copy) by swapping labels."""
     labels = list(labels)
-    if labels and labels[0] in DUP_DEFECTS:
-        swap = next((i for i, label in enumerate(labels) if label not in DUP_DEFECTS), None)
+    for start in range(0, len(labels), shard_size):
+        if labels[start] not in DUP_DEFECTS:
+            continue
+        later_first = itertools.chain(range(start + 1, len(labels)), range(start))
+        swap = next((i for i in later_first if i % shard_size and labels[i] not in DUP_DEFECTS), None)
         if swap is None:
-            raise ValueError("every row of a shard is a duplicate: lower the duplicate rates or raise --shard-size")
-        labels[0], labels[swap] = labels[swap], labels[0]
+            raise UserError(f"--shard-size {shard_size}: too small to hold each duplicate after its original")
+        labels[start], labels[swap] = labels[swap], labels[start]
     return labels
 
 
@@ -108,7 +113,7 @@ def _donors(draft: Draft, row: Row):
     unlent = [i for i in draft.clean_positions if i not in draft.lent]
     yield from (draft.rows[unlent[i]] for i in draft.rng.permutation(len(unlent)))
     candidates = draft.clean_positions or [r.position for r in draft.rows]
-    yield from (draft.rows[draft.pick(candidates)] for _ in range(DONOR_TRIES))
+    yield from (draft.rows[draft.pick(candidates)] for _ in range(MAX_TRIES))
 
 
 def _unrelated(other: Scene, scene: Scene) -> bool:
@@ -137,7 +142,7 @@ def attribute_swap(draft: Draft, row: Row) -> None:
     options = [v for v in values if v != getattr(obj, attribute)
                and ((obj.shape, v) if attribute == "color" else (v, obj.color)) not in pairs]
     wrong = row.scene.with_object(index, **{attribute: draft.pick(options)})
-    for _ in range(DONOR_TRIES):  # a template that hides nothing: the swap must show in the words
+    for _ in range(MAX_TRIES):  # a template that hides nothing: the swap must show in the words
         row.caption = describe(wrong, "en", draft.rng)
         if not describes(row.caption, row.scene):
             return
@@ -232,4 +237,3 @@ INJECTORS: dict[str, Callable[[Draft, Row], None]] = {
     "corrupt": corrupt,
     "empty_caption": empty_caption,
 }
-assert set(INJECTORS) == set(DEFECTS)

@@ -22,7 +22,7 @@ from curate.errors import UserError
 from curate.pool import Pool, PoolInfo, Sample, meta_frame, shard_name, write_pool_info, write_shard
 from curate.synth.captions import describe
 from curate.synth.config import DEFECTS, LABEL_STREAM, SHARD_STREAM, SynthConfig, same_recipe
-from curate.synth.defects import Draft, Row, assign_labels, inject, original_first
+from curate.synth.defects import Draft, Row, assign_labels, inject, place_originals
 from curate.synth.draw import encode_png, render
 from curate.synth.scene import sample_scene
 from curate.uids import derive_uid
@@ -55,8 +55,8 @@ def synthesize(config: SynthConfig, progress: bool = True) -> pl.DataFrame:
     """Write the pool (and its eval set unless eval_n is 0); return counts per gt flag."""
     from curate.synth.evalset import write_synth_evalset
 
+    labels = place_originals(assign_labels(config.n, config.rates, _rng(config.seed, LABEL_STREAM)), config.shard_size)
     _prepare_out(config)
-    labels = assign_labels(config.n, config.rates, _rng(config.seed, LABEL_STREAM))
     jobs = [job for job in _jobs(config, labels) if not (config.out / "meta" / f"{shard_name(job.shard)}.parquet").is_file()]
     _run(jobs, config.n_workers(), progress)
     write_pool_info(config.out, PoolInfo(config.pool_name, "synth", _created(), config.n, config.n_shards))
@@ -118,9 +118,8 @@ def _created() -> str:
 # -- one shard -------------------------------------------------------------------------
 def make_shard(job: ShardJob) -> None:
     rng = _rng(job.seed, SHARD_STREAM, job.shard)
-    labels = original_first(list(job.labels))
-    draft = Draft([_draft_row(i, rng, job) for i in range(len(labels))], rng, job.max_objects)
-    inject(draft, labels)
+    draft = Draft([_draft_row(i, rng, job) for i in range(len(job.labels))], rng, job.max_objects)
+    inject(draft, list(job.labels))
     keys = [f"{job.start + row.position:09d}" for row in draft.rows]
     uids = [derive_uid(key, row.image, row.caption) for key, row in zip(keys, draft.rows, strict=True)]
     samples = [_sample(key, uid, row, job) for key, uid, row in zip(keys, uids, draft.rows, strict=True)]

@@ -20,6 +20,7 @@ from curate.evalset import read_evalset
 from curate.pool import Pool, read_tar_samples
 from curate.synth.captions import english_mentions
 from curate.synth.config import DEFECTS, make_config
+from curate.synth.defects import INJECTORS
 from curate.synth.evalset import TASKS
 from curate.synth.languages import OTHER_LANGUAGES, shape_nouns
 from curate.synth.writer import GT_FLAGS, synthesize
@@ -90,6 +91,7 @@ def test_requested_rates_within_two_points(tmp_path):
     for name in DEFECTS:
         assert abs(meta[f"gt_{name}"].mean() - getattr(config.rates, name)) <= 0.02, name
     assert meta["gt_boilerplate"].sum() == 0
+    assert set(INJECTORS) == set(DEFECTS)
     assert abs(meta["gt_misaligned"].mean() - 0.4) <= 0.02
 
 
@@ -231,6 +233,17 @@ def test_same_seed_same_bytes_whatever_the_workers_and_after_a_resume(tmp_path):
             assert (tmp_path / "a" / part).read_bytes() != (tmp_path / "c" / part).read_bytes(), part
 
 
+def test_duplicates_follow_their_original_even_in_small_shards(tmp_path):
+    _make(tmp_path / "small", 40, shard_size=3, profile="clean", rates={"exact_dup": 0.25, "near_dup": 0.25})
+    meta = Pool(tmp_path / "small").scan_meta().collect()
+    by_uid = {row["uid"]: row for row in meta.to_dicts()}
+    dups = meta.filter(pl.col("gt_exact_dup") | pl.col("gt_near_dup")).to_dicts()
+    assert len(dups) == 20
+    for row in dups:
+        original = by_uid[row["gt_dup_of"]]
+        assert original["shard"] == row["shard"] and original["key"] < row["key"]
+
+
 def test_clean_profile_has_no_defects(tmp_path):
     _make(tmp_path / "clean", 400, profile="clean")
     meta = Pool(tmp_path / "clean").scan_meta().collect()
@@ -243,6 +256,9 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
         make_config(10, tmp_path / "x", rate_overrides={"misaligned": 0.7, "corrupt": 0.5})
     with pytest.raises(UserError, match="--profile"):
         make_config(10, tmp_path / "x", profile="dirty")
+    with pytest.raises(UserError, match="--shard-size"):
+        _make(tmp_path / "one", 10, shard_size=1, profile="clean", rates={"exact_dup": 0.2})
+    assert not (tmp_path / "one").exists()
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="not empty"):
