@@ -42,7 +42,8 @@ class ClipConfig:
     batch_size: int = 256
     loader_workers: int = 2
     device: str = "auto"  # auto = cuda when available, else cpu
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "loader_workers")  # do not change the results
+    threads: int = 0  # torch CPU threads for the model (0 = torch's default)
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "loader_workers", "threads")  # do not change the results
 
 
 def embeddings_tag(cfg: ClipConfig) -> str:
@@ -128,6 +129,8 @@ def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | Non
     import torch.nn.functional as F
 
     model, preprocess, tokenizer, device = load_model(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     loader = torch.utils.data.DataLoader(ImageBytes(blobs, preprocess), batch_size=cfg.batch_size, shuffle=False,
                                          num_workers=cfg.loader_workers if len(blobs) > cfg.batch_size else 0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()

