@@ -96,6 +96,9 @@ def run_training(cfg: RunConfig) -> Path:
     cfg = resolve_budget(cfg, data.index.n)
     ctx = distributed.setup(cfg.device)
     try:
+        from train.data import StreamPlan
+
+        StreamPlan(cfg.batch_size, cfg.accum_steps, ctx.rank, ctx.world_size)  # a batch that does not split: fail now
         method_cfg = dataclasses.replace(cfg.method_cfg, name=cfg.method, rank=ctx.rank, world_size=ctx.world_size)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         model, _, _ = models.create_model(cfg.model, cfg.pretrained, overrides, device=ctx.device)

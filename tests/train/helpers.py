@@ -52,3 +52,21 @@ class TinyClip:
                 self.seen_progress.append(progress)
 
         return Method()
+
+
+def color_evalset(root: Path) -> Path:
+    """An eval set with one zero-shot task (colour) over a few single-colour images."""
+    import polars as pl
+
+    from curate.evalset import write_evalset
+
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i, name in enumerate(list(COLORS) * 2):
+        file = f"images/{i:03d}.png"
+        (root / file).write_bytes(png_bytes(COLORS[name], size=(32, 32)))
+        rows.append({"file": file, "caption": f"a photo of a {name} shape", "color": name})
+    task = {"name": "color", "kind": "zeroshot", "label_column": "color", "classnames": list(COLORS),
+            "templates": ["a photo of a {} shape."]}
+    write_evalset(root, "tiny-eval", [task], pl.DataFrame(rows))
+    return root

@@ -1,0 +1,63 @@
+"""Exact resume: a run killed (SIGKILL) after a checkpoint and resumed ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.train.helpers import color_pool
+from train.config import make_run_config
+from train.run import run_training
+
+# FLIP on the tiny ViT: patch dropout draws from the torch RNG every step, so the RNG restore is exercised too.
+ARGS = dict(scale="debug", method="flip", model="tc-vit-tiny", samples_seen=192, batch_size=8, seed=3)
+
+
+def _cli_args(pool, out) -> list[str]:
+    return ["--pool", str(pool), "--out", str(out), "--scale", "debug", "--method", "flip", "--model", "tc-vit-tiny",
+            "--samples-seen", "192", "--batch-size", "8", "--seed", "3", "--checkpoint-every", "3", "--log-every", "1",
+            "--workers", "0"]
+
+
+def _kill_after_first_checkpoint(pool, out) -> int:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "run", *_cli_args(pool, out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "resume.pt").exists():
+            assert proc.poll() is None, "training exited before its first checkpoint"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    return torch.load(out / "resume.pt", weights_only=True)["step"]
+
+
+@pytest.mark.timeout(600)
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    torch.set_num_threads(1)  # the subprocess runs single-threaded too: same float summation order
+    pool = color_pool(tmp_path / "pool", shards=2, per_shard=16)
+    killed_at = _kill_after_first_checkpoint(pool.root, tmp_path / "resumed")
+    assert 0 < killed_at < 24 and not (tmp_path / "resumed" / "DONE").exists()
+
+    run_training(make_run_config(tmp_path / "resumed", pool.root, resume=True, checkpoint_every=3, log_every=1, workers=0, **ARGS))
+    run_training(make_run_config(tmp_path / "straight", pool.root, checkpoint_every=3, log_every=1, workers=0, **ARGS))
+
+    resumed = json.loads((tmp_path / "resumed" / "results.json").read_text())
+    straight = json.loads((tmp_path / "straight" / "results.json").read_text())
+    assert resumed["resumed_from_step"] == killed_at and straight["resumed_from_step"] is None
+    assert resumed["final_loss"] == pytest.approx(straight["final_loss"], rel=1e-5)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 25))  # lines logged after the checkpoint by the killed process were dropped
+    a = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["state_dict"]
+    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)

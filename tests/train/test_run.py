@@ -1,0 +1,110 @@
+"""`train run` end to end: run folder contents, open_clip-loadable checkpoint, results.json, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from curate.errors import UserError
+from curate.subset import pool_ref, write_subset
+from tests.tiny import make_pool
+from tests.train.helpers import color_evalset, color_pairs, color_pool
+from train.cli import app
+
+RESULT_KEYS = {"run", "method", "model", "pool", "subset", "tier", "subset_size", "unique_samples", "samples_seen",
+               "repetitions", "gflops_per_sample", "gflops", "wall_time_s", "device", "seed", "metrics"}
+
+
+def _train(*args: str):
+    result = CliRunner().invoke(app, ["run", "--scale", "debug", "--workers", "0", *args], catch_exceptions=True)
+    if isinstance(result.exception, UserError):
+        raise result.exception
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    pool = color_pool(tmp / "pool", shards=2, per_shard=12)
+    uids = pl.concat([pool.meta(0)["uid"][:8], pool.meta(1)["uid"][:4]])
+    write_subset(tmp / "subset", uids, {"pool": pool_ref(pool), "rule": "test", "tier": "top-half"})
+    evalset = color_evalset(tmp / "eval")
+    _train("--pool", str(pool.root), "--subset", str(tmp / "subset"), "--out", str(tmp / "run"), "--samples-seen", "40",
+           "--batch-size", "8", "--eval", str(evalset), "--checkpoint-every", "2")
+    return tmp
+
+
+def test_run_folder_has_everything_and_results_add_up(finished_run):
+    run = finished_run / "run"
+    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "checkpoint.pt", "resume.pt", "results.json",
+                                               "eval.jsonl", "DONE", "model_configs"}
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "tc-rn-tiny" and config["subset_manifest"]["tier"] == "top-half"
+    assert config["run"]["batch_size"] == 8 and config["data_counts"]["usable"] == 12
+    assert json.loads((run / "model_configs" / "tc-rn-tiny.json").read_text())["vision_cfg"]["width"] == 16
+    results = json.loads((run / "results.json").read_text())
+    assert RESULT_KEYS <= set(results)
+    assert results["samples_seen"] == 40 and results["subset_size"] == 12 and results["unique_samples"] == 12
+    assert results["repetitions"] == pytest.approx(40 / 12) and results["tier"] == "top-half"
+    assert results["gflops"] == pytest.approx(results["gflops_per_sample"] * 40) and results["gflops_per_sample"] > 0
+    assert set(results["metrics"]) == {"color/top1"} and 0 <= results["metrics"]["color/top1"] <= 1
+    assert (run / "DONE").stat().st_mtime >= (run / "results.json").stat().st_mtime
+
+
+def test_checkpoint_loads_in_a_fresh_open_clip_process(finished_run):
+    import subprocess
+    import sys
+
+    run = finished_run / "run"
+    code = ("import open_clip, sys; open_clip.add_model_config(sys.argv[1] + '/model_configs');"
+            "m, _, _ = open_clip.create_model_and_transforms('tc-rn-tiny', pretrained=sys.argv[1] + '/checkpoint.pt');"
+            "print(round(float(m.logit_scale.exp()), 4))")
+    out = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, check=True)
+    import torch
+
+    saved = torch.load(run / "checkpoint.pt", weights_only=True)["state_dict"]["logit_scale"].exp().item()
+    assert float(out.stdout.strip()) == pytest.approx(saved, abs=1e-3)
+
+
+def test_finished_and_unfinished_runs_are_protected(finished_run):
+    with pytest.raises(UserError, match="finished"):
+        _train("--pool", str(finished_run / "pool"), "--out", str(finished_run / "run"))
+    (finished_run / "run" / "DONE").rename(finished_run / "run" / "DONE.bak")
+    try:
+        with pytest.raises(UserError, match="--resume"):
+            _train("--pool", str(finished_run / "pool"), "--out", str(finished_run / "run"))
+        with pytest.raises(UserError, match="different method"):
+            _train("--pool", str(finished_run / "pool"), "--subset", str(finished_run / "subset"), "--out",
+                   str(finished_run / "run"), "--resume", "--method", "clip-aug", "--samples-seen", "40", "--batch-size", "8")
+    finally:
+        (finished_run / "run" / "DONE.bak").rename(finished_run / "run" / "DONE")
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    pool = color_pool(tmp_path / "pool", shards=1, per_shard=4)
+    other = make_pool(tmp_path / "other", [color_pairs(4, offset=100)], name="other")
+    write_subset(tmp_path / "empty", [], {"pool": pool_ref(pool)})
+    write_subset(tmp_path / "foreign", other.meta(0)["uid"], {"pool": pool_ref(other)})
+    write_subset(tmp_path / "disjoint", other.meta(0)["uid"], {"pool": pool_ref(pool)})
+    out = str(tmp_path / "run")
+    cases = [
+        (["--subset", str(tmp_path / "empty")], "empty subset"),
+        (["--subset", str(tmp_path / "foreign")], "built from pool 'other'"),
+        (["--subset", str(tmp_path / "disjoint")], "no usable samples"),
+        (["--method", "dino"], "unknown method 'dino'"),
+        (["--model", "no-such-model"], "unknown model"),
+        (["--scale", "huge"], "unknown scale"),
+        (["--samples-seen", "10", "--epochs", "1"], "either --samples-seen or --epochs"),
+        (["--batch-size", "6", "--accum-steps", "4"], "must divide evenly"),
+    ]
+    for args, message in cases:
+        with pytest.raises(UserError, match=message):
+            _train("--pool", str(pool.root), "--out", out, *args)
+    pool.tar_path(0).unlink()
+    with pytest.raises(UserError, match="missing shard"):
+        _train("--pool", str(pool.root), "--out", out)
+    assert not (tmp_path / "run" / "DONE").exists()
