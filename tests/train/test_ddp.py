@@ -1,0 +1,39 @@
+"""DDP: two CPU processes under torchrun (gloo) give the losses of one process on the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.train.helpers import color_pool
+from train.config import make_run_config
+from train.run import run_training
+
+# A ViT tower: LayerNorm only. (A ResNet tower's BatchNorm normalises each process's share of the batch,
+# so its loss under DDP differs from one process's by design; see docs/train.md.)
+COMMON = dict(scale="debug", method="clip", model="tc-vit-tiny", samples_seen=32, batch_size=8, seed=5)
+
+
+@pytest.mark.timeout(600)
+def test_two_gloo_processes_match_one_process(tmp_path):
+    pool = color_pool(tmp_path / "pool", shards=2, per_shard=8)
+    args = ["--pool", str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", "clip",
+            "--model", "tc-vit-tiny", "--samples-seen", "32", "--batch-size", "8", "--seed", "5", "--log-every", "1",
+            "--workers", "0", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "train.cli", "run"]
+    done = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_training(make_run_config(tmp_path / "single", pool.root, log_every=1, workers=0, device="cpu", **COMMON))
+
+    def losses(run):
+        return [json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+
+    assert len(losses("ddp")) == len(losses("single")) == 4
+    assert losses("ddp") == pytest.approx(losses("single"), rel=1e-4)
+    ddp_results = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert ddp_results["world_size"] == 2 and ddp_results["samples_seen"] == 32
