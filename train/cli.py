@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from curate.cliutil import new_app, run_app
 from train.eval_cli import eval_run, make_evalset_app
-from train.run_cli import run
+from train.run_cli import run, sweep
 
 app = new_app(__doc__)
 
 app.command("eval")(eval_run)
 app.add_typer(make_evalset_app, name="make-evalset")
 app.command("run")(run)
+app.command("sweep")(sweep)
 
 
 def main() -> None:

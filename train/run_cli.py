@@ -74,3 +74,29 @@ def _is_number_list(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def sweep(
+    spec: Path = typer.Argument(None, help="Sweep TOML file (pool, scale, subsets, methods, seeds, samples_seen, eval, [options])."),
+    out: Path = typer.Option(..., help="Folder to hold one run folder per grid point."),
+    pool: str = typer.Option(None, help="Pool folder (replaces the file's `pool`)."),
+    subset: list[str] = typer.Option(None, help="Subset or tier-set folder (repeatable; replaces the file's `subsets`)."),
+    method: list[str] = typer.Option(None, help="Method (repeatable; replaces the file's `methods`)."),
+    seed: list[int] = typer.Option(None, help="Seed (repeatable; replaces the file's `seeds`)."),
+    samples_seen: list[int] = typer.Option(None, help="Budget in samples (repeatable; replaces the file's `samples_seen`)."),
+    scale: str = typer.Option(None, help="Named scale (replaces the file's `scale`; default cpu-small)."),
+    eval: list[str] = typer.Option(None, help="Eval set folder (repeatable; replaces the file's `eval`)."),
+    print_: str = typer.Option(None, "--print", help="Print command lines instead of running: torchrun or sbatch."),
+    nproc: int = typer.Option(1, help="Processes (GPUs) per run in printed torchrun/sbatch lines."),
+) -> None:
+    """Run a grid of `train run`s one after another (finished runs skipped, unfinished resumed), or print them."""
+    from train.sweep import command_lines, load_spec, plan_runs, run_sweep
+
+    grid = load_spec(spec, pool=pool, subsets=subset, methods=method, seeds=seed, samples_seen=samples_seen,
+                     scale=scale, eval=eval)
+    runs = plan_runs(grid, out)
+    if print_:
+        print("\n".join(command_lines(grid, runs, print_, nproc)))
+        return
+    counts = run_sweep(grid, runs)
+    print(f"{len(runs)} runs: {counts['started']} started, {counts['resumed']} resumed, {counts['skipped']} already finished")

@@ -1,0 +1,76 @@
+"""`train sweep`: the grid, skipping finished runs, resuming unfinished ones, printed cluster command lines."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from curate import atomic
+from curate.errors import UserError
+from curate.subset import pool_ref, write_subset
+from tests.train.helpers import color_pool
+from train.cli import app
+from train.sweep import load_spec, plan_runs
+
+
+def _tier_set(tmp_path):
+    pool = color_pool(tmp_path / "pool", shards=1, per_shard=12)
+    uids = pool.meta(0)["uid"]
+    write_subset(tmp_path / "tiers" / "top50", uids[:6], {"pool": pool_ref(pool), "tier": "top50"})
+    write_subset(tmp_path / "tiers" / "random50", uids[6:], {"pool": pool_ref(pool), "tier": "random50"})
+    atomic.write_json(tmp_path / "tiers" / "tiers.json", {"tiers": [{"name": "top50", "path": "top50"}],
+                                                          "controls": [{"name": "random50", "path": "random50"}]})
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(f'pool = "{pool.root}"\nscale = "debug"\nsubsets = ["{tmp_path / "tiers"}"]\nmethods = ["clip"]\n'
+                    'seeds = [0]\nsamples_seen = [16]\n[options]\nbatch_size = 8\nworkers = 0\n')
+    return spec
+
+
+def _sweep(*args):
+    result = CliRunner().invoke(app, ["sweep", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_sweep_runs_the_grid_then_skips_finished_and_resumes_unfinished(tmp_path):
+    spec = _tier_set(tmp_path)
+    output = _sweep(str(spec), "--out", str(tmp_path / "runs"))
+    assert "2 runs: 2 started, 0 resumed, 0 already finished" in output
+    names = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert names == ["random50-clip-n16-s0", "top50-clip-n16-s0"]
+    top = json.loads((tmp_path / "runs" / "top50-clip-n16-s0" / "results.json").read_text())
+    assert top["tier"] == "top50" and top["samples_seen"] == 16 and top["subset_size"] == 6
+
+    (tmp_path / "runs" / "random50-clip-n16-s0" / "DONE").unlink()
+    finished_mtime = (tmp_path / "runs" / "top50-clip-n16-s0" / "results.json").stat().st_mtime_ns
+    output = _sweep(str(spec), "--out", str(tmp_path / "runs"))
+    assert "2 runs: 0 started, 1 resumed, 1 already finished" in output
+    assert (tmp_path / "runs" / "random50-clip-n16-s0" / "DONE").exists()
+    assert (tmp_path / "runs" / "top50-clip-n16-s0" / "results.json").stat().st_mtime_ns == finished_mtime
+
+
+def test_flags_replace_the_file_and_print_cluster_lines(tmp_path):
+    spec = _tier_set(tmp_path)
+    grid = load_spec(spec, methods=["clip", "flip"], seeds=[1, 2])
+    runs = plan_runs(grid, tmp_path / "runs")
+    assert len(runs) == 2 * 2 * 2 and {r.method for r in runs} == {"clip", "flip"}
+    lines = _sweep(str(spec), "--out", str(tmp_path / "runs"), "--print", "sbatch", "--nproc", "4").splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith("sbatch --job-name=") and "--nproc_per_node=4" in line and "--resume" in line for line in lines)
+    torchrun = _sweep(str(spec), "--out", str(tmp_path / "runs"), "--print", "torchrun").splitlines()
+    assert torchrun[0].startswith("torchrun --standalone --nproc_per_node=1 -m train.cli run")
+    assert "--batch-size 8" in torchrun[0] and f"--subset {tmp_path / 'tiers' / 'top50'}" in torchrun[0]
+
+
+def test_bad_sweep_files_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('pool = "p"\nmodels = ["x"]\n')
+    with pytest.raises(UserError, match="unknown keys \\['models'\\]"):
+        load_spec(bad)
+    bad.write_text('pool = "p"\n[options]\nlearning_rate = 1\n')
+    with pytest.raises(UserError, match="learning_rate"):
+        load_spec(bad)
+    with pytest.raises(UserError, match="neither a subset"):
+        plan_runs(load_spec(None, pool="p", subsets=[str(tmp_path)]), tmp_path / "runs")

@@ -1,0 +1,172 @@
+"""`train sweep`: a grid of runs (subsets/tiers x methods x budgets x seeds), run one after another or printed.
+
+The grid comes from a small TOML file, flags, or both (flags replace the file's lists):
+
+```toml
+pool = "demo/pool"
+scale = "cpu-small"
+subsets = ["demo/tiers"]        # a subset folder, or a tier-set folder (tiers.json: all its tiers and controls)
+methods = ["clip", "flip"]
+seeds = [0, 1]
+samples_seen = [20000, 40000]   # optional: budgets to sweep (default: the scale's)
+eval = ["demo/pool/eval"]
+
+[options]                        # any other `train run` option, by its flag name with underscores
+model = "tc-rn-tiny"
+lr = 2e-3
+```
+
+Runs go to OUT/<subset>-<method>[-n<samples>]-s<seed>. Locally a finished run (DONE present)
+is skipped and an unfinished one resumes, so re-running a sweep completes it. `--print torchrun`
+or `--print sbatch` prints one command line per run instead, for a cluster's own scheduler;
+there is no scheduler here.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from curate.errors import UserError
+
+METHOD_OPTIONS = ("mask_ratio", "unmasked_tuning", "ssl_scale", "ssl_temperature", "ssl_mlp_dim", "ssl_emb_dim", "aug")
+RUN_OPTIONS = ("model", "pretrained", "batch_size", "lr", "warmup", "wd", "epochs", "checkpoint_every", "log_every",
+               "workers", "accum_steps", "grad_clip", "device")
+SPEC_KEYS = ("pool", "scale", "subsets", "methods", "seeds", "samples_seen", "eval", "options")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    pool: str
+    subsets: tuple[str | None, ...] = (None,)
+    methods: tuple[str, ...] = ("clip",)
+    seeds: tuple[int, ...] = (0,)
+    samples_seen: tuple[int | None, ...] = (None,)
+    scale: str = "cpu-small"
+    eval_roots: tuple[str, ...] = ()
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    name: str
+    out: Path
+    subset: str | None
+    method: str
+    seed: int
+    samples_seen: int | None
+
+
+def load_spec(path: str | Path | None, **flags) -> SweepSpec:
+    """The TOML file's grid with any non-empty flag replacing its value."""
+    raw = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UserError(f"{path}: unreadable sweep file ({exc})") from None
+        unknown = set(raw) - set(SPEC_KEYS)
+        if unknown:
+            raise UserError(f"{path}: unknown keys {sorted(unknown)} (known: {', '.join(SPEC_KEYS)})")
+        bad = set(raw.get("options", {})) - set(RUN_OPTIONS) - set(METHOD_OPTIONS)
+        if bad:
+            raise UserError(f"{path}: [options] has unknown keys {sorted(bad)} (known: {', '.join(RUN_OPTIONS + METHOD_OPTIONS)})")
+    raw |= {k: v for k, v in flags.items() if v not in (None, [], ())}
+    if "pool" not in raw:
+        raise UserError(f"{path or 'train sweep'}: no pool given (pool = ... in the file, or --pool)")
+    return SweepSpec(
+        pool=str(raw["pool"]), subsets=tuple(raw.get("subsets") or [None]), methods=tuple(raw.get("methods") or ["clip"]),
+        seeds=tuple(int(s) for s in raw.get("seeds") or [0]),
+        samples_seen=tuple(int(n) for n in raw["samples_seen"]) if raw.get("samples_seen") else (None,),
+        scale=raw.get("scale", "cpu-small"), eval_roots=tuple(str(e) for e in raw.get("eval") or ()),
+        options=dict(raw.get("options", {})),
+    )
+
+
+def expand_subsets(entries: tuple[str | None, ...]) -> list[tuple[str, str | None]]:
+    """(name, path) per subset; a tier-set folder becomes its tiers and controls in tiers.json order."""
+    out = []
+    for entry in entries:
+        if entry is None:
+            out.append(("all", None))
+            continue
+        folder = Path(entry)
+        if (folder / "tiers.json").is_file():
+            index = json.loads((folder / "tiers.json").read_text())
+            out += [(t["name"], str(folder / t["path"])) for t in index.get("tiers", []) + index.get("controls", [])]
+        elif (folder / "uids.parquet").is_file():
+            out.append((folder.name, str(folder)))
+        else:
+            raise UserError(f"{folder}: neither a subset (uids.parquet) nor a tier set (tiers.json)")
+    return out
+
+
+def plan_runs(spec: SweepSpec, out_root: str | Path) -> list[PlannedRun]:
+    runs = []
+    for name, subset in expand_subsets(spec.subsets):
+        for method in spec.methods:
+            for samples in spec.samples_seen:
+                for seed in spec.seeds:
+                    budget = f"-n{samples}" if samples is not None else ""
+                    run_name = f"{name}-{method}{budget}-s{seed}"
+                    runs.append(PlannedRun(run_name, Path(out_root) / run_name, subset, method, seed, samples))
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise UserError("sweep: two subsets share a folder name; give subsets with distinct names")
+    return runs
+
+
+def run_sweep(spec: SweepSpec, runs: list[PlannedRun]) -> dict[str, int]:
+    """Run every planned run in turn: skip finished ones, resume unfinished ones."""
+    from train.config import MethodConfig, make_run_config
+    from train.run import DONE, run_training
+
+    counts = {"skipped": 0, "resumed": 0, "started": 0}
+    method_opts = {k: v for k, v in spec.options.items() if k in METHOD_OPTIONS}
+    run_opts = {k: v for k, v in spec.options.items() if k in RUN_OPTIONS}
+    weight_decay = run_opts.pop("wd", None)
+    for run in runs:
+        if (run.out / DONE).exists():
+            counts["skipped"] += 1
+            print(f"skip {run.name} (finished)")
+            continue
+        resume = (run.out / "resume.pt").exists()
+        counts["resumed" if resume else "started"] += 1
+        print(f"{'resume' if resume else 'start'} {run.name}")
+        cfg = make_run_config(run.out, spec.pool, run.subset, run.method, spec.scale, samples_seen=run.samples_seen,
+                              weight_decay=weight_decay, method_cfg=MethodConfig(**method_opts), seed=run.seed,
+                              eval_roots=spec.eval_roots, resume=resume, **run_opts)
+        run_training(cfg)
+    return counts
+
+
+def command_lines(spec: SweepSpec, runs: list[PlannedRun], launcher: str, nproc: int = 1) -> list[str]:
+    """One shell command per unfinished run: `torchrun ... -m train.cli run ...` or that wrapped in `sbatch`."""
+    if launcher not in ("torchrun", "sbatch"):
+        raise UserError(f"--print {launcher}: expected torchrun or sbatch")
+    lines = []
+    for run in runs:
+        if (run.out / "DONE").exists():
+            continue
+        args = ["--pool", spec.pool, "--out", str(run.out), "--method", run.method, "--scale", spec.scale,
+                "--seed", str(run.seed), "--resume"]
+        args += ["--subset", run.subset] if run.subset else []
+        args += ["--samples-seen", str(run.samples_seen)] if run.samples_seen is not None else []
+        for root in spec.eval_roots:
+            args += ["--eval", root]
+        for key, value in spec.options.items():
+            values = [f"{k}={v}" for k, v in value.items()] if key == "aug" else [value]
+            for item in values:
+                args += [f"--{key.replace('_', '-')}", str(item)]
+        torchrun = ["torchrun", "--standalone", f"--nproc_per_node={nproc}", "-m", "train.cli", "run", *args]
+        command = shlex.join(torchrun)
+        if launcher == "sbatch":
+            command = shlex.join(["sbatch", f"--job-name={run.name}", "--nodes=1", "--ntasks-per-node=1",
+                                  f"--gpus-per-node={nproc}", f"--wrap={command}"])
+        lines.append(command)
+    return lines
