@@ -23,7 +23,7 @@ import math
 def topk_accuracy(logits, labels, k: int) -> float:
     """Share of rows whose true label is among the k highest logits (as open_clip's zero-shot `accuracy`)."""
     top = logits.topk(k, dim=1).indices
-    return (top == labels.view(-1, 1)).any(dim=1).float().mean().item() if len(labels) else math.nan
+    return (top == labels.view(-1, 1)).any(dim=1).double().mean().item() if len(labels) else math.nan
 
 
 def zeroshot_chance(n_classes: int, k: int) -> float:
@@ -34,7 +34,7 @@ def zeroshot_chance(n_classes: int, k: int) -> float:
 def recall_at_k(scores, positives, k: int) -> float:
     """Share of queries (rows) with at least one positive among their k best-scored candidates (columns)."""
     top = scores.topk(k, dim=1).indices
-    return positives.gather(1, top).any(dim=1).float().mean().item()
+    return positives.gather(1, top).any(dim=1).double().mean().item()
 
 
 def recall_chance(positives, k: int) -> float:

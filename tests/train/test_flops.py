@@ -80,3 +80,20 @@ def test_counting_leaves_the_model_untouched():
     assert model.training and all(module.training for module in model.modules())
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_method_count_includes_extra_views_and_heads(make_model):
+    """SLIP's two SimCLR views and MLP head cost more than CLIP; CLIP's method count is the model count plus its tiny loss."""
+    from train.config import MethodConfig
+    from train.flops import method_gflops_per_sample
+    from train.methods import build_method
+
+    model = make_model("flopstest-vit-2", vit_config(layers=2))
+    model_count = gflops_per_sample(model, IMAGE, CONTEXT)
+    clip = method_gflops_per_sample(build_method("clip", model, MethodConfig()), model, IMAGE, CONTEXT)
+    slip_method = build_method("slip", model, MethodConfig(name="slip", ssl_mlp_dim=64, ssl_emb_dim=16))
+    slip_method.train()
+    slip = method_gflops_per_sample(slip_method, model, IMAGE, CONTEXT)
+    assert all(module.training for module in slip_method.modules())  # modes restored
+    assert model_count <= clip < 1.01 * model_count
+    assert slip > clip + 1.5 * (clip - 3 * transformer_flops(CONTEXT, WIDTH, 2) / 1e9)  # at least ~2 more image towers
