@@ -90,8 +90,11 @@ def measure(command: list[str]) -> dict:
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"failed: {' '.join(command)}\n{done.stderr}")
-    peak_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
-    return {"wall_s": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1), "stdout": done.stdout.strip()}
+    def field(name: str) -> float:
+        return float(re.search(rf"{re.escape(name)}: ([\d.]+)", done.stderr).group(1))
+
+    return {"wall_s": round(wall, 2), "cpu_s": round(field("User time (seconds)") + field("System time (seconds)"), 2),
+            "peak_rss_mib": round(field("Maximum resident set size (kbytes)") / 1024, 1), "stdout": done.stdout.strip()}
 
 
 def main() -> None:
@@ -117,7 +120,8 @@ def main() -> None:
     for label, options in commands.items():
         out = args.out / re.sub(r"\W+", "_", label)
         result = measure([*curate, "filter", str(pool.root), "--out", str(out), *options])
-        print(f"{label}: wall {result['wall_s']} s, peak RSS {result['peak_rss_mib']} MiB  "
+        print(f"{label}: wall {result['wall_s']} s, cpu {result['cpu_s']} s, peak RSS {result['peak_rss_mib']} MiB, "
+              f"load {os.getloadavg()[0]:.1f}  "
               f"(curate filter {pool.root} --out {out} {' '.join(options)})")
 
 

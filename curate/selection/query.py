@@ -26,6 +26,7 @@ from curate.errors import UserError
 from curate.pool import Pool
 from curate.selection.config import Clause, FilterConfig, clauses
 from curate.selection.sources import ColumnIndex, alignment_check, scan_columns
+from curate.selection.uidorder import sort_uids
 
 POLARS_ERRORS = (pl.exceptions.PolarsError,)
 
@@ -159,7 +160,8 @@ class Selection:
             "pool": pool_ref(plan.pool), "rule": self.rule, "thresholds": self.thresholds,
             "score_column": config.score_column if config.uses_score() else None,
             "fraction": config.fraction, "fraction_of": config.fraction_of if config.fraction is not None else None,
-            "parent": None, "drop_counts": self.drop_counts, "n_pool": self.n_pool, "filter_config": config.to_json(),
+            "parent": None, "drop_counts": self.drop_counts, "clause_order": list(self.drop_counts),
+            "n_pool": self.n_pool, "filter_config": config.to_json(),
         }
         if self.gt_shares:
             manifest["gt_shares"] = self.gt_shares
@@ -171,7 +173,7 @@ def run(plan: Plan) -> Selection:
     flags = collect_flags(plan)
     kept = flags.filter(pl.col("keep"))
     return Selection(
-        uids=kept["uid"],
+        uids=sort_uids(kept["uid"]),
         n_pool=flags.height,
         drop_counts=drop_counts(flags, plan),
         thresholds=_thresholds(flags, plan.config),

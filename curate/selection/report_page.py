@@ -71,7 +71,7 @@ def _summary(pool: Pool, subset: Subset | None, rows: pl.DataFrame) -> list[str]
         parts += [f"<h2>Subset</h2><p>{subset.n} uids kept. Rule: <code>{esc(manifest.get('rule', ''))}</code></p>",
                   _table(("threshold", "value"), sorted((k, v) for k, v in (manifest.get("thresholds") or {}).items())),
                   "<h3>Drop counts per clause (applied in order)</h3>",
-                  _table(("clause", "rows dropped"), list((manifest.get("drop_counts") or {}).items()))]
+                  _table(("clause", "rows dropped"), _ordered_counts(manifest))]
     parts += ["<h2>Rows per reason</h2>", _table(("reason", "rows"), list(_reason_counts(rows).items()))]
     flags = [c for c, t in rows.schema.items() if c.startswith("gt_") and t == pl.Boolean]
     if flags:
@@ -80,6 +80,13 @@ def _summary(pool: Pool, subset: Subset | None, rows: pl.DataFrame) -> list[str]
         parts += ["<h2>Ground truth (synthetic pool)</h2>",
                   _table(("flag", "rows with flag", "share of kept", "share of rejected"), body)]
     return parts
+
+
+def _ordered_counts(manifest: dict) -> list[tuple[str, int]]:
+    """Drop counts in the order the clauses were applied (JSON files store keys sorted)."""
+    counts = manifest.get("drop_counts") or {}
+    order = manifest.get("clause_order") or list(counts)
+    return [(name, counts[name]) for name in order if name in counts]
 
 
 def _share(frame: pl.DataFrame, flag: str) -> str:

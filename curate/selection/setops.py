@@ -16,6 +16,7 @@ import polars as pl
 
 from curate.errors import UserError
 from curate.pool import Pool
+from curate.selection.uidorder import sort_uids
 from curate.subset import Subset, check_subset_pool, pool_ref, read_subset, write_subset
 
 DATACOMP_DTYPE = np.dtype("u8,u8")
@@ -44,7 +45,7 @@ def combine(op: str, a_path: str | Path, b_path: str | Path, out: str | Path) ->
         raise UserError(f"unknown set operation '{op}' (choose from {', '.join(SET_OPS)})")
     a, b = read_subset(a_path), read_subset(b_path)
     check_same_pool(a, b)
-    uids = SET_OPS[op](a.uids, b.uids)["uid"]
+    uids = sort_uids(SET_OPS[op](a.uids, b.uids)["uid"])
     manifest = {"pool": a.manifest["pool"], "rule": f"({a.name}) {SET_SYMBOLS[op]} ({b.name})", "operation": op,
                 "thresholds": {}, "fraction": None, "parent": [str(a.path), str(b.path)],
                 "drop_counts": {}, "parent_n": [a.n, b.n]}
@@ -110,7 +111,7 @@ def import_npy(path: str | Path, pool: Pool, out: str | Path) -> Subset:
                         f"({pool.root}), e.g. {unknown['uid'][0]}; is it a subset of another pool?")
     manifest = {"pool": pool_ref(pool), "rule": f"imported from {Path(path).name} (DataComp uid array)",
                 "thresholds": {}, "fraction": None, "parent": None, "drop_counts": {}, "source_npy": str(Path(path).resolve())}
-    return write_subset(out, uids, manifest)
+    return write_subset(out, sort_uids(uids), manifest)
 
 
 def check_subset_of(subset_path: str | Path, pool: Pool) -> Subset:

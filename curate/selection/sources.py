@@ -24,7 +24,7 @@ PRODUCERS = {
     "clip_score": "clip",
     "dup_group": "text_dedup", "dup_keep": "text_dedup",
     "image_dup_group": "image_dedup", "image_dup_keep": "image_dedup", "image_sha1": "image_dedup",
-    "cluster_id": "cluster", "cluster_dist": "cluster", "semdedup_keep": "cluster",
+    "cluster_id": "cluster", "cluster_dist": "cluster", "semdedup_keep": "cluster", "cluster_near_ref": "cluster",
     "clip_b32_similarity_score": "datacomp", "clip_l14_similarity_score": "datacomp",
 }
 # Stages written by another command than `curate score`.
@@ -126,11 +126,14 @@ def scan_columns(index: ColumnIndex, columns: Iterable[str]) -> pl.LazyFrame:
 
 
 def alignment_check(frame: pl.LazyFrame) -> pl.Expr:
-    """True when every joined sidecar row carries the uid of the meta row beside it."""
+    """Per row: True when every joined sidecar row carries the uid of the meta row beside it.
+
+    Row-wise (not `.all()` inside the query): an aggregate broadcast beside row columns would make
+    the streaming engine hold whole columns in memory."""
     stage_uids = [c for c in frame.collect_schema().names() if c.startswith("_uid_")]
     if not stage_uids:
         return pl.lit(True).alias("aligned")
-    return pl.all_horizontal([(pl.col("uid") == pl.col(c)).fill_null(False) for c in stage_uids]).all().alias("aligned")
+    return pl.all_horizontal([(pl.col("uid") == pl.col(c)).fill_null(False) for c in stage_uids]).alias("aligned")
 
 
 def _scan_stage(pool: Pool, stage: str) -> pl.LazyFrame:

@@ -30,6 +30,7 @@ from curate.errors import UserError
 from curate.pool import Pool
 from curate.selection.config import FilterConfig
 from curate.selection.query import collect_flags, drop_counts, gt_shares, plan, topk_threshold
+from curate.selection.uidorder import sort_uids
 from curate.subset import pool_ref, write_subset
 
 
@@ -133,7 +134,7 @@ def write_tier_set(pool: Pool, config: TierConfig, out: str | Path) -> dict:
         for rank, tier in enumerate(members):
             kind = config.kind if group == "tiers" else "random"
             manifest = _tier_manifest(pool, config, tier, rank, out.name, context, kind)
-            write_subset(out / tier.name, tier.rows["uid"], manifest)
+            write_subset(out / tier.name, sort_uids(tier.rows["uid"]), manifest)
             entries[group].append({"name": tier.name, "path": tier.name, "n": tier.rows.height, **tier.threshold})
     index = {"pool": pool_ref(pool), "kind": config.kind, "score_column": config.base.score_column,
              "base_rule": context["plan"].rule_text(), "n_pool": context["n_pool"], "n_candidates": context["n_candidates"],
@@ -150,7 +151,8 @@ def _tier_manifest(pool: Pool, config: TierConfig, tier: Tier, rank: int, tier_s
     manifest = {
         "pool": pool_ref(pool), "rule": f"{context['plan'].rule_text()} AND {tier.rule}",
         "thresholds": tier.threshold, "score_column": config.base.score_column,
-        "fraction": tier.threshold.get("fraction"), "parent": None, "drop_counts": counts, "n_pool": context["n_pool"],
+        "fraction": tier.threshold.get("fraction"), "parent": None, "n_pool": context["n_pool"],
+        "drop_counts": counts, "clause_order": list(counts),
         "tier": tier.name, "tier_set": tier_set, "tier_rank": rank, "tier_kind": kind,
         "equal_size": config.equal_size, "seed": config.seed, "filter_config": config.base.to_json(),
     }

@@ -60,6 +60,7 @@ def test_each_clause_and_drop_counts_applied_in_order(scored_pool, tmp_path):
     assert subset.n == 0 and sum(selection.drop_counts.values()) + subset.n == 8
     manifest = json.loads((tmp_path / "sub" / "manifest.json").read_text())
     assert manifest["drop_counts"] == selection.drop_counts and manifest["pool"]["name"] == "metapool"
+    assert manifest["clause_order"] == ["status", "lang", "dedup_text", "dedup_image", "semdedup", "min_score"]
     assert 'lang == "en" and lang_prob >= 0.5' in manifest["rule"] and manifest["thresholds"]["min_score"] == 0.1
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.errors import UserError
 from curate.selection.setops import combine, export_npy, import_npy
+from curate.selection.uidorder import sort_uids
 from curate.subset import pool_ref, read_subset, write_subset
 from tests.curate.selection_pools import all_uids, meta_pool
 
@@ -79,3 +81,10 @@ def test_cli_export_and_import(two_subsets, tmp_path):
     result = runner.invoke(app, ["subset", "import-npy", str(tmp_path / "a.npy"), "--pool", str(pool.root), "--out", str(tmp_path / "i")])
     assert result.exit_code == 0, result.output
     assert read_subset(tmp_path / "i").uids.equals(a.uids)
+
+
+def test_uid_sort_by_halves_equals_string_sort():
+    rng = np.random.default_rng(0)
+    hex_uids = [rng.bytes(16).hex() for _ in range(500)] + ["f" * 32, "0" * 32, "8" + "0" * 31]
+    assert sort_uids(pl.Series(hex_uids)).to_list() == sorted(hex_uids)
+    assert sort_uids(pl.Series(["b", "a", "c" * 32])).to_list() == ["a", "b", "c" * 32]
