@@ -67,6 +67,7 @@ class RunConfig:
     checkpoint_every: int = 100
     log_every: int = 10
     workers: int = 1
+    threads: int = 0           # torch intra-op threads per process (0 = torch's default, one per core)
     device: str = "auto"       # auto | cpu | cuda
     eval_roots: tuple[str, ...] = ()
     resume: bool = False       # continue from OUT/resume.pt when it exists

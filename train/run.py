@@ -74,6 +74,11 @@ def check_out_folder(cfg: RunConfig) -> None:
         raise UserError(f"{out}: this run is finished (DONE exists); choose another --out")
     if (out / "resume.pt").exists() and not cfg.resume:
         raise UserError(f"{out}: holds an unfinished run; pass --resume to continue it, or choose another --out")
+
+
+def check_same_run(cfg: RunConfig) -> None:
+    """A resumed run must continue the same experiment (compared after the budget is resolved)."""
+    out = Path(cfg.out)
     if cfg.resume and (out / CONFIG).is_file():
         before = json.loads((out / CONFIG).read_text())["run"]
         now = cfg.to_json()
@@ -90,10 +95,13 @@ def run_training(cfg: RunConfig) -> Path:
 
     out = Path(cfg.out)
     check_out_folder(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     models.model_config(cfg.model)  # unknown model: a clear error before any work
     overrides = methods.model_overrides(cfg.method, cfg.method_cfg, cfg.model)  # unknown method: likewise
     data = open_data(cfg)
     cfg = resolve_budget(cfg, data.index.n)
+    check_same_run(cfg)
     ctx = distributed.setup(cfg.device)
     try:
         from train.data import StreamPlan

@@ -29,6 +29,7 @@ def run(
     checkpoint_every: int = typer.Option(100, help="Write checkpoint.pt and resume.pt every K optimizer steps (and at the end)."),
     log_every: int = typer.Option(10, help="Append a metrics.jsonl line every K optimizer steps."),
     workers: int = typer.Option(1, help="DataLoader worker processes per training process (0 = decode in the training process)."),
+    threads: int = typer.Option(0, help="torch threads per process (0 = one per core); 1 is faster on a busy machine."),
     accum_steps: int = typer.Option(1, help="Gradient accumulation: micro-batches per optimizer step."),
     grad_clip: float = typer.Option(1.0, help="Clip the gradient norm to this value (0 = off)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda (under torchrun each process takes cuda:LOCAL_RANK)."),
@@ -49,7 +50,7 @@ def run(
                               aug=parse_key_values(aug or []))
     cfg = make_run_config(out, pool, subset, method, scale, model, samples_seen, epochs, batch_size, lr, warmup, wd,
                           method_cfg, pretrained=pretrained, seed=seed, eval_roots=tuple(str(e) for e in eval or ()),
-                          resume=resume, checkpoint_every=checkpoint_every, log_every=log_every, workers=workers,
+                          resume=resume, checkpoint_every=checkpoint_every, log_every=log_every, workers=workers, threads=threads,
                           accum_steps=accum_steps, grad_clip=grad_clip or None, device=device)
     print(run_training(cfg))
 

@@ -35,7 +35,7 @@ from curate.errors import UserError
 
 METHOD_OPTIONS = ("mask_ratio", "unmasked_tuning", "ssl_scale", "ssl_temperature", "ssl_mlp_dim", "ssl_emb_dim", "aug")
 RUN_OPTIONS = ("model", "pretrained", "batch_size", "lr", "warmup", "wd", "epochs", "checkpoint_every", "log_every",
-               "workers", "accum_steps", "grad_clip", "device")
+               "workers", "threads", "accum_steps", "grad_clip", "device")
 SPEC_KEYS = ("pool", "scale", "subsets", "methods", "seeds", "samples_seen", "eval", "options")
 
 

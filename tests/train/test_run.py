@@ -108,3 +108,15 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(UserError, match="missing shard"):
         _train("--pool", str(pool.root), "--out", out)
     assert not (tmp_path / "run" / "DONE").exists()
+
+
+def test_checkpoint_scores_a_pool_with_the_curate_clip_stage(finished_run):
+    from curate.cli import app as curate_app
+    from curate.pool import Pool
+
+    result = CliRunner().invoke(curate_app, ["score", str(finished_run / "pool"), "--stages", "clip", "--model", "tc-rn-tiny",
+                                             "--pretrained", str(finished_run / "run" / "checkpoint.pt"), "--workers", "1"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    scores = Pool(finished_run / "pool").scan_scores("clip").collect()
+    assert scores.height == 24 and scores["clip_score"].is_not_null().all()
+    assert scores["clip_score"].min() >= -1 and scores["clip_score"].max() <= 1
