@@ -68,12 +68,19 @@ def row_table(pool: Pool, subset: Subset | None) -> pl.DataFrame:
     clause = _clause_reasons(pool, subset)
     if clause is not None:
         frame = frame.join(clause, on="uid", how="left")
-    fallback = "fraction" if subset.manifest.get("fraction") is not None else "not_in_subset"
+    fallback = _fallback_reason(subset.manifest)
     reason = (pl.when(in_subset).then(pl.lit(None, dtype=pl.Utf8))
               .when(pl.col("status") != OK).then(pl.col("status"))
               .otherwise(pl.col("dropped_by").fill_null(fallback) if clause is not None else pl.lit(fallback)))
     frame = frame.with_columns(reason.alias("reason"))
     return frame.drop("dropped_by") if clause is not None else frame
+
+
+def _fallback_reason(manifest: dict) -> str:
+    """Why a row that passes every recorded clause is still out of the subset."""
+    if manifest.get("tier"):
+        return "not_in_tier"
+    return "fraction" if manifest.get("fraction") is not None else "not_in_subset"
 
 
 def _available(index: ColumnIndex, column: str, complete_stages: set[str]) -> bool:

@@ -12,7 +12,8 @@ from curate.pool import write_meta
 from curate.selection.config import FilterConfig
 from curate.selection.inspect_html import InspectConfig, write_report
 from curate.selection.query import write_filtered
-from tests.curate.selection_pools import add_sidecar, meta_pool
+from curate.subset import pool_ref, write_subset
+from tests.curate.selection_pools import add_sidecar, all_uids, meta_pool
 from tests.tiny import make_pool, png_bytes
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -59,3 +60,7 @@ def test_metadata_only_pool_and_bad_targets(tmp_path):
     assert "no image" in text and "<script" not in text.lower()
     with pytest.raises(UserError, match="neither a pool"):
         write_report(tmp_path / "r", tmp_path / "r2", InspectConfig())
+    other = meta_pool(tmp_path / "other", [{}], name="other")
+    subset = write_subset(tmp_path / "s", all_uids(pool), {"pool": pool_ref(pool)})
+    with pytest.raises(UserError, match="built from pool 'metapool', not 'other'"):
+        write_report(subset.path, tmp_path / "r3", InspectConfig(), pool_path=other.root)
