@@ -183,27 +183,38 @@ def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int):
 
 
 def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
-    """DataComp-style: decode and preprocess in the loop, one process, then forward both towers."""
+    """DataComp-style: read the shards, decode and preprocess in the loop, one process, then forward both towers."""
     import io
 
     import torch
     from PIL import Image
 
+    from curate.pool import Pool
+
     if prepare_only:
-        return clip_inputs(pool, checkpoint, args.n, args.torch_threads)
-    (model, preprocess, tokenizer, _), blobs, texts = setup
+        model = clip_inputs(pool, checkpoint, 0, args.torch_threads)[0]
+        return model, Pool(pool)
+    (model, preprocess, tokenizer, _), opened = setup
     blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))
+
+    def pixels(blob):
+        try:
+            return preprocess(Image.open(io.BytesIO(blob)).convert("RGB"))
+        except Exception:
+            return blank
+
+    rows = 0
     with torch.inference_mode():
-        for start in range(0, len(blobs), args.batch_size):
-            pixels = []
-            for blob in blobs[start:start + args.batch_size]:
-                try:
-                    pixels.append(preprocess(Image.open(io.BytesIO(blob)).convert("RGB")))
-                except Exception:
-                    pixels.append(blank)
-            model.encode_image(torch.stack(pixels))
-            model.encode_text(tokenizer(texts[start:start + args.batch_size]))
-    return len(blobs)
+        for shard in opened.shard_ids():
+            samples = list(opened.samples(shard))
+            for start in range(0, len(samples), args.batch_size):
+                batch = samples[start:start + args.batch_size]
+                model.encode_image(torch.stack([pixels(s.image) for s in batch]))
+                model.encode_text(tokenizer([s.caption or "" for s in batch]))
+            rows += len(samples)
+            if rows >= args.n:
+                break
+    return rows
 
 
 def clip_bare_forward(pool, checkpoint, args, prepare_only, setup=None):

@@ -37,6 +37,8 @@ def score(
         help="text_dedup: Jaccard similarity at or above which captions are near-duplicates."),
     image_dup_threshold: float = typer.Option(0.95, "--image-dup-threshold",
         help="image_dedup: cosine similarity at or above which images are near-duplicates."),
+    image_dup_neighbours: int = typer.Option(32, "--image-dup-neighbours",
+        help="image_dedup: nearest neighbours searched per image (bounds memory; groups still chain through neighbours)."),
     clusters: int = typer.Option(100, "--clusters", help="cluster: k of k-means (capped at the number of images)."),
     kmeans_iters: int = typer.Option(20, "--kmeans-iters", help="cluster: k-means iterations."),
     semdedup_eps: float = typer.Option(0.05, "--semdedup-eps",
@@ -62,7 +64,7 @@ def score(
                            batch_size=batch_size, loader_workers=loader_workers, device=device,
                            threads=torch_threads),
         "text_dedup": TextDedupConfig(shingle=dedup_shingle, ngram=dedup_ngram, num_perm=dedup_num_perm, threshold=dedup_threshold),
-        "image_dedup": ImageDedupConfig(threshold=image_dup_threshold),
+        "image_dedup": ImageDedupConfig(threshold=image_dup_threshold, neighbours=image_dup_neighbours),
         "cluster": ClusterConfig(k=clusters, niter=kmeans_iters, semdedup_eps=semdedup_eps, ref_nearest=ref_nearest,
                                  reference=str(reference_embeddings.resolve()) if reference_embeddings else None),
     }

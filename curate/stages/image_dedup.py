@@ -3,8 +3,8 @@
 1. prepare (per shard): SHA-1 of each image's bytes (`_parts/sha1/00000.npy`,
    fixed-width strings, "" for a row without image). Needs no model.
 2. build (once): the clip stage's image embeddings (L2-normalised) go into a
-   `faiss.IndexFlatIP`; `range_search` at the cosine threshold gives
-   near-duplicate pairs; rows with equal SHA-1 are joined too; groups are the
+   `faiss.IndexFlatIP`; each image's nearest neighbours at or above the
+   cosine threshold are its near-duplicate pairs; rows with equal SHA-1 are joined too; groups are the
    connected components. `image_dup_group` = smallest global row index in the
    group, `image_dup_keep` = one row per group (highest clip_score, ties by
    smallest uid). Rows without a readable image are their own group and kept.
@@ -29,10 +29,12 @@ PRODUCES = {"image_dup_group": pl.Int64, "image_dup_keep": pl.Boolean, "image_sh
 @dataclass(frozen=True)
 class ImageDedupConfig:
     threshold: float = 0.95  # cosine similarity of image embeddings at or above which two images are near-duplicates
+    neighbours: int = 32  # nearest neighbours searched per image (bounds memory)
 
     def __post_init__(self):
-        if not -1 <= self.threshold <= 1:
-            raise UserError(f"image_dedup: --image-dup-threshold must be a cosine in [-1, 1], not {self.threshold}")
+        if not -1 <= self.threshold <= 1 or self.neighbours < 1:
+            raise UserError(f"image_dedup: need a cosine --image-dup-threshold in [-1, 1] (not {self.threshold}) "
+                            "and --image-dup-neighbours >= 1")
 
 
 def prepare(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, ctx: ShardContext) -> dict[str, np.ndarray]:
@@ -40,20 +42,32 @@ def prepare(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, 
     return {"sha1": np.asarray(digests, dtype="U40").reshape(len(digests))}
 
 
-def near_pairs(embeddings: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def near_pairs(embeddings: np.ndarray, threshold: float, neighbours: int, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (row, other) whose cosine is at or above the threshold, among each row's `neighbours` nearest.
+
+    A k-nearest-neighbour search instead of `range_search`: memory stays
+    rows x neighbours even when embeddings collapse (a weak model can put most
+    of a pool above the threshold, and a range search then returns ~rows^2
+    pairs). Groups still chain through neighbours of neighbours.
+    """
     import faiss
 
     rows = np.flatnonzero(~np.isnan(embeddings).any(axis=1))
-    if len(rows) == 0:
+    if len(rows) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     vectors = np.ascontiguousarray(embeddings[rows], dtype=np.float32)
     faiss.normalize_L2(vectors)  # undo float16 rounding of the stored unit vectors
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
-    # range_search keeps similarities strictly above the radius; nudge it so "at or above" holds
-    lims, _, neighbours = index.range_search(vectors, float(np.nextafter(np.float32(threshold), np.float32(-2))))
-    queries = np.repeat(np.arange(len(rows)), np.diff(lims.astype(np.int64)))
-    return rows[queries], rows[neighbours]
+    k = min(neighbours + 1, len(rows))  # + 1: a row finds itself
+    left, right = [], []
+    for start in range(0, len(rows), batch):
+        sims, found = index.search(vectors[start:start + batch], k)
+        query = np.repeat(np.arange(start, start + len(found)), k).reshape(found.shape)
+        close = (sims >= threshold) & (found >= 0) & (found != query)
+        left.append(rows[query[close]])
+        right.append(rows[found[close]])
+    return np.concatenate(left), np.concatenate(right)
 
 
 def exact_pairs(sha1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +81,7 @@ def build(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> dict:
 
     sha1 = np.concatenate(load_parts(pool, "image_dedup", "sha1"))
     embeddings = load_image_embeddings(pool)
-    near_left, near_right = near_pairs(embeddings, cfg.threshold)
+    near_left, near_right = near_pairs(embeddings, cfg.threshold, cfg.neighbours)
     same_left, same_right = exact_pairs(sha1)
     group = connected_groups(len(sha1), np.concatenate([near_left, same_left]), np.concatenate([near_right, same_right]))
     uids, scores = global_uids_and_scores(pool, joined)

@@ -95,3 +95,17 @@ def test_greedy_keep_checks_only_kept_points():
     assert keep.tolist() == [True, False, True]  # c is near b, but b was dropped
     many = np.repeat(a[None], 2500, axis=0)  # more than one block
     assert cluster.greedy_keep(many, 0.9).sum() == 1
+
+
+def test_image_near_pairs_stay_bounded_when_embeddings_collapse():
+    from curate.stages.image_dedup import near_pairs
+
+    vectors = np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32)
+    vectors[3] = 2 * vectors[1]  # same direction: cosine 1
+    vectors[5] = np.nan  # no embedding
+    left, right = near_pairs(vectors, 0.99, neighbours=2)
+    assert sorted(zip(left.tolist(), right.tolist(), strict=True)) == [(1, 3), (3, 1)]
+    collapsed = np.ones((3000, 8), np.float32)  # a weak model: every image looks the same
+    left, right = near_pairs(collapsed, 0.95, neighbours=4)
+    assert len(left) <= 3000 * 4
+    assert set(connected_groups(3000, left, right).tolist()) == {0}
