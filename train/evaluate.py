@@ -66,9 +66,11 @@ def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_feat
 
 
 def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
+    import polars as pl
+
     from train.eval_metrics import positive_pairs, recall_at_k, recall_chance
 
-    frame = evalset.samples.with_row_index("_row").filter(evalset.samples[task["caption_column"]].is_not_null())
+    frame = evalset.samples.with_row_index("_row").filter(pl.col(task["caption_column"]).is_not_null())
     if frame.height == 0:
         raise UserError(f"{evalset.root / 'samples.parquet'}: task {task['name']!r} has no rows with a caption")
     files, image_ids = _unique_ids(frame["file"].to_list())
