@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="runner worker processes")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads for every clip measurement (1: best on a busy box)")
-    parser.add_argument("--only", default="", help="comma-separated measurement names to run (default: all)")
+    parser.add_argument("--only", default="", help="semicolon-separated measurement names to run (default: all)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)  # internal: run one measurement in this process
     args = parser.parse_args()
     if args.one:
@@ -50,7 +50,7 @@ def main() -> None:
     pool, checkpoint = prepare(args)
     rows = []
     for name in MEASUREMENTS:
-        if args.only and name not in args.only.split(","):
+        if args.only and name not in args.only.split(";"):
             continue
         out = subprocess.run([sys.executable, __file__, "--one", name, str(pool), str(checkpoint), "--n", str(args.n),
                               "--baseline-rows", str(args.baseline_rows), "--workers", str(args.workers),
@@ -104,7 +104,7 @@ def measure_one(name: str, args) -> dict:
             "rss_children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def stage_run(stage: str):
+def stage_run(stage: str, loader_workers: int = 2):
     def run(pool, checkpoint, args, prepare_only, setup=None):
         from curate.runner import score_pool
         from curate.stages.clip import ClipConfig
@@ -113,7 +113,8 @@ def stage_run(stage: str):
             if stage == "clip":
                 import open_clip  # noqa: F401  (import cost is not throughput)
             return None
-        configs = {"clip": ClipConfig(model=MODEL, pretrained=str(checkpoint), batch_size=args.batch_size, threads=args.torch_threads)}
+        configs = {"clip": ClipConfig(model=MODEL, pretrained=str(checkpoint), batch_size=args.batch_size, threads=args.torch_threads,
+                                      loader_workers=loader_workers)}
         score_pool(pool, [stage], configs, workers=args.workers, force=True, progress=False)
         from curate.pool import Pool
 
@@ -132,6 +133,8 @@ def text_dedup_signatures(pool, checkpoint, args, prepare_only, setup=None):
     from curate.stages.text_dedup import TextDedupConfig, signatures
 
     if prepare_only:
+        import datasketch  # noqa: F401  (import cost is not throughput; the baseline imports it before timing too)
+
         return captions(pool, args.baseline_rows)
     signatures(setup, TextDedupConfig())
     return len(setup)
@@ -161,6 +164,17 @@ def lang_baseline(pool, checkpoint, args, prepare_only, setup=None):
     for text in texts:
         if text and text.strip():
             model.predict(" ".join(text.split()), k=1)
+    return len(texts)
+
+
+def lang_batch_predict(pool, checkpoint, args, prepare_only, setup=None):
+    """The stage's prediction step alone (one batched predict over all captions), same rows as the baseline."""
+    from curate.stages.lang import LangConfig, load_model, predict
+
+    if prepare_only:
+        return load_model(LangConfig()), captions(pool, args.n)
+    model, texts = setup
+    predict(model, texts)
     return len(texts)
 
 
@@ -247,11 +261,13 @@ def clip_bare_forward(pool, checkpoint, args, prepare_only, setup=None):
 MEASUREMENTS = {
     "basic (stage)": stage_run("basic"),
     "lang (stage)": stage_run("lang"),
+    "lang predict only: one batched predict, one process": lang_batch_predict,
     "lang baseline: per-caption model.predict": lang_baseline,
     "text_dedup (stage)": stage_run("text_dedup"),
     "text_dedup signatures only: MinHash.bulk + crc32, one process": text_dedup_signatures,
     "text_dedup baseline: per-caption MinHash.update loop": text_dedup_baseline,
     "clip (stage)": stage_run("clip"),
+    "clip (stage, --loader-workers 0)": stage_run("clip", loader_workers=0),
     "clip baseline: plain single-process open_clip loop": clip_plain_loop,
     "clip ceiling: bare model forward on pre-decoded tensors": clip_bare_forward,
     "image_dedup (stage)": stage_run("image_dedup"),

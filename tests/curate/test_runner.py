@@ -140,10 +140,17 @@ def test_runner_rejects_a_stage_that_changes_rows(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_ray_engine_gives_the_same_sidecars_as_the_local_engine(tmp_path):
     pytest.importorskip("ray")
+    from curate.stages.clip import ClipConfig
+    from curate.stages.cluster import ClusterConfig
+    from tests.curate.stage_fixtures import TINY_MODEL, save_tiny_checkpoint
+
     local = pool_with(tmp_path / "local", 3, 8)
     on_ray = tmp_path / "ray"
     shutil.copytree(local, on_ray)
-    stages = ["basic", "lang", "text_dedup"]
-    score_pool(local, stages, workers=1, progress=False)
-    score_pool(on_ray, stages, engine="ray", workers=2, progress=False)
+    checkpoint = save_tiny_checkpoint(tmp_path / "run")
+    configs = {"clip": ClipConfig(model=TINY_MODEL, pretrained=str(checkpoint), loader_workers=0), "cluster": ClusterConfig(k=2)}
+    stages = ["basic", "lang", "text_dedup", "clip", "image_dedup", "cluster"]
+    score_pool(local, stages, configs, workers=1, progress=False)
+    score_pool(on_ray, stages, configs, engine="ray", workers=2, progress=False)
     assert tree_bytes(on_ray / "scores") == tree_bytes(local / "scores")
+    assert tree_bytes(on_ray / "embeddings") == tree_bytes(local / "embeddings")
