@@ -5,7 +5,8 @@
 2. build (once): the clip stage's image embeddings (L2-normalised) go into a
    `faiss.IndexFlatIP`; each image's nearest neighbours at or above the
    cosine threshold are its near-duplicate pairs; rows with equal SHA-1 are joined too; groups are the
-   connected components. `image_dup_group` = smallest global row index in the
+   connected components. Without a complete clip stage only exact duplicates
+   are grouped (the build stats say so); run clip first for near-duplicates. `image_dup_group` = smallest global row index in the
    group, `image_dup_keep` = one row per group (highest clip_score, ties by
    smallest uid). Rows without a readable image are their own group and kept.
 """
@@ -80,7 +81,7 @@ def build(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> dict:
     from curate.stages.clip import load_image_embeddings
 
     sha1 = np.concatenate(load_parts(pool, "image_dedup", "sha1"))
-    embeddings = load_image_embeddings(pool)
+    embeddings = load_image_embeddings(pool) if "clip" in joined else np.full((len(sha1), 1), np.nan, np.float32)
     near_left, near_right = near_pairs(embeddings, cfg.threshold, cfg.neighbours)
     same_left, same_right = exact_pairs(sha1)
     group = connected_groups(len(sha1), np.concatenate([near_left, same_left]), np.concatenate([near_right, same_right]))
@@ -88,6 +89,7 @@ def build(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> dict:
     keep = keep_one_per_group(group, uids, scores)
     save_global(pool, "image_dedup", {"offsets": shard_offsets(pool), "image_dup_group": group, "image_dup_keep": keep})
     return {"rows": len(sha1), "with_embedding": int((~np.isnan(embeddings).any(axis=1)).sum()),
+            "near_duplicates": "clip embeddings" if "clip" in joined else "skipped: no complete clip stage (exact duplicates only)",
             "exact_duplicate_rows": int(len(same_left) - len(np.unique(same_right))),
             "rows_in_groups": int((np.bincount(group) > 1)[group].sum()), "dropped": int((~keep).sum())}
 
@@ -103,5 +105,5 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, 
 
 
 STAGE = Stage(name="image_dedup", produces=PRODUCES, compute=compute, config=ImageDedupConfig,
-              needs=("uid", IMAGES, "clip"), prepare=prepare, build=build,
+              needs=("uid", IMAGES), uses=("clip",), prepare=prepare, build=build,
               doc="FAISS near-duplicate image groups (cosine threshold) and exact duplicates by SHA-1")

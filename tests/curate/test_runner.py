@@ -92,8 +92,8 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path):
 
 def test_missing_dependency_unknown_stage_and_metadata_only_errors(tmp_path):
     pool = pool_with(tmp_path / "pool", 1, 3)
-    with pytest.raises(UserError, match=r"needs the 'clip' sidecar.*--stages clip,image_dedup"):
-        score_pool(pool, ["image_dedup"], workers=1, progress=False)
+    with pytest.raises(UserError, match=r"needs the 'clip' sidecar.*--stages clip,cluster"):
+        score_pool(pool, ["cluster"], workers=1, progress=False)
     with pytest.raises(UserError, match=r"unknown stage 'colour' \(known stages: basic, lang, clip"):
         score_pool(pool, ["basic", "colour"], workers=1, progress=False)
     with pytest.raises(UserError, match="unknown engine"):

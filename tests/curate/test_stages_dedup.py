@@ -109,3 +109,14 @@ def test_image_near_pairs_stay_bounded_when_embeddings_collapse():
     left, right = near_pairs(collapsed, 0.95, neighbours=4)
     assert len(left) <= 3000 * (4 + 1)  # k + 1 searched per row, as the row itself may be among them
     assert set(connected_groups(3000, left, right).tolist()) == {0}
+
+
+def test_image_dedup_without_clip_groups_exact_duplicates_only(tmp_path):
+    red, blue = png_bytes((255, 0, 0)), png_bytes((0, 0, 255))
+    make_pool(tmp_path / "pool", [[(red, "a"), (blue, "b")], [(red, "c"), (None, "d")]])
+    [report] = score_pool(tmp_path / "pool", ["image_dedup"], workers=1, progress=False)
+    assert report.build["near_duplicates"].startswith("skipped")
+    out = pl.read_parquet(tmp_path / "pool" / "scores" / "image_dedup" / "*.parquet")
+    assert out["image_dup_group"].to_list() == [0, 1, 0, 3]
+    assert out["image_dup_keep"].to_list()[1:4:2] == [True, True] and out["image_dup_keep"].to_list()[::2].count(True) == 1
+    assert out["image_sha1"][0] == out["image_sha1"][2] and out["image_sha1"][3] is None
