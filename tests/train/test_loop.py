@@ -79,7 +79,7 @@ def test_no_weight_decay_on_gains_biases_and_logit_scale():
     assert optimizer.param_groups[1]["weight_decay"] == 0.1 and optimizer.defaults["betas"] == (0.9, 0.98)
 
 
-def test_logit_scale_is_clamped(tmp_path):
+def test_logit_scale_is_clamped_with_accumulated_gradients(tmp_path):
     import torch
 
     from train.models import create_model
@@ -88,7 +88,8 @@ def test_logit_scale_is_clamped(tmp_path):
     model, _, _ = create_model("tc-rn-tiny")
     with torch.no_grad():
         model.logit_scale.fill_(math.log(500))
-    cfg = _config(tmp_path / "run", samples_seen=8, optim=OptimConfig(lr=1e-3, warmup_steps=1, max_logit_scale=100))
+    cfg = _config(tmp_path / "run", samples_seen=8, accum_steps=2,  # two micro-batches of 4 per step
+                  optim=OptimConfig(lr=1e-3, warmup_steps=1, max_logit_scale=100))
     (tmp_path / "run").mkdir()
     train_loop(model, TinyClip.build(model, MethodConfig()), _dataset(pool), cfg, DistContext(), tmp_path / "run")
     assert model.logit_scale.exp().item() == pytest.approx(100, rel=1e-4)

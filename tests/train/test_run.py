@@ -120,3 +120,11 @@ def test_checkpoint_scores_a_pool_with_the_curate_clip_stage(finished_run):
     scores = Pool(finished_run / "pool").scan_scores("clip").collect()
     assert scores.height == 24 and scores["clip_score"].is_not_null().all()
     assert scores["clip_score"].min() >= -1 and scores["clip_score"].max() <= 1
+
+
+def test_epochs_become_samples_seen_over_the_usable_samples(tmp_path):
+    from train.config import make_run_config
+    from train.run import resolve_budget
+
+    cfg = resolve_budget(make_run_config(tmp_path / "run", "pool", scale="debug", epochs=2.5, batch_size=8), usable=13)
+    assert cfg.samples_seen == 33 and cfg.steps == 5 and cfg.epochs == 2.5
