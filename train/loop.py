@@ -184,8 +184,16 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop log lines past the step we resume from (a killed run may have logged beyond its last checkpoint)."""
     if not path.is_file():
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    atomic.write_bytes(path, "".join(ln + "\n" for ln in lines).encode())
+    kept = [line for line in path.read_text().splitlines() if _logged_step(line) <= step]
+    atomic.write_bytes(path, "".join(line + "\n" for line in kept).encode())
+
+
+def _logged_step(line: str) -> float:
+    """The step of a metrics line; a line cut short by a kill counts as past any step (dropped)."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
 
 
 def save_state(out: Path, model_name: str, step_module, optimizer, scheduler, state: LoopState, ctx: DistContext) -> None:
