@@ -71,6 +71,7 @@ class RunConfig:
     device: str = "auto"       # auto | cpu | cuda
     eval_roots: tuple[str, ...] = ()
     resume: bool = False       # continue from OUT/resume.pt when it exists
+    keep_resume: bool = True   # keep resume.pt (~3x the model's size) once the run is DONE
     epochs: float | None = None  # what the user asked for, when the budget was given in epochs
 
     @property

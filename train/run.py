@@ -205,6 +205,8 @@ def _finish(cfg: RunConfig, data: RunData, ctx, state, gflops: tuple) -> None:
     }
     atomic.write_json(out / RESULTS, results)
     atomic.write_bytes(out / DONE, b"")
+    if not cfg.keep_resume:  # after DONE: a finished run is never resumed
+        (out / "resume.pt").unlink(missing_ok=True)
 
 
 def _device_name(device: str) -> str:

@@ -26,6 +26,7 @@ def run(
     seed: int = typer.Option(0, help="Seed of initial weights, data order and augmentations."),
     eval: list[Path] = typer.Option(None, help="Eval set folder to evaluate on at the end (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the unfinished run in OUT from its resume.pt."),
+    keep_resume: bool = typer.Option(True, help="Keep resume.pt (optimizer state, ~3x the model) once the run is done."),
     checkpoint_every: int = typer.Option(100, help="Write checkpoint.pt and resume.pt every K optimizer steps (and at the end)."),
     log_every: int = typer.Option(10, help="Append a metrics.jsonl line every K optimizer steps."),
     workers: int = typer.Option(1, help="DataLoader worker processes per training process (0 = decode in the training process)."),
@@ -50,7 +51,8 @@ def run(
                               aug=parse_key_values(aug or []))
     cfg = make_run_config(out, pool, subset, method, scale, model, samples_seen, epochs, batch_size, lr, warmup, wd,
                           method_cfg, pretrained=pretrained, seed=seed, eval_roots=tuple(str(e) for e in eval or ()),
-                          resume=resume, checkpoint_every=checkpoint_every, log_every=log_every, workers=workers, threads=threads,
+                          resume=resume, keep_resume=keep_resume, checkpoint_every=checkpoint_every, log_every=log_every,
+                          workers=workers, threads=threads,
                           accum_steps=accum_steps, grad_clip=grad_clip or None, device=device)
     print(run_training(cfg))
 

@@ -35,7 +35,7 @@ from curate.errors import UserError
 
 METHOD_OPTIONS = ("mask_ratio", "unmasked_tuning", "ssl_scale", "ssl_temperature", "ssl_mlp_dim", "ssl_emb_dim", "aug")
 RUN_OPTIONS = ("model", "pretrained", "batch_size", "lr", "warmup", "wd", "epochs", "checkpoint_every", "log_every",
-               "workers", "threads", "accum_steps", "grad_clip", "device")
+               "workers", "threads", "keep_resume", "accum_steps", "grad_clip", "device")
 SPEC_KEYS = ("pool", "scale", "subsets", "methods", "seeds", "samples_seen", "eval", "options")
 
 
@@ -161,8 +161,12 @@ def command_lines(spec: SweepSpec, runs: list[PlannedRun], launcher: str, nproc:
             args += ["--eval", root]
         for key, value in spec.options.items():
             values = [f"{k}={v}" for k, v in value.items()] if key == "aug" else [value]
+            flag = f"--{key.replace('_', '-')}"
+            if isinstance(value, bool):  # typer's boolean flags: --keep-resume / --no-keep-resume
+                args.append(flag if value else f"--no-{flag[2:]}")
+                continue
             for item in values:
-                args += [f"--{key.replace('_', '-')}", str(item)]
+                args += [flag, str(item)]
         torchrun = ["torchrun", "--standalone", f"--nproc_per_node={nproc}", "-m", "train.cli", "run", *args]
         command = shlex.join(torchrun)
         if launcher == "sbatch":

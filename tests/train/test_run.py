@@ -128,3 +128,11 @@ def test_epochs_become_samples_seen_over_the_usable_samples(tmp_path):
 
     cfg = resolve_budget(make_run_config(tmp_path / "run", "pool", scale="debug", epochs=2.5, batch_size=8), usable=13)
     assert cfg.samples_seen == 33 and cfg.steps == 5 and cfg.epochs == 2.5
+
+
+def test_no_keep_resume_deletes_the_optimizer_state_once_done(tmp_path):
+    pool = color_pool(tmp_path / "pool", shards=1, per_shard=8)
+    _train("--pool", str(pool.root), "--out", str(tmp_path / "run"), "--samples-seen", "16", "--batch-size", "8",
+           "--no-keep-resume")
+    assert (tmp_path / "run" / "DONE").exists() and (tmp_path / "run" / "checkpoint.pt").exists()
+    assert not (tmp_path / "run" / "resume.pt").exists()

@@ -53,6 +53,7 @@ def test_sweep_runs_the_grid_then_skips_finished_and_resumes_unfinished(tmp_path
 
 def test_flags_replace_the_file_and_print_cluster_lines(tmp_path):
     spec = _tier_set(tmp_path)
+    spec.write_text(spec.read_text() + "keep_resume = false\n")
     grid = load_spec(spec, methods=["clip", "flip"], seeds=[1, 2])
     runs = plan_runs(grid, tmp_path / "runs")
     assert len(runs) == 2 * 2 * 2 and {r.method for r in runs} == {"clip", "flip"}
@@ -61,7 +62,8 @@ def test_flags_replace_the_file_and_print_cluster_lines(tmp_path):
     assert all(line.startswith("sbatch --job-name=") and "--nproc_per_node=4" in line and "--resume" in line for line in lines)
     torchrun = _sweep(str(spec), "--out", str(tmp_path / "runs"), "--print", "torchrun").splitlines()
     assert torchrun[0].startswith("torchrun --standalone --nproc_per_node=1 -m train.cli run")
-    assert "--batch-size 8" in torchrun[0] and f"--subset {tmp_path / 'tiers' / 'top50'}" in torchrun[0]
+    assert "--batch-size 8" in torchrun[0] and "--no-keep-resume" in torchrun[0]
+    assert f"--subset {tmp_path / 'tiers' / 'top50'}" in torchrun[0]
 
 
 def test_bad_sweep_files_are_clear_errors(tmp_path):
