@@ -42,9 +42,17 @@ def _kill_after_first_checkpoint(pool, out) -> int:
     return torch.load(out / "resume.pt", weights_only=True)["step"]
 
 
+@pytest.fixture
+def one_thread():
+    """Single-threaded like the killed subprocess (OMP_NUM_THREADS=1): the same float summation order."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.timeout(600)
-def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
-    torch.set_num_threads(1)  # the subprocess runs single-threaded too: same float summation order
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, one_thread):
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=16)
     killed_at = _kill_after_first_checkpoint(pool.root, tmp_path / "resumed")
     assert 0 < killed_at < 24 and not (tmp_path / "resumed" / "DONE").exists()
