@@ -22,8 +22,8 @@ class MethodConfig:
     # SLIP: weight and temperature of the SimCLR loss, sizes of its projection MLP.
     ssl_scale: float = 1.0
     ssl_temperature: float = 0.1
-    ssl_mlp_dim: int = 4096
-    ssl_emb_dim: int = 256
+    ssl_mlp_dim: int | None = None  # None: from the CLIP width (train/methods/slip.py), capped at SLIP's 4096
+    ssl_emb_dim: int | None = None  # None: half the CLIP width, capped at SLIP's 256
     # CLIP+Aug / SLIP views: options for train.augment.make_view_transform (empty = its defaults).
     aug: dict = field(default_factory=dict)
     # Distributed context (filled in by the loop; 1 process = rank 0 of 1).

@@ -117,12 +117,12 @@ def run_training(cfg: RunConfig) -> Path:
             models.write_model_config(cfg.model, out / "model_configs")
             atomic.write_json(out / CONFIG, _config_record(cfg, data, ctx))
         distributed.barrier(ctx)
-        flops_start = _gflops(model, cfg)
+        flops_start = _gflops(model, method)
         from train.loop import train_loop
 
         state = train_loop(model, method, dataset, cfg, ctx, out)
+        flops_end = _gflops(model, method)  # on every rank: a method's losses gather across ranks
         if ctx.is_main:
-            flops_end = _gflops(model, cfg)
             _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg))
         distributed.barrier(ctx)
     finally:
@@ -158,22 +158,19 @@ def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
     }
 
 
-def _gflops(model, cfg: RunConfig) -> float | None:
-    """Forward+backward GFLOPs per sample as the model stands now (train/flops.py)."""
-    try:
-        from train.flops import gflops_per_sample
-    except ImportError:
-        return None
+def _gflops(model, method) -> float:
+    """Forward+backward GFLOPs per sample of the whole method as it stands now (train/flops.py): SLIP's extra
+    image views and head count too, FLIP's patch dropout saves what it saves."""
     import open_clip
 
-    return gflops_per_sample(model, open_clip.get_model_preprocess_cfg(model)["size"], model.context_length)
+    from train.flops import method_gflops_per_sample
+
+    return method_gflops_per_sample(method, model, open_clip.get_model_preprocess_cfg(model)["size"], model.context_length)
 
 
-def _run_gflops(start: float | None, end: float | None, cfg: RunConfig) -> tuple[float | None, float | None]:
+def _run_gflops(start: float, end: float, cfg: RunConfig) -> tuple[float, float]:
     """(per-sample, total) GFLOPs. A method whose cost changes at the end (FLIP's unmasked tuning) is counted
     per phase: the count at progress 0 for the first (1 - unmasked_tuning) of training, the count at progress 1 after."""
-    if start is None or end is None:
-        return None, None
     tail = cfg.method_cfg.unmasked_tuning if start != end else 0.0
     per_sample = start * (1 - tail) + end * tail
     return per_sample, per_sample * cfg.steps * cfg.batch_size

@@ -38,8 +38,8 @@ def run(
     unmasked_tuning: float = typer.Option(0.0, help="FLIP: final share of training run without masking."),
     ssl_scale: float = typer.Option(1.0, help="SLIP: weight of the SimCLR loss."),
     ssl_temperature: float = typer.Option(0.1, help="SLIP: SimCLR temperature."),
-    ssl_mlp_dim: int = typer.Option(4096, help="SLIP: hidden width of the SimCLR projection MLP (use ~512 for tiny models)."),
-    ssl_emb_dim: int = typer.Option(256, help="SLIP: output width of the SimCLR projection MLP."),
+    ssl_mlp_dim: int = typer.Option(None, help="SLIP: hidden width of the SimCLR MLP (default: 8x the embedding width, at most 4096)."),
+    ssl_emb_dim: int = typer.Option(None, help="SLIP: output width of the SimCLR MLP (default: half the embedding width, at most 256)."),
     aug: list[str] = typer.Option(None, help="Augmentation option KEY=VALUE for clip-aug/slip views (repeatable), e.g. jitter=0.2."),
 ) -> None:
     """Train a CLIP-family model on a pool subset; evaluate it when --eval is given."""

@@ -16,7 +16,8 @@ model = "tc-rn-tiny"
 lr = 2e-3
 ```
 
-Runs go to OUT/<subset>-<method>[-n<samples>]-s<seed>. Locally a finished run (DONE present)
+Runs go to OUT/<subset>-<method>[-n<samples>]-s<seed>, a tier of a tier set named <tier set>-<tier>.
+Locally a finished run (DONE present)
 is skipped and an unfinished one resumes, so re-running a sweep completes it. `--print torchrun`
 or `--print sbatch` prints one command line per run instead, for a cluster's own scheduler;
 there is no scheduler here.
@@ -98,7 +99,8 @@ def expand_subsets(entries: tuple[str | None, ...]) -> list[tuple[str, str | Non
         folder = Path(entry)
         if (folder / "tiers.json").is_file():
             index = json.loads((folder / "tiers.json").read_text())
-            out += [(t["name"], str(folder / t["path"])) for t in index.get("tiers", []) + index.get("controls", [])]
+            # Prefixed with the tier set's folder name: tier sets of several sizes reuse tier names (top30, ...).
+            out += [(f"{folder.name}-{t['name']}", str(folder / t["path"])) for t in index.get("tiers", []) + index.get("controls", [])]
         elif (folder / "uids.parquet").is_file():
             out.append((folder.name, str(folder)))
         else:

@@ -39,16 +39,16 @@ def test_sweep_runs_the_grid_then_skips_finished_and_resumes_unfinished(tmp_path
     output = _sweep(str(spec), "--out", str(tmp_path / "runs"))
     assert "2 runs: 2 started, 0 resumed, 0 already finished" in output
     names = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert names == ["random50-clip-n16-s0", "top50-clip-n16-s0"]
-    top = json.loads((tmp_path / "runs" / "top50-clip-n16-s0" / "results.json").read_text())
+    assert names == ["tiers-random50-clip-n16-s0", "tiers-top50-clip-n16-s0"]
+    top = json.loads((tmp_path / "runs" / "tiers-top50-clip-n16-s0" / "results.json").read_text())
     assert top["tier"] == "top50" and top["samples_seen"] == 16 and top["subset_size"] == 6
 
-    (tmp_path / "runs" / "random50-clip-n16-s0" / "DONE").unlink()
-    finished_mtime = (tmp_path / "runs" / "top50-clip-n16-s0" / "results.json").stat().st_mtime_ns
+    (tmp_path / "runs" / "tiers-random50-clip-n16-s0" / "DONE").unlink()
+    finished_mtime = (tmp_path / "runs" / "tiers-top50-clip-n16-s0" / "results.json").stat().st_mtime_ns
     output = _sweep(str(spec), "--out", str(tmp_path / "runs"))
     assert "2 runs: 0 started, 1 resumed, 1 already finished" in output
-    assert (tmp_path / "runs" / "random50-clip-n16-s0" / "DONE").exists()
-    assert (tmp_path / "runs" / "top50-clip-n16-s0" / "results.json").stat().st_mtime_ns == finished_mtime
+    assert (tmp_path / "runs" / "tiers-random50-clip-n16-s0" / "DONE").exists()
+    assert (tmp_path / "runs" / "tiers-top50-clip-n16-s0" / "results.json").stat().st_mtime_ns == finished_mtime
 
 
 def test_flags_replace_the_file_and_print_cluster_lines(tmp_path):
