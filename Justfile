@@ -20,7 +20,7 @@ test-all *ARGS: setup
 
 # The main job end to end on the built-in synthetic pool (writes demo/).
 demo *ARGS: setup
-    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m curate.demo {{ARGS}}
+    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m analysis.demo {{ARGS}}
 
 # Lint.
 lint: setup
