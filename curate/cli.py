@@ -31,6 +31,7 @@ def validate(
 
 
 from curate.ingest.cli import download, ingest_app  # noqa: E402
+from curate.quality_cli import quality  # noqa: E402
 from curate.score_cli import score  # noqa: E402
 from curate.selection.cli import filter_command, inspect_command, reshard_command, subset_app, tiers_command  # noqa: E402
 from curate.synth.cli import synth  # noqa: E402
@@ -44,6 +45,7 @@ app.command("tiers")(tiers_command)
 app.command("inspect")(inspect_command)
 app.command("reshard")(reshard_command)
 app.add_typer(subset_app, name="subset")
+app.command("quality")(quality)
 
 
 def main() -> None:
