@@ -41,15 +41,17 @@ class DemoGrid:
     seeds: tuple[int, ...]
     samples_seen: int
     n_boot: int
+    scale: str = "cpu-small"
+    eval_n: int = 800
 
 
 GRIDS = {
-    "default": DemoGrid(pool_size=10_000, seed_size=2_000, image_size=32, filter_samples=40_000,
-                        sizes=(750, 1_500, 3_000), fractions="0.3,1.0", methods=("clip", "clip-aug"),
-                        method_sizes=(3_000,), seeds=(0,), samples_seen=16_000, n_boot=100),
+    "default": DemoGrid(pool_size=10_000, seed_size=2_000, image_size=32, filter_samples=36_000,
+                        sizes=(350, 700, 1_400, 2_800), fractions="0.3,1.0", methods=("clip", "clip-aug"),
+                        method_sizes=(2_800,), seeds=(0,), samples_seen=12_000, n_boot=100),
     "full": DemoGrid(pool_size=20_000, seed_size=3_000, image_size=32, filter_samples=90_000,
-                     sizes=(500, 1_000, 2_000, 4_000), fractions="0.2,0.4,1.0", methods=("clip", "clip-aug", "slip"),
-                     method_sizes=(2_000, 4_000), seeds=(0, 1), samples_seen=30_000, n_boot=200),
+                     sizes=(500, 1_000, 2_000, 3_600), fractions="0.2,0.4,1.0", methods=("clip", "clip-aug", "slip"),
+                     method_sizes=(2_000, 3_600), seeds=(0, 1), samples_seen=30_000, n_boot=200),
 }
 
 
@@ -80,14 +82,14 @@ def run_demo(out: Path, grid: DemoGrid) -> Path:
     timings = {}
     timings["synth"] = step("synthesize a noisy web-like pool and a clean eval set", command(
         "curate", "synth", "--n", grid.pool_size, "--out", pool, "--seed", 0, "--image-size", grid.image_size,
-        "--eval-n", 800), done=pool / "pool.json")
+        "--eval-n", grid.eval_n), done=pool / "pool.json")
     timings["synth_seed"] = step("synthesize a trusted clean seed set (the filtering network's training data)", command(
         "curate", "synth", "--n", grid.seed_size, "--out", seed_pool, "--seed", 1, "--image-size", grid.image_size,
         "--profile", "clean", "--eval-n", 0), done=seed_pool / "pool.json")
     timings["score"] = step("score: basic, language, caption near-duplicates", command(
         "curate", "score", pool, "--stages", "basic,lang,text_dedup"), done=_stage_done(pool, "text_dedup"))
     timings["filter_net"] = step("train a filtering network (CLIP on the clean seed set)", command(
-        "train", "run", "--pool", seed_pool, "--method", "clip", "--scale", "cpu-small", "--lr", "5e-3",
+        "train", "run", "--pool", seed_pool, "--method", "clip", "--scale", grid.scale, "--lr", "5e-3",
         "--samples-seen", grid.filter_samples, "--eval", evalset, "--out", filter_run), done=filter_run / "DONE")
     timings["clip_score"] = step("CLIP-score the pool with the filtering network", command(
         "curate", "score", pool, "--stages", "clip", "--model", "tc-rn-tiny", "--pretrained", filter_run / "checkpoint.pt"),
@@ -100,12 +102,12 @@ def run_demo(out: Path, grid: DemoGrid) -> Path:
             "curate", "tiers", pool, "--score", "clip_score", "--fractions", grid.fractions, "--equal-size", size,
             "--out", tier_set), done=tier_set / "tiers.json")
     timings["sweep"] = step("train CLIP on every tier x size", command(
-        "train", "sweep", "--pool", pool, *_repeat("--subset", tier_sets), "--method", "clip",
+        "train", "sweep", "--pool", pool, "--scale", grid.scale, *_repeat("--subset", tier_sets), "--method", "clip",
         *_repeat("--seed", grid.seeds), "--samples-seen", grid.samples_seen, "--eval", evalset, "--out", runs))
     extra_methods = [m for m in grid.methods if m != "clip"]
     if extra_methods:
         timings["sweep_methods"] = step(f"train {', '.join(extra_methods)} at equal compute", command(
-            "train", "sweep", "--pool", pool, *_repeat("--subset", [tiers / f"n{s}" for s in grid.method_sizes]),
+            "train", "sweep", "--pool", pool, "--scale", grid.scale, *_repeat("--subset", [tiers / f"n{s}" for s in grid.method_sizes]),
             *_repeat("--method", extra_methods), *_repeat("--seed", grid.seeds), "--samples-seen", grid.samples_seen,
             "--eval", evalset, "--out", runs))
     timings["report"] = step("scaling report", command(
@@ -127,7 +129,8 @@ def _repeat(flag: str, values) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="just demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("demo"), help="folder for everything the demo writes (default: demo/)")
-    parser.add_argument("--full", action="store_true", help="a denser grid: more sizes, tiers, methods and 2 seeds (~30 min)")
+    parser.add_argument("--full", action="store_true",
+                        help="a denser grid: a 20,000-pair pool, 4 sizes, 3 tiers, SLIP too, 2 seeds (over an hour on 2 cores)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     report = run_demo(args.out, GRIDS["full" if args.full else "default"])
