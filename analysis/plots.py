@@ -66,13 +66,27 @@ def _legend_below(fig, ax) -> None:
 
 
 def _draw_fit(ax, group_fit: GroupFit, color, label: str) -> None:
+    """The fitted curve and its bootstrap band, both clipped to accuracies that can exist (0 to 1)."""
     model = group_fit.model
     lo, hi = model.x_range
     xs = np.geomspace(lo / 1.3, hi * 1.3, 120)
-    ax.plot(xs, 1 - model.predict(xs), color=color, linewidth=1.8, label=label)
+    ax.plot(xs, np.clip(1 - model.predict(xs), 0, 1), color=color, linewidth=1.8, label=label)
     band_lo, band_hi = model.band(xs)
     if np.all(np.isfinite(band_lo)):
-        ax.fill_between(xs, 1 - band_hi, 1 - band_lo, color=color, alpha=0.15, linewidth=0)
+        ax.fill_between(xs, np.clip(1 - band_hi, 0, 1), np.clip(1 - band_lo, 0, 1), color=color, alpha=0.15, linewidth=0)
+
+
+def _frame_points(ax, values, study: Study) -> None:
+    """Y limits from the runs and the chance line, not from a wide bootstrap band; readable log-x ticks."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    shown = [float(v) for v in values if v is not None] + ([study.random_score] if study.random_score is not None else [])
+    if shown:
+        span = max(max(shown) - min(shown), 0.05)
+        ax.set_ylim(max(0.0, min(shown) - 0.25 * span), min(1.0, max(shown) + 0.25 * span))
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _scatter_runs(ax, points: pl.DataFrame, x: str, color, marker="o", label=None) -> None:
@@ -101,6 +115,7 @@ def plot_acc_vs_samples(study: Study, out: Path) -> Path:
                 _scatter_runs(ax, runs, "unique_samples", color, label=f"{tier} (no fit: too few points)")
         _chance(ax, study)
         ax.set_xscale("log")
+        _frame_points(ax, study.points["value"].to_list(), study)
         ax.set_title(f"{method}, {int(budget):,} samples seen")
         ax.set_xlabel("unique samples in the training subset (log scale)")
         ax.legend(fontsize=8, loc="best")
@@ -128,6 +143,7 @@ def plot_acc_vs_compute(study: Study, out: Path) -> Path:
                 _draw_fit(ax, fits[(tier, method)], color, f"{method} · {tier} fit")
     _chance(ax, study)
     ax.set_xscale("log")
+    _frame_points(ax, study.points["value"].to_list(), study)
     ax.set_xlabel("training compute (GFLOPs, forward + backward, log scale)")
     ax.set_ylabel(_metric_label(study))
     ax.set_title(f"Zero-shot {study.task} {study.metric} vs compute, per method", fontweight="bold")

@@ -156,8 +156,12 @@ def budget_conclusions(best: pl.DataFrame, reference: str) -> list[str]:
             lines.append(f"{where}: no filtered tier beats the full pool (tier {reference}, {ref['mean']:.3f}){tail}.")
             continue
         delta = top["mean"] - ref["mean"]
-        caveat = (" — within seed noise (less than 2 standard errors), so not a clear win" if delta <= noise
-                  else f" (more than 2 standard errors, {top['n']} vs {ref['n']} seeds)")
+        if min(top["n"], ref["n"]) < 2:
+            caveat = f" (single seed on at least one side: no error estimate; {top['n']} vs {ref['n']} seeds)"
+        elif delta <= noise:
+            caveat = " — within seed noise (less than 2 standard errors), so not a clear win"
+        else:
+            caveat = f" (more than 2 standard errors, {top['n']} vs {ref['n']} seeds)"
         lines.append(f"{where}: tier {top['tier']} (best at subset size {int(top['subset_size']):,}) beats the full pool "
                      f"(tier {reference}, best at {int(ref['subset_size']):,}) by {_points(delta)}: "
                      f"{top['mean']:.3f} vs {ref['mean']:.3f}{caveat}.")

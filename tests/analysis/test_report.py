@@ -103,3 +103,18 @@ def test_cli_report_svg_and_bad_format(tmp_path):
     assert 'src="acc_vs_samples.svg"' in (tmp_path / "rep" / "index.html").read_text()
     bad = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r2"), "--format", "gif"])
     assert bad.exit_code != 0
+
+
+def test_conclusions_do_not_claim_significance_from_one_seed():
+    import polars as pl
+
+    from analysis.study import budget_conclusions
+
+    def best(top_n, top_std, ref_n, ref_std, ref_mean=0.20):
+        return pl.DataFrame({"method": ["clip", "clip"], "samples_seen": [1000, 1000], "tier": ["top30", "top100"],
+                             "mean": [0.30, ref_mean], "std": [top_std, ref_std], "n": [top_n, ref_n],
+                             "subset_size": [300, 1000]})
+
+    assert "no error estimate" in budget_conclusions(best(1, 0.0, 1, 0.0), "top100")[0]
+    assert "more than 2 standard errors" in budget_conclusions(best(3, 0.01, 3, 0.01), "top100")[0]
+    assert "within seed noise" in budget_conclusions(best(2, 0.2, 2, 0.2, ref_mean=0.29), "top100")[0]
