@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-MODEL = "tc-rn-tiny"  # the CPU demo's filtering-network config (train/model_configs), randomly initialised here
+MODEL = "tc-rn-tiny"  # default: the CPU demo's filtering-network config (train/model_configs), randomly initialised here
 
 
 def main() -> None:
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="runner worker processes")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads for every clip measurement (1: best on a busy box)")
+    parser.add_argument("--model", default=MODEL, help="open_clip config of the (randomly initialised) scorer, e.g. ViT-B-32")
     parser.add_argument("--only", default="", help="semicolon-separated measurement names to run (default: all)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)  # internal: run one measurement in this process
     args = parser.parse_args()
@@ -55,7 +56,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--one", name, str(pool), str(checkpoint), "--n", str(args.n),
                               "--baseline-rows", str(args.baseline_rows), "--workers", str(args.workers),
                               "--batch-size", str(args.batch_size),
-                              "--torch-threads", str(args.torch_threads)], capture_output=True, text=True)
+                              "--torch-threads", str(args.torch_threads), "--model", args.model], capture_output=True, text=True)
         if out.returncode:
             print(out.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"{name} failed")
@@ -74,12 +75,14 @@ def prepare(args) -> tuple[Path, Path]:
     if not (pool / "pool.json").exists():
         subprocess.run([sys.executable, "-m", "curate.cli", "synth", "--n", str(args.n), "--out", str(pool), "--image-size", "32",
                         "--eval-n", "0", "--seed", "0", "--workers", str(args.workers)], check=True)
-    run = args.work / "run"
+    run = args.work / ("run" if args.model == MODEL else f"run-{args.model}")
     checkpoint = run / "checkpoint.pt"
     if not checkpoint.exists():  # in a subprocess: Linux keeps a parent's peak RSS across fork+exec
         (run / "model_configs").mkdir(parents=True, exist_ok=True)
-        shutil.copy(Path(__file__).parents[1] / "train" / "model_configs" / f"{MODEL}.json", run / "model_configs")
-        subprocess.run([sys.executable, "-c", SAVE_CHECKPOINT, str(run), MODEL], check=True)
+        project_config = Path(__file__).parents[1] / "train" / "model_configs" / f"{args.model}.json"
+        if project_config.exists():  # open_clip's own configs (ViT-B-32, ...) need no copy
+            shutil.copy(project_config, run / "model_configs")
+        subprocess.run([sys.executable, "-c", SAVE_CHECKPOINT, str(run), args.model], check=True)
     return pool, checkpoint
 
 
@@ -113,7 +116,7 @@ def stage_run(stage: str, loader_workers: int = 2):
             if stage == "clip":
                 import open_clip  # noqa: F401  (import cost is not throughput)
             return None
-        configs = {"clip": ClipConfig(model=MODEL, pretrained=str(checkpoint), batch_size=args.batch_size, threads=args.torch_threads,
+        configs = {"clip": ClipConfig(model=args.model, pretrained=str(checkpoint), batch_size=args.batch_size, threads=args.torch_threads,
                                       loader_workers=loader_workers)}
         score_pool(pool, [stage], configs, workers=args.workers, force=True, progress=False)
         from curate.pool import Pool
@@ -178,7 +181,7 @@ def lang_batch_predict(pool, checkpoint, args, prepare_only, setup=None):
     return len(texts)
 
 
-def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int):
+def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int, model: str = MODEL):
     import torch
 
     from curate.pool import Pool
@@ -193,7 +196,7 @@ def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int):
             texts.append(sample.caption or "")
         if len(blobs) >= limit:
             break
-    return load_model(ClipConfig(model=MODEL, pretrained=str(checkpoint))), blobs[:limit], texts[:limit]
+    return load_model(ClipConfig(model=model, pretrained=str(checkpoint))), blobs[:limit], texts[:limit]
 
 
 def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
@@ -206,7 +209,7 @@ def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
     from curate.pool import Pool
 
     if prepare_only:
-        model = clip_inputs(pool, checkpoint, 0, args.torch_threads)[0]
+        model = clip_inputs(pool, checkpoint, 0, args.torch_threads, args.model)[0]
         return model, Pool(pool)
     (model, preprocess, tokenizer, _), opened = setup
     blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))
@@ -239,7 +242,7 @@ def clip_bare_forward(pool, checkpoint, args, prepare_only, setup=None):
     from PIL import Image
 
     if prepare_only:
-        (model, preprocess, tokenizer, _), blobs, texts = clip_inputs(pool, checkpoint, args.n, args.torch_threads)
+        (model, preprocess, tokenizer, _), blobs, texts = clip_inputs(pool, checkpoint, args.n, args.torch_threads, args.model)
         blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))
 
         def pixels(blob):
