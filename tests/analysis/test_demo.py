@@ -12,7 +12,6 @@ MICRO = DemoGrid(pool_size=400, seed_size=200, image_size=32, filter_samples=256
                  scale="debug", eval_n=64)
 
 
-@pytest.mark.slow
 def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
     report = run_demo(tmp_path / "demo", MICRO)
     printed = capsys.readouterr().out

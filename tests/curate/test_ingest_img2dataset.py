@@ -103,7 +103,6 @@ def test_truncated_img2dataset_tar(downloaded, tmp_path):
     assert meta.filter(pl.col("status") == "truncated_shard")["error"].str.contains("00000.tar").all()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("output_format", ["parquet", "files"])
 def test_img2dataset_other_output_formats(web, tmp_path, output_format):
     from img2dataset import download

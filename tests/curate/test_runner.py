@@ -137,7 +137,6 @@ def test_runner_rejects_a_stage_that_changes_rows(tmp_path, monkeypatch):
     assert not (pool / "scores" / "basic" / "_done").exists()
 
 
-@pytest.mark.slow
 def test_ray_engine_gives_the_same_sidecars_as_the_local_engine(tmp_path):
     pytest.importorskip("ray")
     from curate.stages.clip import ClipConfig

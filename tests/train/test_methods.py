@@ -215,7 +215,6 @@ def _distributed_losses(rank, world_size, rendezvous, features, out_dir):
         dist.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_losses_under_two_gloo_processes_match_one_process(tmp_path):
     import torch.nn.functional as F
 
