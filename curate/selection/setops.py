@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from curate.errors import UserError
+from curate.npyio import load_user_npy
 from curate.pool import Pool
 from curate.selection.uidorder import sort_uids
 from curate.subset import Subset, check_subset_pool, pool_ref, read_subset, write_subset
@@ -89,12 +90,7 @@ def export_npy(subset_path: str | Path, out: str | Path) -> int:
 
 def read_npy(path: str | Path) -> np.ndarray:
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise UserError(f"{path}: not a numpy .npy file ({exc})") from None
+    array = load_user_npy(path, "DataComp uid")
     if array.dtype.names is None or len(array.dtype.names) != 2 or any(
             array.dtype[name] != np.dtype("u8") for name in array.dtype.names) or array.ndim != 1:
         raise UserError(f"{path}: expected DataComp's 1-d array of dtype u8,u8, got {array.dtype} with shape {array.shape}")

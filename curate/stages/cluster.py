@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from curate.errors import UserError
+from curate.npyio import load_user_npy
 from curate.stages.base import ShardContext, Stage, save_global, shard_offsets, shard_slice
 
 PRODUCES = {"cluster_id": pl.Int32, "cluster_dist": pl.Float32, "semdedup_keep": pl.Boolean, "cluster_near_ref": pl.Boolean}
@@ -87,12 +88,7 @@ def load_reference(path: str, pool) -> np.ndarray:
     source = Path(path)
     if source.is_dir():
         return _embed_evalset(source, pool)
-    if not source.is_file():
-        raise UserError(f"{source}: no such reference embeddings file or eval set folder (--reference-embeddings)")
-    try:
-        array = np.load(source, allow_pickle=False)
-    except ValueError as exc:
-        raise UserError(f"{source}: not a .npy array ({exc})") from None
+    array = load_user_npy(source, "reference embeddings (--reference-embeddings: a .npy file or an eval set folder)")
     array = array[:, 0] if array.ndim == 3 else array  # an embeddings/ file: take the image part
     if array.ndim != 2:
         raise UserError(f"{source}: reference embeddings must have shape (N, dim), not {array.shape}")
