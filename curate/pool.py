@@ -186,6 +186,12 @@ def open_pool(path: str | Path) -> Pool:
 
 
 # -- shard files -------------------------------------------------------------------
+def split_member_name(name: str) -> tuple[str, str]:
+    """WebDataset convention: the key is the base name up to the first dot, the rest is the extension (lowercased)."""
+    key, _, ext = name.rpartition("/")[2].partition(".")
+    return key, ext.lower()
+
+
 def read_tar_samples(path: Path) -> Iterator[Sample]:
     """Group a WebDataset tar's members by key, in order of first appearance."""
     current_key, parts = None, {}
@@ -193,12 +199,12 @@ def read_tar_samples(path: Path) -> Iterator[Sample]:
         for member in tar:
             if not member.isfile():
                 continue
-            key, _, ext = member.name.rpartition("/")[2].partition(".")
+            key, ext = split_member_name(member.name)
             if key != current_key and current_key is not None:
                 yield _sample_from_parts(current_key, parts)
                 parts = {}
             current_key = key
-            parts[ext.lower()] = tar.extractfile(member).read()
+            parts[ext] = tar.extractfile(member).read()
     if current_key is not None:
         yield _sample_from_parts(current_key, parts)
 

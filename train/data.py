@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from curate.errors import UserError
-from curate.pool import IMAGE_EXTS, OK, Pool
+from curate.pool import IMAGE_EXTS, OK, Pool, split_member_name
 
 MAX_REPLACEMENTS = 64
 DETERMINISTIC_VIEWS = ("image", "text")  # the eval-style preprocess and the tokenizer
@@ -97,9 +97,9 @@ def _locate_members(tar_path: Path, key_to_uid: dict[str, str]) -> list[tuple]:
     try:
         with tarfile.open(tar_path, "r") as tar:
             for member in tar:
-                key, _, ext = member.name.rpartition("/")[2].partition(".")
+                key, ext = split_member_name(member.name)
                 if member.isfile() and key in key_to_uid:
-                    found.setdefault(key, {})[ext.lower()] = (member.offset_data, member.size)
+                    found.setdefault(key, {})[ext] = (member.offset_data, member.size)
     except tarfile.TarError:
         pass  # a truncated shard: keep what was read before the damage
     rows = []

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from curate.errors import UserError
 from curate.ingest.source import Source, json_safe
-from curate.ingest.tarread import TarContents, read_tar, split_member_name
+from curate.ingest.tarread import TarContents, read_tar
 from curate.ingest.writer import Record
-from curate.pool import IMAGE_EXTS, OK
+from curate.pool import IMAGE_EXTS, OK, split_member_name
 
 FORMATS = ("webdataset", "parquet", "files")
 BATCH_ROWS = 1024

@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curate.pool import split_member_name
+
 
 @dataclass
 class TarContents:
@@ -32,12 +34,6 @@ class TarContents:
             while (sample := self.take(key)) is not None:
                 out.append((key, sample))
         return out
-
-
-def split_member_name(name: str) -> tuple[str, str]:
-    """WebDataset convention: the key is the base name up to the first dot, the rest is the extension."""
-    key, _, ext = name.rpartition("/")[2].partition(".")
-    return key, ext.lower()
 
 
 def read_tar(path: Path) -> TarContents:
