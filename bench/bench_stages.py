@@ -199,19 +199,13 @@ def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int, model: s
     return load_model(ClipConfig(model=model, pretrained=str(checkpoint))), blobs[:limit], texts[:limit]
 
 
-def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
-    """DataComp-style: read the shards, decode and preprocess in the loop, one process, then forward both towers."""
+def pixel_decoder(preprocess):
+    """bytes -> preprocessed tensor, a blank tensor for an image that does not decode (as the stage scores it null)."""
     import io
 
     import torch
     from PIL import Image
 
-    from curate.pool import Pool
-
-    if prepare_only:
-        model = clip_inputs(pool, checkpoint, 0, args.torch_threads, args.model)[0]
-        return model, Pool(pool)
-    (model, preprocess, tokenizer, _), opened = setup
     blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))
 
     def pixels(blob):
@@ -219,7 +213,20 @@ def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
             return preprocess(Image.open(io.BytesIO(blob)).convert("RGB"))
         except Exception:
             return blank
+    return pixels
 
+
+def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
+    """DataComp-style: read the shards, decode and preprocess in the loop, one process, then forward both towers."""
+    import torch
+
+    from curate.pool import Pool
+
+    if prepare_only:
+        model = clip_inputs(pool, checkpoint, 0, args.torch_threads, args.model)[0]
+        return model, Pool(pool)
+    (model, preprocess, tokenizer, _), opened = setup
+    pixels = pixel_decoder(preprocess)
     rows = 0
     with torch.inference_mode():
         for shard in opened.shard_ids():
@@ -236,20 +243,11 @@ def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
 
 def clip_bare_forward(pool, checkpoint, args, prepare_only, setup=None):
     """The ceiling: model forward only, on tensors decoded before the clock starts."""
-    import io
-
     import torch
-    from PIL import Image
 
     if prepare_only:
         (model, preprocess, tokenizer, _), blobs, texts = clip_inputs(pool, checkpoint, args.n, args.torch_threads, args.model)
-        blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))
-
-        def pixels(blob):
-            try:
-                return preprocess(Image.open(io.BytesIO(blob)).convert("RGB"))
-            except Exception:
-                return blank
+        pixels = pixel_decoder(preprocess)
         batches = [(torch.stack([pixels(b) for b in blobs[s:s + args.batch_size]]), tokenizer(texts[s:s + args.batch_size]))
                    for s in range(0, len(blobs), args.batch_size)]
         return model, batches
