@@ -47,6 +47,11 @@ META_SCHEMA = {
 META_COLUMNS = tuple(META_SCHEMA)
 
 
+def gt_flag_columns(schema) -> list[str]:
+    """The defect flags of a synthetic pool: every Boolean `gt_*` column (`gt_clean` included), in schema order."""
+    return [name for name, dtype in schema.items() if name.startswith("gt_") and dtype == pl.Boolean]
+
+
 def shard_name(shard: int) -> str:
     return f"{shard:05d}"
 

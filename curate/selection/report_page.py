@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from curate.pool import Pool
+from curate.pool import Pool, gt_flag_columns
 from curate.selection import charts
 from curate.selection.inspect_html import KEPT, SCORE_COLUMNS, InspectConfig, esc, finite
 from curate.subset import Subset
@@ -44,7 +44,7 @@ def draw_charts(rows: pl.DataFrame, out: Path) -> list[tuple[str, str]]:
 
 def _defect_flags(rows: pl.DataFrame) -> list[str]:
     """Boolean gt_* columns with at least one row set (gt_clean included: clean vs the rest)."""
-    return [c for c, t in rows.schema.items() if c.startswith("gt_") and t == pl.Boolean and rows[c].any()]
+    return [c for c in gt_flag_columns(rows.schema) if rows[c].any()]
 
 
 def _reason_counts(rows: pl.DataFrame) -> dict[str, int]:
@@ -73,7 +73,7 @@ def _summary(pool: Pool, subset: Subset | None, rows: pl.DataFrame) -> list[str]
                   "<h3>Drop counts per clause (applied in order)</h3>",
                   _table(("clause", "rows dropped"), _ordered_counts(manifest))]
     parts += ["<h2>Rows per reason</h2>", _table(("reason", "rows"), list(_reason_counts(rows).items()))]
-    flags = [c for c, t in rows.schema.items() if c.startswith("gt_") and t == pl.Boolean]
+    flags = gt_flag_columns(rows.schema)
     if flags:
         kept, rejected = rows.filter(pl.col("reason").is_null()), rows.filter(pl.col("reason").is_not_null())
         body = [(flag, int(rows[flag].sum()), _share(kept, flag), _share(rejected, flag)) for flag in flags]
@@ -117,7 +117,7 @@ def render(pool: Pool, subset: Subset | None, rows: pl.DataFrame, drawn: list[tu
     parts.append("<h2>Charts</h2>")
     parts += [f'<img class="chart" src="{esc(name)}" alt="{esc(title)}" title="{esc(title)}">' for title, name in drawn]
     scores = [c for c in SCORE_COLUMNS if c in rows.columns]
-    flags = [c for c, t in rows.schema.items() if c.startswith("gt_") and t == pl.Boolean]
+    flags = gt_flag_columns(rows.schema)
     parts.append(f"<h2>Gallery (up to {config.per_reason} per reason)</h2>")
     for group, members in picked.group_by("group", maintain_order=True):
         cards = [_card(row, samples.get(row["uid"], {}), config, scores, flags) for row in members.iter_rows(named=True)]

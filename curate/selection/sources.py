@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import polars as pl
 
 from curate.errors import UserError
-from curate.pool import Pool
+from curate.pool import Pool, gt_flag_columns
 
 # Which stage produces a column (the contract between the parts): used only to
 # tell the user which command to run when a column is missing.
@@ -94,7 +94,7 @@ class ColumnIndex:
 
     def gt_flags(self) -> list[str]:
         """Boolean ground-truth columns of a synthetic pool (gt_<defect>, gt_clean)."""
-        return [c for c, t in self.meta.items() if c.startswith("gt_") and t == pl.Boolean]
+        return gt_flag_columns(self.meta)
 
 
 def aligned_uid(stage: str) -> str:

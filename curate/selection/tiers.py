@@ -27,7 +27,7 @@ import polars as pl
 
 from curate import atomic
 from curate.errors import UserError
-from curate.pool import Pool
+from curate.pool import Pool, gt_flag_columns
 from curate.selection.config import FilterConfig
 from curate.selection.query import collect_flags, drop_counts, gt_shares, plan, topk_threshold
 from curate.selection.uidorder import sort_uids
@@ -147,7 +147,7 @@ def write_tier_set(pool: Pool, config: TierConfig, out: str | Path) -> dict:
 def _tier_manifest(pool: Pool, config: TierConfig, tier: Tier, rank: int, tier_set: str, context: dict, kind: str) -> dict:
     counts = dict(context["base_counts"])
     counts["not_in_tier"] = context["n_candidates"] - tier.rows.height
-    gt_flags = [c for c in tier.rows.columns if c.startswith("gt_")]
+    gt_flags = gt_flag_columns(tier.rows.schema)
     manifest = {
         "pool": pool_ref(pool), "rule": f"{context['plan'].rule_text()} AND {tier.rule}",
         "thresholds": tier.threshold, "score_column": config.base.score_column,
