@@ -109,7 +109,7 @@ def measure_one(name: str, args) -> dict:
 
 def stage_run(stage: str, loader_workers: int = 2):
     def run(pool, checkpoint, args, prepare_only, setup=None):
-        from curate.runner import score_pool
+        from curate.scoring.runner import score_pool
         from curate.stages.clip import ClipConfig
 
         if prepare_only:

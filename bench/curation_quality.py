@@ -137,7 +137,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from curate.pool import Pool
-    from curate.quality import default_filters, parse_floats, report
+    from curate.quality.metrics import default_filters, parse_floats, report
 
     commands = build(args.build) if args.build else ["(pool given with --pool; see its pool.json)"]
     pool = args.pool or args.build / "pool"

@@ -31,8 +31,8 @@ def validate(
 
 
 from curate.ingest.cli import download, ingest_app  # noqa: E402
-from curate.quality_cli import quality  # noqa: E402
-from curate.score_cli import score  # noqa: E402
+from curate.quality.cli import quality  # noqa: E402
+from curate.scoring.cli import score  # noqa: E402
 from curate.selection.cli import filter_command, inspect_command, reshard_command, subset_app, tiers_command  # noqa: E402
 from curate.synth.cli import synth  # noqa: E402
 

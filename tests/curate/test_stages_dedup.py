@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from curate.runner import score_pool
+from curate.scoring.runner import score_pool
 from curate.stages import cluster
 from curate.stages.groups import connected_groups, keep_one_per_group
 from curate.stages.text_dedup import EMPTY, TextDedupConfig, shingles, signatures

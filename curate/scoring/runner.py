@@ -98,7 +98,7 @@ def check_needs(pool: Pool, stage: Stage, available_stages: set[str]) -> None:
 def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | None = None, engine: str = "local",
                workers: int = 2, address: str | None = None, force: bool = False, progress: bool = True) -> list[StageReport]:
     """Run `stages` over the pool at `root`; `configs` maps a stage name to its config (defaults otherwise)."""
-    from curate.engines import ENGINES
+    from curate.scoring.engines import ENGINES
 
     pool = Pool(root)
     if engine not in ENGINES:

@@ -18,7 +18,7 @@ def quality(
 ) -> None:
     """Print a Markdown report: each filter's rejects against the gt_* columns, duplicate pairs, clip_score ROC-AUC."""
     from curate.pool import Pool
-    from curate.quality import default_filters, parse_floats, report
+    from curate.quality.metrics import default_filters, parse_floats, report
 
     specs = default_filters(fraction, parse_floats(min_score), min_side, parse_floats(image_dup_threshold), parse_floats(semdedup_eps))
     print(report(Pool(pool), specs), end="")

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from curate.errors import UserError
-from curate.runner import StageOutputError, score_pool
+from curate.scoring.runner import StageOutputError, score_pool
 from curate.stages import STAGES
 from curate.stages.text_dedup import TextDedupConfig
 from tests.tiny import make_pool, png_bytes

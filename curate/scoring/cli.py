@@ -49,7 +49,7 @@ def score(
     ref_nearest: int = typer.Option(1, "--ref-nearest", help="cluster: clusters each reference embedding selects (cluster_near_ref)."),
 ) -> None:
     """Compute stage sidecars shard by shard; completed shards are skipped, so a killed run resumes where it stopped."""
-    from curate.runner import score_pool
+    from curate.scoring.runner import score_pool
     from curate.stages.clip import ClipConfig
     from curate.stages.cluster import ClusterConfig
     from curate.stages.image_dedup import ImageDedupConfig

@@ -1,4 +1,4 @@
-"""curate.quality's metric helpers on hand-made arrays, and the benchmark's docs-section replacement."""
+"""curate.quality.metrics: helpers on hand-made arrays, and the benchmark's docs-section replacement."""
 
 import importlib.util
 from pathlib import Path
@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from curate.errors import UserError
-from curate.quality import pair_outcomes, parse_floats, precision_recall, roc_auc
+from curate.quality.metrics import pair_outcomes, parse_floats, precision_recall, roc_auc
 
 
 def test_precision_recall_by_hand():
@@ -51,7 +51,7 @@ def test_parse_floats():
 
 
 def test_write_docs_replaces_only_its_section(tmp_path):
-    path = Path(__file__).resolve().parents[2] / "bench" / "curation_quality.py"
+    path = Path(__file__).resolve().parents[3] / "bench" / "curation_quality.py"
     spec = importlib.util.spec_from_file_location("curation_quality", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -84,7 +84,7 @@ def _gt_pool(tmp_path):
 
 
 def test_evaluate_on_a_hand_made_pool(tmp_path):
-    from curate.quality import FilterSpec, evaluate, score_aucs
+    from curate.quality.metrics import FilterSpec, evaluate, score_aucs
     from curate.selection.config import FilterConfig
 
     pool = _gt_pool(tmp_path)
