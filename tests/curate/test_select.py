@@ -141,7 +141,8 @@ def datacomp_basic(text, width, height, lang) -> bool:
 def test_basic_equals_datacomp_definition_on_hand_made_rows(tmp_path):
     rows = [{"caption": c, "width": w, "height": h} for c, w, h, _ in BASIC_ROWS]
     pool = meta_pool(tmp_path / "pool", rows, n_shards=2)
-    add_sidecar(pool, "lang", {"lang": [r[3] for r in BASIC_ROWS], "lang_prob": [0.9] * len(BASIC_ROWS)})
+    add_sidecar(pool, "lang", {"lang": [r[3] for r in BASIC_ROWS], "lang_prob": [0.9] * len(BASIC_ROWS),
+                               "lang_datacomp": [r[3] for r in BASIC_ROWS]})
     uids = all_uids(pool)
     expected = {uid for uid, row in zip(uids, BASIC_ROWS, strict=True) if datacomp_basic(*row)}
     assert len(expected) == 7
