@@ -59,14 +59,14 @@ def _shard_frames(rng: np.random.Generator, shard: int, first: int, n: int) -> t
     l14 = np.round(b32 * 0.9 + rng.normal(0.0, 0.03, n), 4).astype(np.float32)
     datacomp = pl.DataFrame({"uid": uids, "clip_b32_similarity_score": b32, "clip_l14_similarity_score": l14})
     langs = np.where(rng.random(n) < 0.6, "en", "de")
-    lang = pl.DataFrame({"uid": uids, "lang": langs, "lang_prob": rng.random(n).astype(np.float32)})
+    lang = pl.DataFrame({"uid": uids, "lang": langs, "lang_prob": rng.random(n).astype(np.float32), "lang_datacomp": langs})
     return meta, datacomp, lang
 
 
 def generate(root: Path, rows: int, shard_rows: int, seed: int = 0) -> Pool:
     """Write the metadata-only pool (kept and reused once complete: the `.bench-complete` marker)."""
     marker = root / ".bench-complete"
-    if marker.is_file() and Pool(root).info.n_samples == rows:
+    if marker.is_file() and Pool(root).info.n_samples == rows and "lang_datacomp" in pl.read_parquet_schema(Pool(root).scores_path("lang", 0)):
         return Pool(root)
     shutil.rmtree(root, ignore_errors=True)
     rng = np.random.default_rng(seed)
