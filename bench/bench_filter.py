@@ -66,7 +66,8 @@ def _shard_frames(rng: np.random.Generator, shard: int, first: int, n: int) -> t
 def generate(root: Path, rows: int, shard_rows: int, seed: int = 0) -> Pool:
     """Write the metadata-only pool (kept and reused once complete: the `.bench-complete` marker)."""
     marker = root / ".bench-complete"
-    if marker.is_file() and Pool(root).info.n_samples == rows and "lang_datacomp" in pl.read_parquet_schema(Pool(root).scores_path("lang", 0)):
+    if (marker.is_file() and Pool(root).info.n_samples == rows
+            and "lang_datacomp" in pl.read_parquet_schema(Pool(root).scores_path("lang", 0))):
         return Pool(root)
     shutil.rmtree(root, ignore_errors=True)
     rng = np.random.default_rng(seed)
