@@ -113,9 +113,9 @@ def main() -> None:
     if not Path(curate[0]).exists():
         curate = [sys.executable, "-m", "curate.cli"]
     commands = {
-        "fraction 0.3 (L/14)": ["--score-column", "clip_l14_similarity_score", "--fraction", "0.3"],
-        "basic + fraction 0.3 (L/14)": ["--basic", "--score-column", "clip_l14_similarity_score", "--fraction", "0.3"],
-        "min-score 0.28 (B/32)": ["--score-column", "clip_b32_similarity_score", "--min-score", "0.28"],
+        "fraction 0.3 (L/14)": ["--score", "clip_l14_similarity_score", "--fraction", "0.3"],
+        "basic + fraction 0.3 (L/14)": ["--basic", "--score", "clip_l14_similarity_score", "--fraction", "0.3"],
+        "min-score 0.28 (B/32)": ["--score", "clip_b32_similarity_score", "--min-score", "0.28"],
     }
     print(f"cpu count {os.cpu_count()}; load average {os.getloadavg()[0]:.2f}")
     for label, options in commands.items():

@@ -207,7 +207,7 @@ def test_misaligned_sidecar_is_detected(scored_pool):
 def test_cli_filter_writes_subset_and_prints_counts(tmp_path):
     pool, l14 = datacomp_pool(tmp_path / "dc", n=200)
     result = CliRunner().invoke(app, ["filter", str(pool.root), "--out", str(tmp_path / "top30"),
-                                      "--score-column", "clip_l14_similarity_score", "--fraction", "0.3"])
+                                      "--score", "clip_l14_similarity_score", "--fraction", "0.3"])
     assert result.exit_code == 0, result.output
     subset = read_subset(tmp_path / "top30")
     assert subset.n == int(datacomp_top_k(l14, 0.3)[0].sum())
