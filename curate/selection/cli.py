@@ -100,7 +100,8 @@ def inspect_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the gallery draw."),
 ) -> None:
     """Write an HTML report: counts per status/reason, drop counts, score histograms, a thumbnail gallery."""
-    from curate.selection.inspect_html import InspectConfig, write_report
+    from curate.selection.inspect_page import write_report
+    from curate.selection.inspect_rows import InspectConfig
 
     page = write_report(target, out, InspectConfig(per_reason=per_reason, seed=seed), pool)
     print(f"wrote {page}")
@@ -114,7 +115,7 @@ def reshard_command(
     name: str = typer.Option(None, "--name", help="Name of the new pool (default: POOLNAME-SUBSETNAME)."),
 ) -> None:
     """Materialize a subset as its own pool: WebDataset shards, meta, sidecars and embeddings."""
-    from curate.selection.inspect_html import open_target
+    from curate.selection.inspect_rows import open_target
     from curate.selection.reshard import ReshardConfig, reshard
 
     opened_pool, _ = open_target(subset, pool)
