@@ -10,12 +10,17 @@ py := venv + "/bin/python"
 setup:
     bash .ci/setup-venv.sh
 
+# Install the Debian packages the tests need (.ci/debian-packages.txt) when missing; needs root or sudo,
+# otherwise stops with the one command to run.
+setup-debian:
+    bash .ci/setup-debian.sh
+
 # Run the default test suite (not `slow`, not `gpu`).
-test *ARGS: setup
+test *ARGS: setup setup-debian
     HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not slow and not gpu" {{ARGS}}
 
 # Run every CPU test, the slow ones too.
-test-all *ARGS: setup
+test-all *ARGS: setup setup-debian
     HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not gpu" {{ARGS}}
 
 # The main job end to end on the built-in synthetic pool (writes demo/).

@@ -28,7 +28,7 @@ def collect_command(
 def report_command(
     runs: list[Path] = typer.Argument(..., help="Run folders, folders holding run folders (e.g. runs/), or globs."),
     out: Path = typer.Option(..., "--out", help="Report folder: index.html, summary.md, fits.json and the figures."),
-    fmt: str = typer.Option("png", "--format", help="Figure format: png, svg or pdf."),
+    figure_format: str = typer.Option("png", "--figure-format", help="Format of the figures written: png, svg or pdf."),
     task: str = typer.Option(None, "--task", help="Eval task to report (default: the task most runs report)."),
     metric: str = typer.Option(None, "--metric", help="Metric of that task (default: top1 when present)."),
     n_boot: int = typer.Option(200, "--n-boot", help="Bootstrap resamples behind every confidence interval."),
@@ -41,9 +41,9 @@ def report_command(
     from analysis.study import StudyConfig
     from curate.errors import UserError
 
-    if fmt not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    cfg = ReportConfig(out, fmt, StudyConfig(task=task, metric=metric, n_boot=n_boot, seed=seed, tau=tau))
+    if figure_format not in FORMATS:
+        raise UserError(f"--figure-format must be one of {', '.join(FORMATS)}, not {figure_format!r}")
+    cfg = ReportConfig(out, figure_format, StudyConfig(task=task, metric=metric, n_boot=n_boot, seed=seed, tau=tau))
     paths, study = report(runs, cfg)
     for line in study.conclusions[:6]:
         typer.echo(line)

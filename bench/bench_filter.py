@@ -59,14 +59,15 @@ def _shard_frames(rng: np.random.Generator, shard: int, first: int, n: int) -> t
     l14 = np.round(b32 * 0.9 + rng.normal(0.0, 0.03, n), 4).astype(np.float32)
     datacomp = pl.DataFrame({"uid": uids, "clip_b32_similarity_score": b32, "clip_l14_similarity_score": l14})
     langs = np.where(rng.random(n) < 0.6, "en", "de")
-    lang = pl.DataFrame({"uid": uids, "lang": langs, "lang_prob": rng.random(n).astype(np.float32)})
+    lang = pl.DataFrame({"uid": uids, "lang": langs, "lang_prob": rng.random(n).astype(np.float32), "lang_datacomp": langs})
     return meta, datacomp, lang
 
 
 def generate(root: Path, rows: int, shard_rows: int, seed: int = 0) -> Pool:
     """Write the metadata-only pool (kept and reused once complete: the `.bench-complete` marker)."""
     marker = root / ".bench-complete"
-    if marker.is_file() and Pool(root).info.n_samples == rows:
+    if (marker.is_file() and Pool(root).info.n_samples == rows
+            and "lang_datacomp" in pl.read_parquet_schema(Pool(root).scores_path("lang", 0))):
         return Pool(root)
     shutil.rmtree(root, ignore_errors=True)
     rng = np.random.default_rng(seed)
@@ -112,9 +113,9 @@ def main() -> None:
     if not Path(curate[0]).exists():
         curate = [sys.executable, "-m", "curate.cli"]
     commands = {
-        "fraction 0.3 (L/14)": ["--score-column", "clip_l14_similarity_score", "--fraction", "0.3"],
-        "basic + fraction 0.3 (L/14)": ["--basic", "--score-column", "clip_l14_similarity_score", "--fraction", "0.3"],
-        "min-score 0.28 (B/32)": ["--score-column", "clip_b32_similarity_score", "--min-score", "0.28"],
+        "fraction 0.3 (L/14)": ["--score", "clip_l14_similarity_score", "--fraction", "0.3"],
+        "basic + fraction 0.3 (L/14)": ["--basic", "--score", "clip_l14_similarity_score", "--fraction", "0.3"],
+        "min-score 0.28 (B/32)": ["--score", "clip_b32_similarity_score", "--min-score", "0.28"],
     }
     print(f"cpu count {os.cpu_count()}; load average {os.getloadavg()[0]:.2f}")
     for label, options in commands.items():

@@ -49,7 +49,7 @@ def train_run_rate(pool_root: Path, out: Path, model: str, method: str, steps: i
 
     shutil.rmtree(out, ignore_errors=True)
     cfg = make_run_config(out, pool_root, None, method, "cpu-small", model=model, samples_seen=steps * batch,
-                          batch_size=batch, log_every=1, checkpoint_every=10**9, workers=1)
+                          batch_size=batch, log_every=1, checkpoint_every=10**9, loader_workers=1)
     run_training(cfg)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][skip:]
     seconds = sum(batch / r["samples_per_s"] for r in rows)

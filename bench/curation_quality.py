@@ -28,12 +28,12 @@ from pathlib import Path
 SECTION = "## Curation quality on the synthetic pool"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
-# (command with {root}, output that shows it is done); `--workers 1` / `--threads 1` keep it to one core.
+# (command with {root}, output that shows it is done); `--workers 1` / `--torch-threads 1` keep it to one core.
 RECIPE = (
     ("curate synth --n 10000 --out {root}/pool --seed 0 --image-size 32 --eval-n 800 --workers 1", "pool/pool.json"),
     ("curate synth --n 2000 --out {root}/seed --seed 1 --image-size 32 --profile clean --eval-n 0 --workers 1", "seed/pool.json"),
-    ("train run --pool {root}/seed --method clip --scale cpu-small --lr 5e-3 --samples-seen 40000 --eval {root}/pool/eval "
-     "--out {root}/filter --threads 1 --workers 1", "filter/DONE"),
+    ("train run {root}/seed --method clip --scale cpu-small --lr 5e-3 --samples-seen 40000 --eval {root}/pool/eval "
+     "--out {root}/filter --torch-threads 1 --loader-workers 1", "filter/DONE"),
     ("curate score {root}/pool --stages basic,lang,text_dedup,clip,image_dedup,cluster --model tc-rn-tiny "
      "--pretrained {root}/filter/checkpoint.pt --workers 1 --loader-workers 0 --torch-threads 1 "
      "--reference-embeddings {root}/pool/eval", "pool/scores/cluster/_done/00009"),

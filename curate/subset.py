@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -52,7 +52,7 @@ def write_subset(out: str | Path, uids: pl.Series | list[str], manifest: dict) -
     out = Path(out)
     frame = pl.DataFrame({"uid": pl.Series("uid", uids, dtype=pl.Utf8)}).unique().sort("uid")
     full = {**manifest, "n": frame.height, "tool_version": tool_version(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "created": datetime.now(UTC).isoformat(timespec="seconds")}
     atomic.write_parquet(out / "uids.parquet", frame)
     atomic.write_json(out / "manifest.json", full)
     return Subset(out, frame, full)

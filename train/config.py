@@ -66,8 +66,8 @@ class RunConfig:
     accum_steps: int = 1
     checkpoint_every: int = 100
     log_every: int = 10
-    workers: int = 1
-    threads: int = 0           # torch intra-op threads per process (0 = torch's default, one per core)
+    loader_workers: int = 1    # DataLoader worker processes per training process
+    torch_threads: int = 0     # torch intra-op threads per process (0 = torch's default, one per core)
     device: str = "auto"       # auto | cpu | cuda
     eval_roots: tuple[str, ...] = ()
     resume: bool = False       # continue from OUT/resume.pt when it exists

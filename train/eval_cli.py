@@ -14,14 +14,14 @@ make_evalset_app = new_app("Convert data into the eval-set format that `train ev
 def eval_run(
     run: Path = typer.Argument(..., help="Run folder (config.json, checkpoint.pt, model_configs/) written by `train run`."),
     eval_sets: list[Path] = typer.Option(..., "--eval", help="Eval-set folder (evalset.json); repeat for several."),
-    device: str = typer.Option(None, help="Torch device, e.g. cpu or cuda:0 (default: cuda when available, else cpu)."),
+    device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda or a device such as cuda:1."),
     batch_size: int = typer.Option(256, help="Images (and captions) encoded per forward pass."),
 ) -> None:
     """Evaluate a run's final checkpoint zero-shot on eval sets; write RUN/eval.jsonl and print a table."""
     from curate.cliutil import print_table
     from train.evaluate import evaluate_run
 
-    rows = evaluate_run(run, eval_sets, device=device, batch_size=batch_size)
+    rows = evaluate_run(run, eval_sets, device=None if device == "auto" else device, batch_size=batch_size)
     print_table([(r["task"], r["metric"], f"{r['value']:.4f}", f"{r['random_score']:.4f}", r["n"]) for r in rows],
                 ("task", "metric", "value", "random", "n"))
     print(f"wrote {run / 'eval.jsonl'}")

@@ -9,13 +9,16 @@
 - Fashion-MNIST from Debian's package: `train/fashion_mnist.py`.
 
 Each writes `OUT/images/...`, `OUT/samples.parquet` (file, caption, label) and
-`OUT/evalset.json` (one task).
+`OUT/evalset.json` (one task), first into `.OUT.partial` beside OUT, renamed to
+OUT at the end (`staged_out`): a failed or interrupted conversion leaves no
+half-made OUT, and a retry starts clean.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,11 +38,32 @@ class ConvertReport:
     skipped: dict  # reason -> count of source files not written
 
 
-def prepare_out(out: Path) -> None:
+def check_out(out: Path) -> None:
     """The output folder must be new or empty: a converter never mixes two data sets."""
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: already exists and is not empty; remove it or choose another --out")
-    (out / "images").mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def staged_out(out: Path) -> Iterator[Path]:
+    """Yield a fresh work folder (with `images/`) that becomes `out` only when the block finishes.
+
+    The work folder is `.NAME.partial` beside `out` (same file system, so the final rename is atomic);
+    on any error or interrupt it is deleted, and a stale one left by a killed run is replaced.
+    """
+    out = Path(out)
+    check_out(out)
+    work = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "images").mkdir(parents=True)
+    try:
+        yield work
+        check_out(out)  # nobody wrote there meanwhile
+        if out.exists():
+            out.rmdir()
+        work.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def write_classification_set(out: Path, name: str, files: list[str], labels: list[str], classnames: list[str],
@@ -91,8 +115,6 @@ def read_classnames(path: Path, folders: list[str]) -> dict[str, str]:
 
 def convert_folder(source: Path, out: Path, name: str | None = None, templates_path: Path | None = None) -> ConvertReport:
     """Copy a folder-of-classes set into the eval-set format; unreadable images are skipped and counted."""
-    from tqdm import tqdm
-
     source, out = Path(source), Path(out)
     folders = sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
     if not folders:
@@ -100,7 +122,17 @@ def convert_folder(source: Path, out: Path, name: str | None = None, templates_p
     names = read_classnames(source / "classnames.txt", folders)
     templates_path = templates_path or (source / "templates.txt")
     templates = read_templates(templates_path) if templates_path.is_file() else list(DEFAULT_TEMPLATES)
-    prepare_out(out)
+    with staged_out(out) as work:
+        files, labels, skipped = _copy_class_folders(source, work, folders, names)
+        if not files:
+            raise UserError(f"{source}: no readable images in any class folder")
+        write_classification_set(work, name or source.name, files, labels, [names[f] for f in folders], templates)
+    return ConvertReport(out, len(files), len(folders), skipped)
+
+
+def _copy_class_folders(source: Path, out: Path, folders: list[str], names: dict[str, str]):
+    from tqdm import tqdm
+
     files, labels, skipped = [], [], {"not_an_image_file": 0, "unreadable_image": 0}
     for folder in tqdm(folders, desc="classes", unit="class"):
         for path in sorted(p for p in (source / folder).iterdir() if p.is_file()):
@@ -113,11 +145,7 @@ def convert_folder(source: Path, out: Path, name: str | None = None, templates_p
             shutil.copyfile(path, out / relative)
             files.append(relative)
             labels.append(names[folder])
-    if not files:
-        raise UserError(f"{source}: no readable images in any class folder")
-    task_name = name or source.name
-    write_classification_set(out, task_name, files, labels, [names[f] for f in folders], templates)
-    return ConvertReport(out, len(files), len(folders), skipped)
+    return files, labels, skipped
 
 
 def _skip_reason(path: Path) -> str | None:
@@ -140,13 +168,20 @@ def convert_clip_benchmark(dataset: str, out: Path, download_root: Path, split: 
     except ImportError:
         raise UserError("clip-benchmark: the clip_benchmark package is not installed; "
                         "`pip install clip-benchmark` (its data sets also need a network to download)") from None
+    out = Path(out)
+    check_out(out)  # before any download
     kind = get_dataset_default_task(dataset)
     if kind not in CLIP_BENCHMARK_KINDS:
         raise UserError(f"clip-benchmark: {dataset!r} is a {kind} data set; only {sorted(CLIP_BENCHMARK_KINDS)} convert")
-    data = build_dataset(dataset, root=str(download_root), transform=None, split=split, download=True, task=kind)
-    out = Path(out)
-    prepare_out(out)
-    return CLIP_BENCHMARK_KINDS[kind](data, dataset, out, limit)
+    try:
+        data = build_dataset(dataset, root=str(download_root), transform=None, split=split, download=True, task=kind)
+    except (ValueError, AssertionError) as exc:  # clip_benchmark's answer to an unknown name or split
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"clip-benchmark: cannot build {dataset!r} (split {split!r}): {detail} "
+                        "(names: clip_benchmark's README, e.g. cifar10, mnist, flickr30k, mscoco_captions)") from None
+    with staged_out(out) as work:
+        report = CLIP_BENCHMARK_KINDS[kind](data, dataset, work, limit)
+    return ConvertReport(out, report.n_images, report.n_classes, report.skipped)
 
 
 def _clip_benchmark_classification(data, dataset: str, out: Path, limit: int | None) -> ConvertReport:
@@ -188,8 +223,23 @@ CLIP_BENCHMARK_KINDS = {"zeroshot_classification": _clip_benchmark_classificatio
 
 def _save_image(image, out: Path, index: int) -> str:
     relative = f"images/{index:06d}.png"
-    image.convert("RGB").save(out / relative)
+    as_pil(image, index).convert("RGB").save(out / relative)
     return relative
+
+
+def as_pil(image, index: int):
+    """A data set's image as PIL: PIL as is; a CHW tensor in [0, 1] (clip_benchmark's `dummy`) or an HWC array converted."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image
+    if hasattr(image, "detach"):  # a torch tensor; checked by attribute so torch is imported only when needed
+        from torchvision.transforms.functional import to_pil_image
+
+        return to_pil_image(image.detach().cpu())
+    if hasattr(image, "__array_interface__"):
+        return Image.fromarray(image)
+    raise UserError(f"clip-benchmark: item {index} holds a {type(image).__name__}, not an image")
 
 
 def _task_name(dataset: str) -> str:

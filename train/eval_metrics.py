@@ -3,16 +3,19 @@
 Pure functions (tensors in, floats out) so they can be checked by hand on tiny
 constructed cases; `train/evaluate.py` computes the embeddings and calls them.
 
-Retrieval follows clip_benchmark's `zeroshot_retrieval.py`: a (texts × images)
-score matrix, a boolean matrix of positive pairs, and recall@k per query = 1 if
-at least one positive is among its top-k candidates, averaged over queries.
-clip_benchmark names them `image_retrieval_recall@k` (text → image) and
-`text_retrieval_recall@k` (image → text); we write `t2i_recall@k` and
-`i2t_recall@k`. We build the positive matrix from rows of (image file, caption):
-identical images (same file) and identical captions (same string) are merged,
-so a caption shared by many images has all of them as positives (one caption
-per image is clip_benchmark's one-positive case, an image with several captions
-its multi-caption case).
+Retrieval follows clip_benchmark's `zeroshot_retrieval.py`: a (texts × images) score
+matrix, a boolean matrix of positive pairs, and recall@k per query = 1 if at least
+one positive is among its top-k candidates, averaged over queries. An eval set's rows
+are (image file, caption); rows with the same file are one image. Two conventions
+for the texts, reported under different names (`retrieval_metrics`):
+- clip_benchmark's (`image_retrieval_recall@k` text → image, `text_retrieval_recall@k`
+  image → text, its names): one query per caption row, its own row's image the only
+  positive, even when another row has the same caption string. Comparable with
+  published clip_benchmark numbers.
+- ours, merged (`t2i_recall_merged@k`, `i2t_recall_merged@k`): identical caption
+  strings are one query whose positives are all their images, so ties between
+  identical captions do not decide (the synthetic eval set repeats captions).
+With distinct captions the two are equal.
 """
 
 from __future__ import annotations
@@ -62,3 +65,31 @@ def positive_pairs(image_ids: list[int], text_ids: list[int], n_images: int, n_t
     pairs = torch.zeros((n_texts, n_images), dtype=torch.bool)
     pairs[torch.tensor(text_ids, dtype=torch.long), torch.tensor(image_ids, dtype=torch.long)] = True
     return pairs
+
+
+# Metric name prefixes per convention: (text → image, image → text).
+RETRIEVAL_NAMES = {"clip_benchmark": ("image_retrieval_recall", "text_retrieval_recall"),
+                   "merged": ("t2i_recall_merged", "i2t_recall_merged")}
+
+
+def retrieval_metrics(scores, text_ids: list[int], image_ids: list[int], ks) -> list[tuple[str, float, float, int]]:
+    """(metric, recall, chance, n queries) for both conventions, both directions, every k below the candidates.
+
+    `scores` is (distinct captions × distinct images); row i of the eval set has caption `text_ids[i]` and
+    image `image_ids[i]`. A recall@k with k at least the number of candidates is 1 by construction: left out.
+    """
+    import torch
+
+    n_texts, n_images = scores.shape
+    merged = positive_pairs(image_ids, text_ids, n_images, n_texts).to(scores.device)
+    per_row = torch.zeros((len(text_ids), n_images), dtype=torch.bool, device=scores.device)
+    per_row[torch.arange(len(text_ids)), torch.tensor(image_ids, dtype=torch.long)] = True
+    row_scores = scores[torch.tensor(text_ids, dtype=torch.long, device=scores.device)]
+    out = []
+    for convention, query_scores, positives in (("clip_benchmark", row_scores, per_row), ("merged", scores, merged)):
+        for name, q_scores, q_positives in zip(RETRIEVAL_NAMES[convention], (query_scores, query_scores.T),
+                                               (positives, positives.T), strict=True):
+            for k in (k for k in ks if k < q_scores.shape[1]):
+                out.append((f"{name}@{k}", recall_at_k(q_scores, q_positives, k), recall_chance(q_positives.cpu(), k),
+                            q_scores.shape[0]))
+    return out

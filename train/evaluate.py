@@ -10,9 +10,12 @@ every eval set given becomes rows of `eval.jsonl`:
   renormalised), then top-1 and, when there are more than 5 classes, top-5
   accuracy (with 5 or fewer classes top-5 is 1 by construction).
   `random_score` = k / n_classes.
-- `retrieval` tasks: recall@1/5/10 both ways, as clip_benchmark computes them
-  (see `train/eval_metrics.py`); `random_score` is the exact expected recall of
-  a random ranking (k / N with one positive per query). A recall@k with k at
+- `retrieval` tasks: recall@1/5/10 both ways, as clip_benchmark computes them,
+  in two conventions (see `train/eval_metrics.py`): clip_benchmark's (one query
+  per caption row; `image_retrieval_recall@k`, `text_retrieval_recall@k`) and
+  ours with identical captions merged (`t2i_recall_merged@k`,
+  `i2t_recall_merged@k`); `random_score` is the exact expected recall of a
+  random ranking (k / N with one positive per query). A recall@k with k at
   least the number of candidates is 1 by construction and left out.
 
 Image embeddings are computed once per eval set and shared by its tasks.
@@ -68,7 +71,7 @@ def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_feat
 def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
     import polars as pl
 
-    from train.eval_metrics import positive_pairs, recall_at_k, recall_chance
+    from train.eval_metrics import retrieval_metrics
 
     frame = evalset.samples.with_row_index("_row").filter(pl.col(task["caption_column"]).is_not_null())
     if frame.height == 0:
@@ -77,15 +80,9 @@ def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_fea
     captions, text_ids = _unique_ids(frame[task["caption_column"]].to_list())
     first_row_of_file = dict(zip(reversed(image_ids), reversed(frame["_row"].to_list()), strict=True))
     images = image_features[[first_row_of_file[i] for i in range(len(files))]].to(device)
-    texts = _text_features(model, tokenizer, captions, device, batch_size)
-    positives = positive_pairs(image_ids, text_ids, len(files), len(captions)).to(device)
+    texts = _text_features(model, tokenizer, captions, device, batch_size)  # each distinct caption encoded once
     scores = texts @ images.T
-    rows = []
-    for name, query_scores, query_positives in (("t2i", scores, positives), ("i2t", scores.T, positives.T)):
-        for k in (k for k in RECALL_KS if k < query_scores.shape[1]):
-            value = recall_at_k(query_scores, query_positives, k)
-            rows.append(_row(f"{name}_recall@{k}", value, recall_chance(query_positives.cpu(), k), query_scores.shape[0]))
-    return rows
+    return [_row(metric, value, chance, n) for metric, value, chance, n in retrieval_metrics(scores, text_ids, image_ids, RECALL_KS)]
 
 
 # One dict from task kind to its evaluator (the kinds `curate/evalset.py` accepts).

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from curate.errors import UserError
-from train.eval_convert import ConvertReport, prepare_out, write_classification_set
+from train.eval_convert import ConvertReport, staged_out, write_classification_set
 
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -88,14 +88,14 @@ def convert_fashion_mnist(out: Path, n: int = 2000, source: Path | None = None) 
     images, labels = read_test_set(Path(source) if source else debian_source_dir())
     if not 1 <= n <= len(labels):
         raise UserError(f"--n {n}: choose between 1 and {len(labels)} test images")
-    prepare_out(out)
-    files, names = [], []
-    for index in tqdm(balanced_indices(labels, n), desc="fashion-mnist", unit="image"):
-        relative = f"images/{index:05d}.png"
-        Image.fromarray(images[index]).save(out / relative)  # uint8 H×W: a grayscale ("L") PNG
-        files.append(relative)
-        names.append(CLASSNAMES[labels[index]])
-    write_classification_set(out, NAME, files, names, list(CLASSNAMES), TEMPLATES)
+    with staged_out(out) as work:
+        files, names = [], []
+        for index in tqdm(balanced_indices(labels, n), desc="fashion-mnist", unit="image"):
+            relative = f"images/{index:05d}.png"
+            Image.fromarray(images[index]).save(work / relative)  # uint8 H×W: a grayscale ("L") PNG
+            files.append(relative)
+            names.append(CLASSNAMES[labels[index]])
+        write_classification_set(work, NAME, files, names, list(CLASSNAMES), TEMPLATES)
     return ConvertReport(out, len(files), len(CLASSNAMES), {})
 
 

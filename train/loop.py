@@ -106,7 +106,7 @@ def train_loop(model, method, dataset: PositionDataset, cfg: RunConfig, ctx: Dis
         ids = [ctx.local_rank] if ctx.device.startswith("cuda") else None
         trainable = DistributedDataParallel(step_module, device_ids=ids)
     plan = StreamPlan(cfg.batch_size, cfg.accum_steps, ctx.rank, ctx.world_size)
-    loader = make_loader(dataset, plan, state.step, cfg.steps, cfg.workers, cfg.seed, ctx.device.startswith("cuda"))
+    loader = make_loader(dataset, plan, state.step, cfg.steps, cfg.loader_workers, cfg.seed, ctx.device.startswith("cuda"))
     _run_steps(trainable, step_module, optimizer, scheduler, loader, cfg, ctx, out, state)
     state.n_corrupt = int(all_sum(ctx, state.n_corrupt))
     return state

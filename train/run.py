@@ -95,8 +95,8 @@ def run_training(cfg: RunConfig) -> Path:
 
     out = Path(cfg.out)
     check_out_folder(cfg)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     models.model_config(cfg.model)  # unknown model: a clear error before any work
     overrides = methods.model_overrides(cfg.method, cfg.method_cfg, cfg.model)  # unknown method: likewise
     data = open_data(cfg)

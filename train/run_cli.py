@@ -8,7 +8,8 @@ import typer
 
 
 def run(
-    pool: Path = typer.Option(..., help="Pool folder to train on (curate ingest / curate synth)."),
+    pool: Path = typer.Argument(None, show_default=False, help="Pool folder to train on (curate ingest / curate synth)."),
+    pool_option: Path = typer.Option(None, "--pool", hidden=True, help="Old spelling of POOL (kept so older scripts run)."),
     out: Path = typer.Option(..., help="Run folder to write (config.json, metrics.jsonl, checkpoint.pt, results.json, DONE)."),
     subset: Path = typer.Option(None, help="Subset folder (uids.parquet + manifest.json) of POOL; default: the whole pool."),
     method: str = typer.Option("clip", help="Training method: clip, clip-aug, slip or flip (train/methods/)."),
@@ -29,8 +30,9 @@ def run(
     keep_resume: bool = typer.Option(True, help="Keep resume.pt (optimizer state, ~3x the model) once the run is done."),
     checkpoint_every: int = typer.Option(100, help="Write checkpoint.pt and resume.pt every K optimizer steps (and at the end)."),
     log_every: int = typer.Option(10, help="Append a metrics.jsonl line every K optimizer steps."),
-    workers: int = typer.Option(1, help="DataLoader worker processes per training process (0 = decode in the training process)."),
-    threads: int = typer.Option(0, help="torch threads per process (0 = one per core); 1 is faster on a busy machine."),
+    loader_workers: int = typer.Option(1, help="DataLoader worker processes per training process (0 = decode in the training process)."),
+    torch_threads: int = typer.Option(0, help="torch CPU threads per process (0 = torch's default, one per core); "
+                                      "1 is faster on a busy machine."),
     accum_steps: int = typer.Option(1, help="Gradient accumulation: micro-batches per optimizer step."),
     grad_clip: float = typer.Option(1.0, help="Clip the gradient norm to this value (0 = off)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda (under torchrun each process takes cuda:LOCAL_RANK)."),
@@ -49,12 +51,24 @@ def run(
     method_cfg = MethodConfig(mask_ratio=mask_ratio, unmasked_tuning=unmasked_tuning, ssl_scale=ssl_scale,
                               ssl_temperature=ssl_temperature, ssl_mlp_dim=ssl_mlp_dim, ssl_emb_dim=ssl_emb_dim,
                               aug=parse_key_values(aug or []))
+    pool = pool_argument(pool, pool_option)
     cfg = make_run_config(out, pool, subset, method, scale, model, samples_seen, epochs, batch_size, lr, warmup, wd,
                           method_cfg, pretrained=pretrained, seed=seed, eval_roots=tuple(str(e) for e in eval or ()),
                           resume=resume, keep_resume=keep_resume, checkpoint_every=checkpoint_every, log_every=log_every,
-                          workers=workers, threads=threads,
+                          loader_workers=loader_workers, torch_threads=torch_threads,
                           accum_steps=accum_steps, grad_clip=grad_clip or None, device=device)
     print(run_training(cfg))
+
+
+def pool_argument(positional: Path | None, option: Path | None) -> Path:
+    """POOL, given positionally or (older scripts) as --pool; both at once must agree."""
+    from curate.errors import UserError
+
+    if positional is not None and option is not None and positional != option:
+        raise UserError(f"POOL {positional} and --pool {option} disagree; give the pool once, as POOL")
+    if positional is None and option is None:
+        raise UserError("missing POOL: `train run POOL --out RUN ...`")
+    return positional if positional is not None else option
 
 
 def parse_key_values(items: list[str]) -> dict:

@@ -27,16 +27,17 @@ from __future__ import annotations
 
 import json
 import shlex
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from curate.errors import UserError
 
 METHOD_OPTIONS = ("mask_ratio", "unmasked_tuning", "ssl_scale", "ssl_temperature", "ssl_mlp_dim", "ssl_emb_dim", "aug")
 RUN_OPTIONS = ("model", "pretrained", "batch_size", "lr", "warmup", "wd", "epochs", "checkpoint_every", "log_every",
-               "workers", "threads", "keep_resume", "accum_steps", "grad_clip", "device")
+               "loader_workers", "torch_threads", "keep_resume", "accum_steps", "grad_clip", "device")
+# [options] keys renamed with the CLI options (docs/cli.md): old key -> new key, named in the error.
+RENAMED_OPTIONS = {"workers": "loader_workers", "threads": "torch_threads"}
 SPEC_KEYS = ("pool", "scale", "subsets", "methods", "seeds", "samples_seen", "eval", "options")
 
 
@@ -75,6 +76,10 @@ def load_spec(path: str | Path | None, **flags) -> SweepSpec:
         if unknown:
             raise UserError(f"{path}: unknown keys {sorted(unknown)} (known: {', '.join(SPEC_KEYS)})")
         bad = set(raw.get("options", {})) - set(RUN_OPTIONS) - set(METHOD_OPTIONS)
+        renamed = sorted(k for k in bad if k in RENAMED_OPTIONS)
+        if renamed:
+            raise UserError(f"{path}: [options] {renamed[0]} is now called {RENAMED_OPTIONS[renamed[0]]} (as `train run "
+                            f"--{RENAMED_OPTIONS[renamed[0]].replace('_', '-')}`)")
         if bad:
             raise UserError(f"{path}: [options] has unknown keys {sorted(bad)} (known: {', '.join(RUN_OPTIONS + METHOD_OPTIONS)})")
     raw |= {k: v for k, v in flags.items() if v not in (None, [], ())}
@@ -155,7 +160,7 @@ def command_lines(spec: SweepSpec, runs: list[PlannedRun], launcher: str, nproc:
     for run in runs:
         if (run.out / "DONE").exists():
             continue
-        args = ["--pool", spec.pool, "--out", str(run.out), "--method", run.method, "--scale", spec.scale,
+        args = [spec.pool, "--out", str(run.out), "--method", run.method, "--scale", spec.scale,
                 "--seed", str(run.seed), "--resume"]
         args += ["--subset", run.subset] if run.subset else []
         args += ["--samples-seen", str(run.samples_seen)] if run.samples_seen is not None else []

@@ -24,7 +24,7 @@ def _finish(report, out: Path) -> None:
 def ingest_img2dataset(
     source: Path = typer.Argument(..., help="img2dataset's output folder (NNNNN.tar + NNNNN.parquet, NNNNN/ folders, or parquet shards)."),
     out: Path = OUT,
-    input_format: str = typer.Option("auto", "--format", help="img2dataset output_format: auto, webdataset, parquet or files."),
+    input_format: str = typer.Option("auto", "--input-format", help="img2dataset output_format: auto, webdataset, parquet or files."),
     shard_size: int = SHARD_SIZE,
     name: str = NAME,
 ) -> None:
@@ -71,8 +71,9 @@ def ingest_datacomp(
 def download(
     urls: Path = typer.Argument(..., help="URL list: .txt (one URL a line), .csv, .tsv, .json, .jsonl or .parquet."),
     out: Path = OUT,
-    processes: int = typer.Option(1, "--processes", help="img2dataset worker processes."),
-    threads: int = typer.Option(16, "--threads", help="Download threads per process."),
+    workers: int = typer.Option(1, "--workers", help="img2dataset worker processes (its processes_count)."),
+    download_threads: int = typer.Option(16, "--download-threads",
+                                         help="Download threads per worker process (img2dataset's thread_count)."),
     image_size: int = typer.Option(256, "--image-size", help="Resize target in pixels."),
     resize_mode: str = typer.Option("border", "--resize-mode", help="no, border, keep_ratio, keep_ratio_largest or center_crop."),
     retries: int = typer.Option(0, "--retries", help="Retries per failed download."),
@@ -91,7 +92,8 @@ def download(
     from curate.ingest.download import DownloadConfig
     from curate.ingest.download import download as run_download
 
-    cfg = DownloadConfig(urls=urls, out=out, processes=processes, threads=threads, image_size=image_size, resize_mode=resize_mode,
+    cfg = DownloadConfig(urls=urls, out=out, workers=workers, download_threads=download_threads, image_size=image_size,
+                         resize_mode=resize_mode,
                          retries=retries, timeout=timeout, url_col=url_col, caption_col=caption_col, input_format=input_format,
                          encode_format=encode_format, extra_columns=tuple(extra_col), samples_per_shard=samples_per_shard,
                          shard_size=shard_size, name=name, keep_raw=keep_raw)

@@ -27,8 +27,8 @@ RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop
 class DownloadConfig:
     urls: Path
     out: Path
-    processes: int = 1
-    threads: int = 16
+    workers: int = 1            # img2dataset's processes_count
+    download_threads: int = 16  # img2dataset's thread_count (per process)
     image_size: int = 256
     resize_mode: str = "border"
     retries: int = 0
@@ -64,7 +64,7 @@ def _run_img2dataset(cfg: DownloadConfig, input_format: str, caption_col: str | 
     img2dataset_download(
         url_list=str(cfg.urls), output_folder=str(raw), output_format="webdataset", input_format=input_format,
         url_col=cfg.url_col, caption_col=caption_col, save_additional_columns=extra or None,
-        processes_count=cfg.processes, thread_count=cfg.threads, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
+        processes_count=cfg.workers, thread_count=cfg.download_threads, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
         retries=cfg.retries, timeout=cfg.timeout, encode_format=cfg.encode_format,
         number_sample_per_shard=cfg.samples_per_shard, enable_wandb=False, incremental_mode="incremental",
     )

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from curate import atomic
@@ -39,7 +39,7 @@ def start(out: Path, config: dict) -> None:
 
 def finish(out: Path, name: str, source: str, report_json: dict) -> None:
     atomic.write_json(out / INGEST_FILE, {"config": _recorded_config(out), "report": report_json})
-    created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    created = datetime.now(UTC).replace(microsecond=0).isoformat()
     write_pool_info(out, PoolInfo(name, source, created, report_json["n_rows"], report_json["n_shards"]))
 
 

@@ -28,7 +28,7 @@ def _base_config(score_column, min_score, lang, min_lang_prob, dedup, semdedup, 
 def filter_command(
     pool: Path = typer.Argument(..., help="Pool folder (holds pool.json)."),
     out: Path = typer.Option(..., "--out", help="Subset folder to write (uids.parquet + manifest.json)."),
-    score_column: str = typer.Option("clip_score", "--score-column", help=SCORE_COLUMN_HELP),
+    score: str = typer.Option("clip_score", "--score", help=SCORE_COLUMN_HELP),
     min_score: float = typer.Option(None, "--min-score", help="Keep rows whose score is >= this value (null scores fail)."),
     fraction: float = typer.Option(None, "--fraction", help="Keep the top fraction by score, DataComp's top-k rule: "
                                    "threshold = the (int(n*F)+1)-th highest score, keep score >= threshold (ties kept)."),
@@ -49,7 +49,7 @@ def filter_command(
     from curate.pool import Pool
     from curate.selection.query import write_filtered
 
-    config = _base_config(score_column, min_score, lang, min_lang_prob, dedup, semdedup, basic, where, fraction, fraction_of)
+    config = _base_config(score, min_score, lang, min_lang_prob, dedup, semdedup, basic, where, fraction, fraction_of)
     selection, subset = write_filtered(Pool(pool), config, out)
     print(f"rule: {selection.rule}")
     print_table([*selection.drop_counts.items(), ("kept", subset.n), ("pool", selection.n_pool)], ("clause", "rows dropped"))
@@ -100,7 +100,8 @@ def inspect_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the gallery draw."),
 ) -> None:
     """Write an HTML report: counts per status/reason, drop counts, score histograms, a thumbnail gallery."""
-    from curate.selection.inspect_html import InspectConfig, write_report
+    from curate.selection.inspect_page import write_report
+    from curate.selection.inspect_rows import InspectConfig
 
     page = write_report(target, out, InspectConfig(per_reason=per_reason, seed=seed), pool)
     print(f"wrote {page}")
@@ -114,7 +115,7 @@ def reshard_command(
     name: str = typer.Option(None, "--name", help="Name of the new pool (default: POOLNAME-SUBSETNAME)."),
 ) -> None:
     """Materialize a subset as its own pool: WebDataset shards, meta, sidecars and embeddings."""
-    from curate.selection.inspect_html import open_target
+    from curate.selection.inspect_rows import open_target
     from curate.selection.reshard import ReshardConfig, reshard
 
     opened_pool, _ = open_target(subset, pool)
@@ -155,7 +156,7 @@ def minus_command(a: Path = typer.Argument(..., help="Subset to keep rows from."
 
 @subset_app.command("export-npy")
 def export_npy_command(subset: Path = typer.Argument(..., help="Subset folder."),
-                       out: Path = typer.Argument(..., help="Output .npy (DataComp: sorted structured array, dtype u8,u8).")) -> None:
+                       out: Path = typer.Option(..., "--out", help="Output .npy (DataComp: sorted array of dtype u8,u8).")) -> None:
     """Write a subset as DataComp's .npy uid array."""
     from curate.selection.setops import export_npy
 

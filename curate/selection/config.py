@@ -20,7 +20,8 @@ DEDUP_KINDS = {"text": "dup_keep", "image": "image_dup_keep"}
 FRACTION_BASES = ("remaining", "pool")
 
 # DataComp's basic filter (baselines/apply_filter.py: load_uids_with_basic_filter_helper):
-# fastText language == "en", len(text.split()) > 2, len(text) > 5,
+# fastText language of text.replace("\n", " ") == "en" (our `lang_datacomp` column; `lang` collapses all
+# whitespace first and can differ), len(text.split()) > 2, len(text) > 5,
 # min(original_width, original_height) >= 200, max/min <= 3.0.
 BASIC_MIN_CHARS_EXCLUSIVE = 5
 BASIC_MIN_SIDE = 200
@@ -92,7 +93,7 @@ def basic_expr() -> pl.Expr:
     caption = pl.col("caption").fill_null("")
     short_side = pl.min_horizontal("width", "height")  # ignores nulls: checked separately below
     long_side = pl.max_horizontal("width", "height")
-    return ((pl.col("lang") == "en")
+    return ((pl.col("lang_datacomp") == "en")
             & pl.col("width").is_not_null() & pl.col("height").is_not_null()
             & caption.str.contains(_THREE_WORDS)
             & (caption.str.len_chars() > BASIC_MIN_CHARS_EXCLUSIVE)
@@ -100,7 +101,7 @@ def basic_expr() -> pl.Expr:
             & (long_side.cast(pl.Float64) / short_side.cast(pl.Float64) <= BASIC_MAX_ASPECT))
 
 
-BASIC_TEXT = (f'basic(lang == "en", words > 2, chars > {BASIC_MIN_CHARS_EXCLUSIVE}, '
+BASIC_TEXT = (f'basic(lang_datacomp == "en", words > 2, chars > {BASIC_MIN_CHARS_EXCLUSIVE}, '
               f"min(width, height) >= {BASIC_MIN_SIDE}, max/min side <= {BASIC_MAX_ASPECT})")
 
 

@@ -10,7 +10,7 @@ and a copy of the subset's manifest as `subset_manifest.json`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +79,7 @@ def reshard(subset_path: str | Path, pool: Pool, out: str | Path, config: Reshar
     atomic.write_json(out / "subset_manifest.json", subset.manifest)
     name = config.name or f"{pool.name}-{subset.name}"
     write_pool_info(out, PoolInfo(name, f"reshard of subset {subset.path} of pool {pool.root}",
-                                  datetime.now(timezone.utc).isoformat(timespec="seconds"), found, written))
+                                  datetime.now(UTC).isoformat(timespec="seconds"), found, written))
     return Pool(out)
 
 

@@ -20,7 +20,7 @@ from curate.pool import Pool, gt_flag_columns
 PRODUCERS = {
     "caption_chars": "basic", "caption_words": "basic", "caption_nonalpha_frac": "basic",
     "image_width": "basic", "image_height": "basic", "aspect_ratio": "basic", "decodable": "basic",
-    "lang": "lang", "lang_prob": "lang",
+    "lang": "lang", "lang_prob": "lang", "lang_datacomp": "lang",
     "clip_score": "clip",
     "dup_group": "text_dedup", "dup_keep": "text_dedup",
     "image_dup_group": "image_dedup", "image_dup_keep": "image_dedup", "image_sha1": "image_dedup",
@@ -80,6 +80,9 @@ class ColumnIndex:
 
     def missing_message(self, column: str) -> str:
         stage = PRODUCERS.get(column)
+        if stage is not None and stage in self.sidecars:
+            return (f"{self.pool.scores_dir(stage)}: no column '{column}' (written by an older tierclip); "
+                    f"run `{stage_command(self.pool, stage)} --force` to recompute it")
         if stage is not None:
             return (f"{self.pool.scores_dir(stage)}: missing sidecar of stage '{stage}' (needed for column '{column}'); "
                     f"run `{stage_command(self.pool, stage)}` first")

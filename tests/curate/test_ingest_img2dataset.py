@@ -38,7 +38,7 @@ def downloaded(web):
     from curate.cli import main
 
     root, urls = web
-    argv = ["curate", "download", str(root / "urls.parquet"), "--out", str(root / "pool"), "--threads", "4",
+    argv = ["curate", "download", str(root / "urls.parquet"), "--out", str(root / "pool"), "--download-threads", "4",
             "--image-size", "32", "--samples-per-shard", "8", "--shard-size", "6", "--keep-raw", "--timeout", "5"]
     old_argv, sys.argv = sys.argv, argv
     try:

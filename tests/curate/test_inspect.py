@@ -10,7 +10,8 @@ import pytest
 from curate.errors import UserError
 from curate.pool import write_meta
 from curate.selection.config import FilterConfig
-from curate.selection.inspect_html import InspectConfig, write_report
+from curate.selection.inspect_page import write_report
+from curate.selection.inspect_rows import InspectConfig
 from curate.selection.query import write_filtered
 from curate.subset import pool_ref, write_subset
 from tests.curate.selection_pools import add_sidecar, all_uids, meta_pool

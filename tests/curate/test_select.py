@@ -141,7 +141,8 @@ def datacomp_basic(text, width, height, lang) -> bool:
 def test_basic_equals_datacomp_definition_on_hand_made_rows(tmp_path):
     rows = [{"caption": c, "width": w, "height": h} for c, w, h, _ in BASIC_ROWS]
     pool = meta_pool(tmp_path / "pool", rows, n_shards=2)
-    add_sidecar(pool, "lang", {"lang": [r[3] for r in BASIC_ROWS], "lang_prob": [0.9] * len(BASIC_ROWS)})
+    add_sidecar(pool, "lang", {"lang": [r[3] for r in BASIC_ROWS], "lang_prob": [0.9] * len(BASIC_ROWS),
+                               "lang_datacomp": [r[3] for r in BASIC_ROWS]})
     uids = all_uids(pool)
     expected = {uid for uid, row in zip(uids, BASIC_ROWS, strict=True) if datacomp_basic(*row)}
     assert len(expected) == 7
@@ -206,7 +207,7 @@ def test_misaligned_sidecar_is_detected(scored_pool):
 def test_cli_filter_writes_subset_and_prints_counts(tmp_path):
     pool, l14 = datacomp_pool(tmp_path / "dc", n=200)
     result = CliRunner().invoke(app, ["filter", str(pool.root), "--out", str(tmp_path / "top30"),
-                                      "--score-column", "clip_l14_similarity_score", "--fraction", "0.3"])
+                                      "--score", "clip_l14_similarity_score", "--fraction", "0.3"])
     assert result.exit_code == 0, result.output
     subset = read_subset(tmp_path / "top30")
     assert subset.n == int(datacomp_top_k(l14, 0.3)[0].sum())

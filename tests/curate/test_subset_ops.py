@@ -77,7 +77,7 @@ def test_import_npy_rejects_foreign_uids_and_wrong_dtype(two_subsets, tmp_path):
 def test_cli_export_and_import(two_subsets, tmp_path):
     pool, _, a, _ = two_subsets
     runner = CliRunner()
-    assert runner.invoke(app, ["subset", "export-npy", str(a.path), str(tmp_path / "a.npy")]).exit_code == 0
+    assert runner.invoke(app, ["subset", "export-npy", str(a.path), "--out", str(tmp_path / "a.npy")]).exit_code == 0
     result = runner.invoke(app, ["subset", "import-npy", str(tmp_path / "a.npy"), "--pool", str(pool.root), "--out", str(tmp_path / "i")])
     assert result.exit_code == 0, result.output
     assert read_subset(tmp_path / "i").uids.equals(a.uids)

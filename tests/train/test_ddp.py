@@ -21,14 +21,14 @@ COMMON = dict(scale="debug", method="clip", model="tc-vit-tiny", samples_seen=32
 @pytest.mark.timeout(600)
 def test_two_gloo_processes_match_one_process(tmp_path):
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=8)
-    args = ["--pool", str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", "clip",
+    args = [str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", "clip",
             "--model", "tc-vit-tiny", "--samples-seen", "32", "--batch-size", "8", "--seed", "5", "--log-every", "1",
-            "--workers", "0", "--device", "cpu"]
+            "--loader-workers", "0", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "train.cli", "run"]
     done = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=500)
     assert done.returncode == 0, done.stderr[-3000:]
-    run_training(make_run_config(tmp_path / "single", pool.root, log_every=1, workers=0, device="cpu", **COMMON))
+    run_training(make_run_config(tmp_path / "single", pool.root, log_every=1, loader_workers=0, device="cpu", **COMMON))
 
     def losses(run):
         return [json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]

@@ -115,8 +115,11 @@ def test_evaluate_model_hand_checked(tmp_path):
     assert model.training  # mode restored
     values = {(r["task"], r["metric"]): (r["value"], r["random_score"], r["n"]) for r in rows}
     assert values == {("letter", "top1"): (pytest.approx(0.75), pytest.approx(1 / 3), 4),  # 3 classes: no top5
-                      ("pairs", "t2i_recall@1"): (pytest.approx(0.75), pytest.approx(0.25), 4),  # k=5,10 >= 4 candidates: left out
-                      ("pairs", "i2t_recall@1"): (pytest.approx(0.75), pytest.approx(0.25), 4)}
+                      # distinct captions: both conventions agree; k=5,10 >= 4 candidates: left out
+                      ("pairs", "image_retrieval_recall@1"): (pytest.approx(0.75), pytest.approx(0.25), 4),
+                      ("pairs", "text_retrieval_recall@1"): (pytest.approx(0.75), pytest.approx(0.25), 4),
+                      ("pairs", "t2i_recall_merged@1"): (pytest.approx(0.75), pytest.approx(0.25), 4),
+                      ("pairs", "i2t_recall_merged@1"): (pytest.approx(0.75), pytest.approx(0.25), 4)}
     assert {r["evalset"] for r in rows} == {"hand"}
 
 
@@ -131,8 +134,11 @@ def test_retrieval_merges_repeated_captions_and_images(tmp_path):
     rows = evaluate_model(model, gray_preprocess, lookup_tokenizer(["x", "y", "z"]), root)
     values = {r["metric"]: (r["value"], r["random_score"], r["n"]) for r in rows}
     # 3 distinct texts x 3 distinct images; text "x" has 2 positives: chance of a hit at k=1 is 2/3
-    assert values["t2i_recall@1"] == (pytest.approx(1.0), pytest.approx((2 / 3 + 1 / 3 + 1 / 3) / 3), 3)
-    assert values["i2t_recall@1"][0] == pytest.approx(1.0) and values["i2t_recall@1"][2] == 3
+    assert values["t2i_recall_merged@1"] == (pytest.approx(1.0), pytest.approx((2 / 3 + 1 / 3 + 1 / 3) / 3), 3)
+    assert values["i2t_recall_merged@1"][0] == pytest.approx(1.0) and values["i2t_recall_merged@1"][2] == 3
+    # clip_benchmark's convention: 4 caption rows; the "x" row of image 1 ranks image 0 first (0.994 < 1.0): a miss
+    assert values["image_retrieval_recall@1"] == (pytest.approx(0.75), pytest.approx(1 / 3), 4)
+    assert values["text_retrieval_recall@1"][2] == 3
 
 
 def test_label_outside_classnames_is_a_user_error(tmp_path):
@@ -193,17 +199,21 @@ def test_evaluate_model_tiny_open_clip(tmp_path, tiny_model):
     write_color_evalset(tmp_path / "eval")
     rows = evaluate_model(model, preprocess, tokenizer, tmp_path / "eval", batch_size=5)
     by_key = {(r["task"], r["metric"]): r for r in rows}
-    assert set(by_key) == {("color", "top1"), ("color", "top5"), ("retrieval", "t2i_recall@1"), ("retrieval", "t2i_recall@5"),
-                           ("retrieval", "t2i_recall@10"), ("retrieval", "i2t_recall@1"), ("retrieval", "i2t_recall@5")}
+    retrieval = {f"{name}@{k}" for name in ("image_retrieval_recall", "text_retrieval_recall", "t2i_recall_merged")
+                 for k in (1, 5, 10)} | {"i2t_recall_merged@1", "i2t_recall_merged@5"}  # 6 distinct captions: no k=10
+    assert set(by_key) == {("color", "top1"), ("color", "top5")} | {("retrieval", metric) for metric in retrieval}
     for row in rows:
         assert set(row) == {"task", "metric", "value", "random_score", "evalset", "n"}
         assert 0.0 <= row["value"] <= 1.0 and 0.0 < row["random_score"] <= 1.0
     assert by_key["color", "top1"]["random_score"] == pytest.approx(1 / 6)
     assert by_key["color", "top5"]["random_score"] == pytest.approx(5 / 6)
-    # 6 distinct captions, 12 images: each caption has 2 positive images, each image one caption
-    assert by_key["retrieval", "t2i_recall@1"]["random_score"] == pytest.approx(2 / 12)
-    assert by_key["retrieval", "i2t_recall@1"]["random_score"] == pytest.approx(1 / 6)
-    assert by_key["retrieval", "t2i_recall@1"]["n"] == 6 and by_key["retrieval", "i2t_recall@1"]["n"] == 12
+    # merged: 6 distinct captions, 12 images: each caption has 2 positive images, each image one caption
+    assert by_key["retrieval", "t2i_recall_merged@1"]["random_score"] == pytest.approx(2 / 12)
+    assert by_key["retrieval", "i2t_recall_merged@1"]["random_score"] == pytest.approx(1 / 6)
+    assert by_key["retrieval", "t2i_recall_merged@1"]["n"] == 6 and by_key["retrieval", "i2t_recall_merged@1"]["n"] == 12
+    # clip_benchmark: 12 caption rows, each with its own image
+    assert by_key["retrieval", "image_retrieval_recall@1"]["random_score"] == pytest.approx(1 / 12)
+    assert by_key["retrieval", "image_retrieval_recall@1"]["n"] == 12 and by_key["retrieval", "text_retrieval_recall@1"]["n"] == 12
     assert by_key["color", "top1"]["value"] <= by_key["color", "top5"]["value"]
     assert main_metrics(rows)["color/top1"] == by_key["color", "top1"]["value"]
     assert len(main_metrics(rows)) == len(rows)
@@ -264,8 +274,8 @@ def test_train_eval_cli_prints_table(tmp_path, tiny_model):
     make_fake_run(tmp_path / "run", tiny_model[0], "evaltest-vit")
     result = CliRunner().invoke(app, ["eval", str(tmp_path / "run"), "--eval", str(tmp_path / "eval"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "t2i_recall@10" in result.output and "random" in result.output
-    assert len((tmp_path / "run/eval.jsonl").read_text().splitlines()) == 7
+    assert "image_retrieval_recall@10" in result.output and "t2i_recall_merged@10" in result.output and "random" in result.output
+    assert len((tmp_path / "run/eval.jsonl").read_text().splitlines()) == 13
 
 
 # ---- folder-of-classes conversion --------------------------------------------------------------------
@@ -339,3 +349,33 @@ def test_clip_benchmark_missing_package_is_a_user_error(tmp_path):
         pytest.fail("clip_benchmark is installed here: this test checks the message for users without it")
     with pytest.raises(UserError, match="pip install clip-benchmark"):
         convert_clip_benchmark("cifar10", tmp_path / "out", tmp_path / "raw")
+
+
+def test_retrieval_conventions_differ_where_captions_repeat():
+    """clip_benchmark 1.6.2 (metrics/zeroshot_retrieval.py), written out: every caption row is a query whose only
+    positive is its own image; recall@k of a query = 1 if (number of positives among its top k) / (number of
+    positives) > 0; the mean over queries is `image_retrieval_recall@k` (text -> image) and, on the transposed
+    matrices, `text_retrieval_recall@k` (image -> text). Ours (`*_merged`): one query per distinct caption,
+    positives = every image that caption goes with."""
+    from train.eval_metrics import retrieval_metrics
+
+    # rows: (image 0, "a"), (image 1, "a"), (image 2, "b"); distinct captions a, b
+    scores = torch.tensor([[0.9, 0.5, 0.1],   # a
+                           [0.2, 0.3, 0.8]])  # b
+    out = {name: (value, chance, n) for name, value, chance, n in retrieval_metrics(scores, [0, 0, 1], [0, 1, 2], (1, 2))}
+
+    def clip_benchmark_recall(query_scores, positives, k):
+        top = query_scores.topk(k, dim=1).indices
+        hits = [positives[q, top[q]].sum().item() / positives[q].sum().item() > 0 for q in range(len(query_scores))]
+        return sum(hits) / len(hits)
+
+    row_scores = scores[[0, 0, 1]]
+    own_image = torch.eye(3, dtype=torch.bool)
+    assert out["image_retrieval_recall@1"] == (pytest.approx(clip_benchmark_recall(row_scores, own_image, 1)), pytest.approx(1 / 3), 3)
+    assert out["image_retrieval_recall@1"][0] == pytest.approx(2 / 3)  # row (image 1, "a") ranks image 0 first
+    assert out["image_retrieval_recall@2"][0] == pytest.approx(1.0)
+    # image -> text at k=2 (k=1 ties between the two identical "a" rows)
+    assert out["text_retrieval_recall@2"][0] == pytest.approx(clip_benchmark_recall(row_scores.T, own_image.T, 2)) == 1.0
+    assert out["t2i_recall_merged@1"] == (pytest.approx(1.0), pytest.approx((2 / 3 + 1 / 3) / 2), 2)  # "a" has 2 positives
+    assert out["i2t_recall_merged@1"] == (pytest.approx(1.0), pytest.approx(1 / 2), 3)
+    assert "i2t_recall_merged@2" not in out  # 2 candidates: recall@2 is 1 by construction

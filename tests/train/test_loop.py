@@ -26,7 +26,7 @@ def _dataset(pool, seed=0):
 def _config(out, **changes) -> RunConfig:
     base = dict(out=str(out), pool="unused", subset=None, method="tiny-clip", model="tc-rn-tiny", pretrained=None,
                 scale="debug", samples_seen=64, batch_size=8, optim=OptimConfig(lr=1e-3, warmup_steps=2),
-                method_cfg=MethodConfig(), checkpoint_every=3, log_every=2, workers=0)
+                method_cfg=MethodConfig(), checkpoint_every=3, log_every=2, loader_workers=0)
     return RunConfig(**{**base, **changes})
 
 

@@ -21,9 +21,9 @@ ARGS = dict(scale="debug", method="flip", model="tc-vit-tiny", samples_seen=192,
 
 
 def _cli_args(pool, out) -> list[str]:
-    return ["--pool", str(pool), "--out", str(out), "--scale", "debug", "--method", "flip", "--model", "tc-vit-tiny",
+    return [str(pool), "--out", str(out), "--scale", "debug", "--method", "flip", "--model", "tc-vit-tiny",
             "--samples-seen", "192", "--batch-size", "8", "--seed", "3", "--checkpoint-every", "3", "--log-every", "1",
-            "--workers", "0"]
+            "--loader-workers", "0"]
 
 
 def _kill_after_first_checkpoint(pool, out) -> int:
@@ -57,8 +57,8 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, one_threa
     killed_at = _kill_after_first_checkpoint(pool.root, tmp_path / "resumed")
     assert 0 < killed_at < 24 and not (tmp_path / "resumed" / "DONE").exists()
 
-    run_training(make_run_config(tmp_path / "resumed", pool.root, resume=True, checkpoint_every=3, log_every=1, workers=0, **ARGS))
-    run_training(make_run_config(tmp_path / "straight", pool.root, checkpoint_every=3, log_every=1, workers=0, **ARGS))
+    run_training(make_run_config(tmp_path / "resumed", pool.root, resume=True, checkpoint_every=3, log_every=1, loader_workers=0, **ARGS))
+    run_training(make_run_config(tmp_path / "straight", pool.root, checkpoint_every=3, log_every=1, loader_workers=0, **ARGS))
 
     resumed = json.loads((tmp_path / "resumed" / "results.json").read_text())
     straight = json.loads((tmp_path / "straight" / "results.json").read_text())

@@ -19,7 +19,7 @@ RESULT_KEYS = {"run", "method", "model", "pool", "subset", "tier", "subset_size"
 
 
 def _train(*args: str):
-    result = CliRunner().invoke(app, ["run", "--scale", "debug", "--workers", "0", *args], catch_exceptions=True)
+    result = CliRunner().invoke(app, ["run", "--scale", "debug", "--loader-workers", "0", *args], catch_exceptions=True)
     if isinstance(result.exception, UserError):
         raise result.exception
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -33,7 +33,7 @@ def finished_run(tmp_path_factory):
     uids = pl.concat([pool.meta(0)["uid"][:8], pool.meta(1)["uid"][:4]])
     write_subset(tmp / "subset", uids, {"pool": pool_ref(pool), "rule": "test", "tier": "top-half"})
     evalset = color_evalset(tmp / "eval")
-    _train("--pool", str(pool.root), "--subset", str(tmp / "subset"), "--out", str(tmp / "run"), "--samples-seen", "40",
+    _train(str(pool.root), "--subset", str(tmp / "subset"), "--out", str(tmp / "run"), "--samples-seen", "40",
            "--batch-size", "8", "--eval", str(evalset), "--checkpoint-every", "2")
     return tmp
 
@@ -72,13 +72,13 @@ def test_checkpoint_loads_in_a_fresh_open_clip_process(finished_run):
 
 def test_finished_and_unfinished_runs_are_protected(finished_run):
     with pytest.raises(UserError, match="finished"):
-        _train("--pool", str(finished_run / "pool"), "--out", str(finished_run / "run"))
+        _train(str(finished_run / "pool"), "--out", str(finished_run / "run"))
     (finished_run / "run" / "DONE").rename(finished_run / "run" / "DONE.bak")
     try:
         with pytest.raises(UserError, match="--resume"):
-            _train("--pool", str(finished_run / "pool"), "--out", str(finished_run / "run"))
+            _train(str(finished_run / "pool"), "--out", str(finished_run / "run"))
         with pytest.raises(UserError, match="different method"):
-            _train("--pool", str(finished_run / "pool"), "--subset", str(finished_run / "subset"), "--out",
+            _train(str(finished_run / "pool"), "--subset", str(finished_run / "subset"), "--out",
                    str(finished_run / "run"), "--resume", "--method", "clip-aug", "--samples-seen", "40", "--batch-size", "8")
     finally:
         (finished_run / "run" / "DONE.bak").rename(finished_run / "run" / "DONE")
@@ -103,10 +103,10 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     ]
     for args, message in cases:
         with pytest.raises(UserError, match=message):
-            _train("--pool", str(pool.root), "--out", out, *args)
+            _train(str(pool.root), "--out", out, *args)
     pool.tar_path(0).unlink()
     with pytest.raises(UserError, match="missing shard"):
-        _train("--pool", str(pool.root), "--out", out)
+        _train(str(pool.root), "--out", out)
     assert not (tmp_path / "run" / "DONE").exists()
 
 
@@ -132,7 +132,21 @@ def test_epochs_become_samples_seen_over_the_usable_samples(tmp_path):
 
 def test_no_keep_resume_deletes_the_optimizer_state_once_done(tmp_path):
     pool = color_pool(tmp_path / "pool", shards=1, per_shard=8)
-    _train("--pool", str(pool.root), "--out", str(tmp_path / "run"), "--samples-seen", "16", "--batch-size", "8",
+    _train(str(pool.root), "--out", str(tmp_path / "run"), "--samples-seen", "16", "--batch-size", "8",
            "--no-keep-resume")
     assert (tmp_path / "run" / "DONE").exists() and (tmp_path / "run" / "checkpoint.pt").exists()
     assert not (tmp_path / "run" / "resume.pt").exists()
+
+
+def test_pool_positional_or_old_pool_option(tmp_path):
+    pool = color_pool(tmp_path / "pool", shards=1, per_shard=8)
+    _train("--pool", str(pool.root), "--out", str(tmp_path / "old"), "--samples-seen", "8", "--batch-size", "8")
+    assert (tmp_path / "old" / "DONE").exists()  # older scripts' `--pool POOL` still works
+    with pytest.raises(UserError, match="disagree"):
+        _train(str(pool.root), "--pool", str(tmp_path / "other"), "--out", str(tmp_path / "both"))
+    with pytest.raises(UserError, match="missing POOL"):
+        _train("--out", str(tmp_path / "none"))
+    result = CliRunner().invoke(app, ["run", "--help"])
+    assert "POOL" in result.output and "--pool" not in result.output
+    assert "--loader-workers" in result.output and "--torch-threads" in result.output
+    assert "--workers" not in result.output.replace("--loader-workers", "")

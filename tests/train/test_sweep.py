@@ -24,7 +24,7 @@ def _tier_set(tmp_path):
                                                           "controls": [{"name": "random50", "path": "random50"}]})
     spec = tmp_path / "sweep.toml"
     spec.write_text(f'pool = "{pool.root}"\nscale = "debug"\nsubsets = ["{tmp_path / "tiers"}"]\nmethods = ["clip"]\n'
-                    'seeds = [0]\nsamples_seen = [16]\n[options]\nbatch_size = 8\nworkers = 0\n')
+                    'seeds = [0]\nsamples_seen = [16]\n[options]\nbatch_size = 8\nloader_workers = 0\n')
     return spec
 
 

@@ -1,25 +1,21 @@
-"""`curate inspect POOL|SUBSET --out DIR`: an HTML page with tables, charts and a thumbnail gallery.
+"""`curate inspect`'s data: why each row is out, the seeded gallery draw and the picked samples' thumbnails.
 
 Every row gets a `reason`: null when kept, else its status (when not
 `success`), else the first clause of the subset's recorded filter it fails,
-else `fraction` / `not_in_subset`. The gallery shows up to `per_reason`
-samples per reason (a seeded draw), thumbnails inlined as PNG data: URIs.
-Captions, errors, statuses and the rule are untrusted text: everything from
-the data passes through `html.escape`.
+else `fraction` / `not_in_subset`. The gallery takes up to `per_reason`
+samples per reason (a seeded draw), thumbnails as PNG data: URIs. The page
+itself (charts and HTML) is `curate.selection.inspect_page`.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
-from curate import atomic
 from curate.errors import UserError
 from curate.pool import OK, Pool, read_tar_samples
 from curate.selection.config import FilterConfig
@@ -156,26 +152,7 @@ def thumbnail(image: bytes | None, size: int) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def write_report(target: str | Path, out: str | Path, config: InspectConfig, pool_path: str | Path | None = None) -> Path:
-    from curate.selection import report_page
-
-    pool, subset = open_target(target, pool_path)
-    rows = row_table(pool, subset)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    charts = report_page.draw_charts(rows, out)
-    picked = gallery_rows(rows, config)
-    samples = fetch_samples(pool, picked, config)
-    page = report_page.render(pool, subset, rows, charts, picked, samples, config)
-    atomic.write_bytes(out / "index.html", page.encode("utf-8"))
-    return out / "index.html"
-
-
-def esc(value: object) -> str:
-    """Escape anything shown in the page (data is untrusted)."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def finite(values: pl.Series) -> np.ndarray:
-    array = values.cast(pl.Float64).to_numpy()
-    return array[np.isfinite(array)]
+def reason_counts(rows: pl.DataFrame) -> dict[str, int]:
+    """Rows per reason (kept included), most frequent first."""
+    counts = rows.select(pl.col("reason").fill_null(KEPT)).to_series().value_counts(sort=True)
+    return {str(reason): int(n) for reason, n in counts.iter_rows()}

@@ -1,18 +1,31 @@
-"""The `curate inspect` page: charts (PNG files beside index.html) and the HTML itself.
+"""The `curate inspect` page: charts (PNG files beside index.html) and the HTML itself, written by `write_report`.
 
-Hand-written HTML (a dozen tags) rather than a template engine; every value
-that comes from the data goes through `esc` (html.escape).
+The rows, reasons and gallery samples come from `curate.selection.inspect_rows`.
+Hand-written HTML (a dozen tags) rather than a template engine; captions,
+errors, statuses and the rule are untrusted text: every value that comes from
+the data goes through `esc` (html.escape).
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
+from curate import atomic
 from curate.pool import Pool, gt_flag_columns
 from curate.selection import charts
-from curate.selection.inspect_html import KEPT, SCORE_COLUMNS, InspectConfig, esc, finite
+from curate.selection.inspect_rows import (
+    SCORE_COLUMNS,
+    InspectConfig,
+    fetch_samples,
+    gallery_rows,
+    open_target,
+    reason_counts,
+    row_table,
+)
 from curate.subset import Subset
 
 STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
@@ -22,10 +35,33 @@ td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}td.n{text-align:ri
 .meta{color:#666}img.chart{max-width:100%;margin:.3em}"""
 
 
+def write_report(target: str | Path, out: str | Path, config: InspectConfig, pool_path: str | Path | None = None) -> Path:
+    """OUT/index.html and its chart PNGs for a pool or a subset."""
+    pool, subset = open_target(target, pool_path)
+    rows = row_table(pool, subset)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = draw_charts(rows, out)
+    picked = gallery_rows(rows, config)
+    page = render(pool, subset, rows, drawn, picked, fetch_samples(pool, picked, config), config)
+    atomic.write_bytes(out / "index.html", page.encode("utf-8"))
+    return out / "index.html"
+
+
+def esc(value: object) -> str:
+    """Escape anything shown in the page (data is untrusted)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def finite(values: pl.Series) -> np.ndarray:
+    array = values.cast(pl.Float64).to_numpy()
+    return array[np.isfinite(array)]
+
+
 def draw_charts(rows: pl.DataFrame, out: Path) -> list[tuple[str, str]]:
     """(title, file name) for each chart written into `out`."""
     drawn = []
-    reasons = _reason_counts(rows)
+    reasons = reason_counts(rows)
     drawn.append(("Rows per reason", charts.bar_counts(reasons, "rows per reason", out / "reasons.png").name))
     for column in [c for c in SCORE_COLUMNS if c in rows.columns]:
         groups = {"kept": finite(rows.filter(pl.col("reason").is_null())[column]),
@@ -45,11 +81,6 @@ def draw_charts(rows: pl.DataFrame, out: Path) -> list[tuple[str, str]]:
 def _defect_flags(rows: pl.DataFrame) -> list[str]:
     """Boolean gt_* columns with at least one row set (gt_clean included: clean vs the rest)."""
     return [c for c in gt_flag_columns(rows.schema) if rows[c].any()]
-
-
-def _reason_counts(rows: pl.DataFrame) -> dict[str, int]:
-    counts = rows.select(pl.col("reason").fill_null(KEPT)).to_series().value_counts(sort=True)
-    return {str(reason): int(n) for reason, n in counts.iter_rows()}
 
 
 def _table(headers: tuple[str, ...], body: list[tuple]) -> str:
@@ -72,7 +103,7 @@ def _summary(pool: Pool, subset: Subset | None, rows: pl.DataFrame) -> list[str]
                   _table(("threshold", "value"), sorted((k, v) for k, v in (manifest.get("thresholds") or {}).items())),
                   "<h3>Drop counts per clause (applied in order)</h3>",
                   _table(("clause", "rows dropped"), _ordered_counts(manifest))]
-    parts += ["<h2>Rows per reason</h2>", _table(("reason", "rows"), list(_reason_counts(rows).items()))]
+    parts += ["<h2>Rows per reason</h2>", _table(("reason", "rows"), list(reason_counts(rows).items()))]
     flags = gt_flag_columns(rows.schema)
     if flags:
         kept, rejected = rows.filter(pl.col("reason").is_null()), rows.filter(pl.col("reason").is_not_null())
