@@ -188,7 +188,9 @@ CLIP_BENCHMARK_KINDS = {"zeroshot_classification": _clip_benchmark_classificatio
 
 def _save_image(image, out: Path, index: int) -> str:
     relative = f"images/{index:06d}.png"
-    image.convert("RGB").save(out / relative)
+    from curate.images import to_rgb
+
+    to_rgb(image).save(out / relative)  # the shared decoder's RGB rule: 16-bit scaled, alpha onto white
     return relative
 
 

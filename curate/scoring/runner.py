@@ -178,7 +178,7 @@ def record_config(pool: Pool, stage: Stage, cfg: Any) -> None:
 
 # -- one shard (runs in a worker process) --------------------------------------------------
 def run_shard(task: ShardTask) -> int:
-    stage, pool = STAGES[task.stage], Pool(task.pool_root)
+    stage, pool = STAGES[task.stage], Pool(task.pool_root, check_files=False)  # checked once by score_pool
     ctx = ShardContext(pool.root, task.shard, task.joined)
     meta = attach_sidecars(pool, task.shard, pool.meta(task.shard), task.joined)
     images = iter_images(pool, task.shard, meta["key"].to_list()) if task.with_images else None
