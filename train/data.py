@@ -275,8 +275,11 @@ def make_loader(dataset: PositionDataset, plan: StreamPlan, start_step: int, end
     import torch
     from torch.utils.data import DataLoader
 
+    from curate.procs import loader_worker_init
+
     return DataLoader(
         dataset, batch_sampler=StepBatches(plan, start_step, end_step), num_workers=workers,
+        worker_init_fn=loader_worker_init,  # workers die with the training process (curate/procs.py)
         prefetch_factor=4 if workers else None, pin_memory=pin_memory,
         # Worker seeds come from this generator, never from the global RNG, so creating the loader
         # does not shift the training RNG stream (exact resume).

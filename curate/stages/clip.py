@@ -130,11 +130,14 @@ def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | Non
     import torch
     import torch.nn.functional as F
 
+    from curate.procs import loader_worker_init
+
     model, preprocess, tokenizer, device = load_model(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     loader = torch.utils.data.DataLoader(ImageBytes(blobs, preprocess, decode), batch_size=cfg.batch_size, shuffle=False,
-                                         num_workers=cfg.loader_workers if len(blobs) > cfg.batch_size else 0)
+                                         num_workers=cfg.loader_workers if len(blobs) > cfg.batch_size else 0,
+                                         worker_init_fn=loader_worker_init)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
     images, texts, start = [], [], 0
     with torch.inference_mode(), autocast:
