@@ -33,7 +33,6 @@ from curate.pool import Pool, shard_name
 from curate.stages import STAGES
 from curate.stages.base import IMAGES, ShardContext, Stage, global_dir, parts_path
 
-
 SCORE_LOCK = ".score.lock"  # beside scores/, so sidecar folders stay byte-identical between runs
 
 

@@ -37,6 +37,12 @@ class InspectConfig:
     seed: int = 0
     caption_chars: int = 240
 
+    def __post_init__(self):
+        if self.per_reason < 0:
+            raise UserError(f"--per-reason {self.per_reason}: must be 0 or more")
+        if self.thumb_px < 1:
+            raise UserError(f"thumbnail size {self.thumb_px}: must be positive")
+
 
 def open_target(path: str | Path, pool_path: str | Path | None = None) -> tuple[Pool, Subset | None]:
     """A pool folder, or a subset folder (its pool from --pool or from the manifest)."""

@@ -20,8 +20,7 @@ from curate.ingest.checks import ImageOptions, check_image
 from curate.ingest.folder import FolderConfig, open_folder
 from curate.ingest.run import run_ingest
 from curate.pool import Pool
-from tests.curate.robust_util import (exif_rotated_jpeg, grey16_png, line_art_rgba, png_header_only, run_main, save,
-                                      write_folder)
+from tests.curate.robust_util import exif_rotated_jpeg, grey16_png, line_art_rgba, png_header_only, run_main, save, write_folder
 
 
 def ingest(tmp_path, images: dict[str, bytes], **options):
