@@ -53,8 +53,15 @@ def write_subset(out: str | Path, uids: pl.Series | list[str], manifest: dict) -
     frame = pl.DataFrame({"uid": pl.Series("uid", uids, dtype=pl.Utf8)}).unique().sort("uid")
     full = {**manifest, "n": frame.height, "tool_version": tool_version(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    atomic.write_parquet(out / "uids.parquet", frame)
-    atomic.write_json(out / "manifest.json", full)
+    created = not out.exists()
+    try:  # both files reach their names only when both are written: no half-made subset
+        with atomic.atomic_path(out / "uids.parquet") as uids_tmp:
+            frame.write_parquet(uids_tmp, compression="zstd", statistics=True)
+            atomic.write_json(out / "manifest.json", full)  # uids.parquet gets its name only after this succeeded
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     return Subset(out, frame, full)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -167,12 +168,18 @@ def write_report(target: str | Path, out: str | Path, config: InspectConfig, poo
     pool, subset = open_target(target, pool_path)
     rows = row_table(pool, subset)
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    charts = report_page.draw_charts(rows, out)
-    picked = gallery_rows(rows, config)
-    samples = fetch_samples(pool, picked, config)
-    page = report_page.render(pool, subset, rows, charts, picked, samples, config)
-    atomic.write_bytes(out / "index.html", page.encode("utf-8"))
+    try:
+        charts = report_page.draw_charts(rows, out)
+        picked = gallery_rows(rows, config)
+        samples = fetch_samples(pool, picked, config)
+        page = report_page.render(pool, subset, rows, charts, picked, samples, config)
+        atomic.write_bytes(out / "index.html", page.encode("utf-8"))
+    except BaseException:
+        if created:  # no half-made report left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return out / "index.html"
 
 
