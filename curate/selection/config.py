@@ -57,8 +57,9 @@ class FilterConfig:
         """Values that would silently select nothing (or everything) are refused up front."""
         from curate.langcodes import LID176_LANGS
 
-        if self.min_score is not None and not math.isfinite(self.min_score):
-            raise UserError(f"--min-score {self.min_score}: must be a finite number")
+        if self.min_score is not None and (math.isnan(self.min_score) or self.min_score == math.inf):
+            # -inf stays allowed: "any row that has a score" (curate quality uses it)
+            raise UserError(f"--min-score {self.min_score}: must be a number (nan and inf select nothing)")
         if self.min_lang_prob is not None and not 0 <= self.min_lang_prob <= 1:
             raise UserError(f"--min-lang-prob {self.min_lang_prob}: must be a probability in [0, 1]")
         if self.lang is not None and self.lang not in LID176_LANGS:
