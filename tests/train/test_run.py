@@ -94,7 +94,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     cases = [
         (["--subset", str(tmp_path / "empty")], "empty subset"),
         (["--subset", str(tmp_path / "foreign")], "built from pool 'other'"),
-        (["--subset", str(tmp_path / "disjoint")], "4 of 4 subset uids are not rows of pool"),
+        (["--subset", str(tmp_path / "disjoint")], "no usable samples"),
         (["--method", "dino"], "unknown method 'dino'"),
         (["--model", "no-such-model"], "unknown model"),
         (["--scale", "huge"], "unknown scale"),
