@@ -121,14 +121,13 @@ def convert_folder(source: Path, out: Path, name: str | None = None, templates_p
 
 
 def _skip_reason(path: Path) -> str | None:
-    from PIL import Image, UnidentifiedImageError
+    from curate.images import ImageDecodeError, decode_image
 
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return "not_an_image_file"
     try:
-        with Image.open(path) as image:
-            image.verify()
-    except (OSError, UnidentifiedImageError, SyntaxError):
+        decode_image(path.read_bytes())  # the decoder `train eval` will use (curate/images.py)
+    except (OSError, ImageDecodeError):
         return "unreadable_image"
     return None
 

@@ -204,3 +204,26 @@ def test_train_run_reports_a_wrong_pool_path_without_importing_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.stdout.strip() == "exit 2 False", done.stdout + done.stderr
     assert done.stderr.strip() == f"error: {tmp_path / 'no-such-pool'}: no such pool folder"
+
+
+@pytest.mark.parametrize("command", ["ingest", "score"])
+def test_full_disk_during_ingest_and_score_is_one_line_with_the_path(tmp_path, monkeypatch, capsys, command):
+    from tests.curate.robust_util import write_folder
+
+    pool = pool_of(tmp_path / "pool", shards=1)
+    write_folder(tmp_path / "src", {"a.png": png_bytes()})
+    real_write = pl.DataFrame.write_parquet
+
+    def disk_full(self, path, **kw):
+        if "meta" in str(path) or "scores" in str(path):
+            raise pl.exceptions.ComputeError("parquet: underlying IO error: No space left on device (os error 28)")
+        return real_write(self, path, **kw)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", disk_full)
+    args = {"ingest": ["ingest", "folder", str(tmp_path / "src" / "images"), "--captions", str(tmp_path / "src" / "captions.csv"),
+                       "--out", str(tmp_path / "new")],
+            "score": ["score", str(pool.root), "--stages", "basic", "--workers", "1"]}[command]
+    line = refused(curate_main, args, monkeypatch, capsys)
+    where = {"ingest": tmp_path / "new" / "meta" / "00000.parquet", "score": pool.root / "scores" / "basic" / "00000.parquet"}
+    assert line == f"error: {where[command]}: No space left on device; free some space or choose another --out"
+    assert not list(tmp_path.rglob(".tmp-*"))

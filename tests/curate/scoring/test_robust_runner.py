@@ -112,3 +112,24 @@ def test_workers_die_within_seconds_of_a_sigkill_of_curate_score(tmp_path):
     rerun = subprocess.run([*CURATE, "score", str(pool), "--stages", "basic,lang", "--workers", "1"],
                            capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+def test_dataloader_worker_init_sets_the_parent_death_signal():
+    """The clip stage's and training's DataLoader workers run `loader_worker_init`: read the setting back."""
+    import ctypes
+    import multiprocessing
+
+    def child(queue):
+        from curate.procs import loader_worker_init
+
+        loader_worker_init(0)
+        value = ctypes.c_int(0)
+        ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
+        queue.put(value.value)
+
+    queue = multiprocessing.get_context("fork").Queue()
+    process = multiprocessing.get_context("fork").Process(target=child, args=(queue,))
+    process.start()
+    process.join(30)
+    assert queue.get(timeout=5) == signal.SIGKILL
