@@ -9,7 +9,6 @@ import sys
 import zlib
 from pathlib import Path
 
-
 TQDM = re.compile(r"\[\d+:\d+(<|,|\])")  # a progress bar's elapsed-time field
 
 

@@ -227,3 +227,24 @@ def test_full_disk_during_ingest_and_score_is_one_line_with_the_path(tmp_path, m
     where = {"ingest": tmp_path / "new" / "meta" / "00000.parquet", "score": pool.root / "scores" / "basic" / "00000.parquet"}
     assert line == f"error: {where[command]}: No space left on device; free some space or choose another --out"
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_a_checkpoint_on_a_full_disk_is_an_oserror_naming_it(tmp_path, monkeypatch):
+    import builtins
+
+    import torch
+
+    from train import checkpoint
+
+    real_open = builtins.open
+
+    def full_disk_open(path, mode="r", *args, **kw):
+        return real_open("/dev/full", mode, *args, **kw) if ".tmp-" in str(path) and "w" in mode else real_open(path, mode, *args, **kw)
+
+    if not Path("/dev/full").exists():
+        pytest.fail("/dev/full is needed to simulate a full disk")
+    monkeypatch.setattr(builtins, "open", full_disk_open)
+    with pytest.raises(OSError) as caught:
+        checkpoint.save(tmp_path / "checkpoint.pt", {"w": torch.zeros(100_000)})
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "checkpoint.pt")
+    assert not list(tmp_path.iterdir())
