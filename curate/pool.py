@@ -92,9 +92,18 @@ def parse_pool_info(path: Path) -> PoolInfo:
         raise UserError(f"{path}: unknown field(s) {', '.join(unknown)} (written by a newer tierclip?)")
     if raw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise UserError(f"{path}: schema_version {raw['schema_version']!r}; this tierclip reads version {SCHEMA_VERSION}")
-    if raw.get("decode") is not None and not isinstance(raw["decode"], dict):
-        raise UserError(f"{path}: field 'decode' is {raw['decode']!r}; expected an object")
+    if raw.get("decode") is not None and not _valid_decode(raw["decode"]):
+        raise UserError(f"{path}: field 'decode' is {raw['decode']!r}; expected "
+                        '{"max_pixels": COUNT, "background": [R, G, B]} (either may be left out)')
     return PoolInfo(**raw)
+
+
+def _valid_decode(decode) -> bool:
+    if not isinstance(decode, dict) or set(decode) - {"max_pixels", "background"}:
+        return False
+    pixels, background = decode.get("max_pixels", 0), decode.get("background", [0, 0, 0])
+    return (isinstance(pixels, int) and pixels >= 0 and isinstance(background, list) and len(background) == 3
+            and all(isinstance(c, int) and 0 <= c <= 255 for c in background))
 
 
 @dataclass(frozen=True)
