@@ -30,6 +30,7 @@ import polars as pl
 from curate import atomic
 from curate.errors import UserError
 from curate.pool import Pool, shard_name
+from curate.procs import RunLock
 from curate.stages import STAGES
 from curate.stages.base import IMAGES, ShardContext, Stage, global_dir, parts_path
 
@@ -107,8 +108,6 @@ def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | No
     pool = Pool(root)
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}' (known engines: {', '.join(ENGINES)})")
-    from curate.procs import RunLock
-
     if workers < 0:
         raise UserError(f"--workers {workers}: must be 0 or more")
     plan(pool, stages)  # unknown stages and missing inputs: refused before anything is written
