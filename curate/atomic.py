@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,16 +21,36 @@ def _tmp_name(path: Path) -> Path:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path; on success rename it over `path`."""
+    """Yield a temporary path; on success rename it over `path`.
+
+    A failed write (disk full, read-only folder) is raised as an OSError that names `path`, so the console
+    commands can say which file in one line (see curate/cliutil.py).
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(final)
     try:
         yield tmp
         os.replace(tmp, final)
+    except OSError as exc:
+        if exc.filename is not None and exc.filename != str(tmp):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(final)) from exc
+    except Exception as exc:
+        errno = os_error_number(exc)
+        if errno is None:
+            raise
+        raise OSError(errno, os.strerror(errno), str(final)) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def os_error_number(exc: BaseException) -> int | None:
+    """The errno inside a library's wrapped IO error: polars reports a full disk as
+    ComputeError("... No space left on device (os error 28)")."""
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    return int(found.group(1)) if found else None
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

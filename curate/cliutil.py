@@ -15,7 +15,11 @@ def new_app(help_text: str) -> typer.Typer:
 
 
 def run_app(app: typer.Typer) -> None:
-    """Run a typer app; a `UserError` becomes `error: ...` on stderr and exit code 2."""
+    """Run a typer app; a `UserError` becomes `error: ...` on stderr and exit code 2.
+
+    So does an OSError (a read-only output folder, a full disk, a missing file): one line with the path
+    and the system's reason, never a traceback. Atomic writes (curate/atomic.py) put the path in.
+    """
     try:
         app()
     except UserError as exc:
@@ -24,6 +28,19 @@ def run_app(app: typer.Typer) -> None:
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: no such file or folder", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as exc:
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def os_error_line(exc: OSError) -> str:
+    """`PATH: reason` (plus a hint for the two a user can act on)."""
+    import errno
+
+    reason = exc.strerror or str(exc)
+    hint = {errno.ENOSPC: "; free some space or choose another --out", errno.EROFS: "; choose a writable --out",
+            errno.EACCES: "; check its permissions or choose another --out"}.get(exc.errno, "")
+    return f"{exc.filename or 'write failed'}: {reason}{hint}"
 
 
 def print_table(rows: list[tuple], headers: tuple[str, ...]) -> None:

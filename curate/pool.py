@@ -21,7 +21,7 @@ import io
 import json
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import polars as pl
@@ -64,9 +64,46 @@ class PoolInfo:
     n_samples: int
     n_shards: int
     schema_version: int = SCHEMA_VERSION
+    decode: dict | None = None  # curate.images.DecodeOptions fields ingest used (max_pixels, background); None = defaults
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if not (k == "decode" and v is None)}
+
+
+POOL_INFO_TYPES = {"name": str, "source": str, "created": str, "n_samples": int, "n_shards": int}
+
+
+def parse_pool_info(path: Path) -> PoolInfo:
+    """pool.json as a PoolInfo; anything else (not JSON, not an object, a missing or mistyped field) is one line."""
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a JSON object with {', '.join(POOL_INFO_TYPES)}, found {type(raw).__name__}")
+    missing = [k for k in POOL_INFO_TYPES if k not in raw]
+    if missing:
+        raise UserError(f"{path}: missing field(s) {', '.join(missing)}; a pool.json holds {', '.join(POOL_INFO_TYPES)}")
+    for key, kind in POOL_INFO_TYPES.items():
+        if not isinstance(raw[key], kind) or isinstance(raw[key], bool) or (kind is int and raw[key] < 0):
+            raise UserError(f"{path}: field '{key}' is {raw[key]!r}; expected {'a count >= 0' if kind is int else 'text'}")
+    unknown = sorted(set(raw) - {f.name for f in fields(PoolInfo)})
+    if unknown:
+        raise UserError(f"{path}: unknown field(s) {', '.join(unknown)} (written by a newer tierclip?)")
+    if raw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise UserError(f"{path}: schema_version {raw['schema_version']!r}; this tierclip reads version {SCHEMA_VERSION}")
+    if raw.get("decode") is not None and not _valid_decode(raw["decode"]):
+        raise UserError(f"{path}: field 'decode' is {raw['decode']!r}; expected "
+                        '{"max_pixels": COUNT, "background": [R, G, B]} (either may be left out)')
+    return PoolInfo(**raw)
+
+
+def _valid_decode(decode) -> bool:
+    if not isinstance(decode, dict) or set(decode) - {"max_pixels", "background"}:
+        return False
+    pixels, background = decode.get("max_pixels", 0), decode.get("background", [0, 0, 0])
+    return (isinstance(pixels, int) and pixels >= 0 and isinstance(background, list) and len(background) == 3
+            and all(isinstance(c, int) and 0 <= c <= 255 for c in background))
 
 
 @dataclass(frozen=True)
@@ -83,18 +120,55 @@ class Sample:
 class Pool:
     """Read access to a pool folder, plus atomic writes of sidecars."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, check_files: bool = True):
+        """Open a pool; `check_files` (cheap: directory listings and parquet footers) compares pool.json with
+        the files on disk. Worker processes of a run pass False: the run checked once when it opened the pool."""
         self.root = Path(root)
         info_path = self.root / "pool.json"
         if not self.root.exists():
             raise UserError(f"{self.root}: no such pool folder")
         if not info_path.is_file():
             raise UserError(f"{self.root}: not a pool (no pool.json); create one with `curate ingest` or `curate synth`")
-        try:
-            raw = json.loads(info_path.read_text())
-            self.info = PoolInfo(**raw)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise UserError(f"{info_path}: unreadable pool.json ({exc})") from None
+        self.info = parse_pool_info(info_path)
+        self._fingerprint: str | None = None
+        if check_files:
+            self.check_files()
+
+    def check_files(self) -> None:
+        """pool.json against the folder: meta files = n_shards, tar shards = n_shards (or none: metadata only),
+        rows in the meta files (parquet footers only) = n_samples. Refuses a mismatch naming both numbers."""
+        info_path, n_shards = self.root / "pool.json", self.info.n_shards
+        metas = sorted((self.root / "meta").glob("*.parquet")) if (self.root / "meta").is_dir() else []
+        if len(metas) != n_shards or [p.name for p in metas] != [self.meta_path(s).name for s in range(n_shards)]:
+            raise UserError(f"{info_path}: says n_shards {n_shards} but {self.root / 'meta'} holds {len(metas)} meta files "
+                            f"(expected 00000.parquet ... {shard_name(max(n_shards - 1, 0))}.parquet); "
+                            "the pool is damaged or pool.json was edited")
+        tars = list((self.root / "shards").glob("*.tar")) if (self.root / "shards").is_dir() else []
+        if tars and len(tars) != n_shards:
+            raise UserError(f"{info_path}: says n_shards {n_shards} but {self.root / 'shards'} holds {len(tars)} tar shards")
+        rows = _parquet_rows(metas)
+        if rows != self.info.n_samples:
+            raise UserError(f"{info_path}: says n_samples {self.info.n_samples} but the {n_shards} meta files hold {rows} rows")
+
+    @property
+    def decode_options(self):
+        """How readers decode this pool's images (the limits ingest applied; curate.images)."""
+        from curate.images import DecodeOptions
+
+        decode = self.info.decode or {}
+        return DecodeOptions(**{**decode, "background": tuple(decode.get("background", DecodeOptions().background))})
+
+    def fingerprint(self) -> str:
+        """An identity of this pool's rows that a name cannot fake: blake2b of its sorted uids (computed once)."""
+        if self._fingerprint is None:
+            import hashlib
+
+            uids = self.scan_meta().select(pl.col("uid").sort()).collect()["uid"]
+            digest = hashlib.blake2b(digest_size=16)
+            for chunk in uids.to_frame().iter_slices(1_000_000):
+                digest.update(("\n".join(chunk["uid"].to_list()) + "\n").encode())
+            self._fingerprint = f"uids-blake2b:{digest.hexdigest()}"
+        return self._fingerprint
 
     # -- layout -----------------------------------------------------------------
     @property
@@ -173,7 +247,7 @@ class Pool:
             return []
         return sorted(
             d.name for d in scores.iterdir()
-            if d.is_dir() and all(self.is_done(d.name, s) for s in self.shard_ids())
+            if d.is_dir() and not d.name.startswith(".") and all(self.is_done(d.name, s) for s in self.shard_ids())
         )
 
     def scan_scores(self, stage: str) -> pl.LazyFrame:
@@ -188,6 +262,21 @@ class Pool:
 
 def open_pool(path: str | Path) -> Pool:
     return Pool(path)
+
+
+def _parquet_rows(paths: list[Path]) -> int:
+    """Total rows from parquet footers (no column data is read)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in paths:
+        try:
+            total += pq.read_metadata(path).num_rows
+        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged footer
+            from curate.images import reason_of
+
+            raise UserError(f"{path}: unreadable meta file ({reason_of(exc)})") from None
+    return total
 
 
 # -- shard files -------------------------------------------------------------------

@@ -53,8 +53,15 @@ def write_subset(out: str | Path, uids: pl.Series | list[str], manifest: dict) -
     frame = pl.DataFrame({"uid": pl.Series("uid", uids, dtype=pl.Utf8)}).unique().sort("uid")
     full = {**manifest, "n": frame.height, "tool_version": tool_version(),
             "created": datetime.now(UTC).isoformat(timespec="seconds")}
-    atomic.write_parquet(out / "uids.parquet", frame)
-    atomic.write_json(out / "manifest.json", full)
+    created = not out.exists()
+    try:  # both files reach their names only when both are written: no half-made subset
+        with atomic.atomic_path(out / "uids.parquet") as uids_tmp:
+            frame.write_parquet(uids_tmp, compression="zstd", statistics=True)
+            atomic.write_json(out / "manifest.json", full)  # uids.parquet gets its name only after this succeeded
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     return Subset(out, frame, full)
 
 
@@ -68,14 +75,37 @@ def read_subset(path: str | Path) -> Subset:
 
 
 def pool_ref(pool) -> dict:
-    """How a manifest names its pool: path and name (checked when a subset meets a pool)."""
-    return {"path": str(Path(pool.root).resolve()), "name": pool.info.name}
+    """How a manifest names its pool: path, name, and the fingerprint of its uids (Pool.fingerprint), which a
+    pool that merely shares the name cannot match."""
+    return {"path": str(Path(pool.root).resolve()), "name": pool.info.name, "fingerprint": pool.fingerprint()}
 
 
-def check_subset_pool(subset: Subset, pool) -> None:
-    """A subset from another pool is a user error, named clearly."""
-    expected = subset.manifest.get("pool", {}).get("name")
-    if expected is not None and expected != pool.info.name:
-        raise UserError(
-            f"{subset.path}: subset was built from pool '{expected}', not '{pool.info.name}' ({pool.root})"
-        )
+def check_subset_pool(subset: Subset, pool, allow_mismatch: bool = False, option: str = "--allow-pool-mismatch") -> list[str]:
+    """Refuse a subset of another pool: by fingerprint (uids), else by name (manifests older than fingerprints).
+
+    With `allow_mismatch` a mismatch is returned as a warning (with how many subset uids the pool lacks)
+    instead of raised. Also returns a note when only the name could be checked.
+    """
+    recorded = subset.manifest.get("pool", {})
+    problem = None
+    if recorded.get("name") is not None and recorded["name"] != pool.info.name:
+        problem = f"subset was built from pool '{recorded['name']}', not '{pool.info.name}' ({pool.root})"
+    elif recorded.get("fingerprint") is not None and recorded["fingerprint"] != pool.fingerprint():
+        problem = (f"subset was built from another pool named '{pool.info.name}' (its rows differ from {pool.root}: "
+                   f"fingerprint {recorded['fingerprint']} vs {pool.fingerprint()})")
+    if problem is not None:
+        missing = missing_uids(subset, pool)
+        problem = f"{subset.path}: {problem}; {missing} of {subset.n} subset uids are not in this pool"
+        if not allow_mismatch:
+            raise UserError(f"{problem}; use the subset's own pool, or pass {option} to go on without the missing rows")
+        return [f"WARNING: {problem}; going on without them ({option})"]
+    if recorded.get("fingerprint") is None:
+        return [f"note: {subset.path / 'manifest.json'} records no pool fingerprint (written before tierclip kept one); "
+                f"only the pool name '{pool.info.name}' was checked"]
+    return []
+
+
+def missing_uids(subset: Subset, pool) -> int:
+    """Subset uids that are not rows of the pool."""
+    present = pool.scan_meta().select("uid").join(subset.uids.lazy(), on="uid", how="semi").select(pl.len()).collect().item()
+    return subset.n - present

@@ -22,8 +22,10 @@ from curate import atomic
 def save(path: str | Path, obj: dict) -> None:
     import torch
 
-    with atomic.atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        # Through a Python file: a full disk is then OSError(ENOSPC), named by atomic_path; given a path,
+        # torch's C++ writer reports it as "[enforce fail at inline_container.cc] unexpected pos".
+        torch.save(obj, handle)
 
 
 def load(path: str | Path) -> dict:

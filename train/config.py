@@ -10,6 +10,7 @@ the distributed context its loss needs (`rank`, `world_size`, for open_clip's
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 
@@ -73,6 +74,7 @@ class RunConfig:
     resume: bool = False       # continue from OUT/resume.pt when it exists
     keep_resume: bool = True   # keep resume.pt (~3x the model's size) once the run is DONE
     epochs: float | None = None  # what the user asked for, when the budget was given in epochs
+    allow_pool_mismatch: bool = False  # train even when subset rows are missing from the pool (said loudly)
 
     @property
     def steps(self) -> int:
@@ -98,16 +100,62 @@ def make_run_config(out: str, pool: str, subset: str | None = None, method: str 
     if samples_seen is not None and epochs is not None:
         raise UserError("give either --samples-seen or --epochs, not both")
     for name, value in (("--samples-seen", samples_seen), ("--epochs", epochs), ("--batch-size", batch_size), ("--lr", lr)):
-        if value is not None and value <= 0:
+        if value is not None and not value > 0:  # `not >`: NaN fails too
             raise UserError(f"{name} {value}: must be positive")
+        if value is not None and not math.isfinite(value):
+            raise UserError(f"{name} {value}: must be a finite number")
     optim = OptimConfig(lr=lr if lr is not None else base.lr, warmup_steps=warmup if warmup is not None else base.warmup,
                         weight_decay=weight_decay if weight_decay is not None else base.weight_decay,
                         **{k: rest.pop(k) for k in ("grad_clip",) if k in rest})
-    return RunConfig(
+    cfg = RunConfig(
         out=str(out), pool=str(pool), subset=str(subset) if subset else None, method=method, model=model or base.model,
         pretrained=rest.pop("pretrained", None), scale=scale,
         samples_seen=samples_seen if samples_seen is not None else (0 if epochs is not None else base.samples_seen),
         epochs=epochs, batch_size=batch_size or base.batch_size, optim=optim,
         method_cfg=replace(method_cfg or MethodConfig(), name=method), **rest,
     )
+    check_options(cfg)
+    return cfg
 
+
+# RunConfig field -> the `train run` option that sets it (for messages; one place to rename an option).
+OPTION_NAMES = {"warmup_steps": "--warmup", "weight_decay": "--wd", "grad_clip": "--grad-clip", "loader_workers": "--loader-workers",
+                "torch_threads": "--torch-threads", "accum_steps": "--accum-steps", "checkpoint_every": "--checkpoint-every",
+                "log_every": "--log-every", "mask_ratio": "--mask-ratio", "unmasked_tuning": "--unmasked-tuning",
+                "ssl_scale": "--ssl-scale", "ssl_temperature": "--ssl-temperature", "ssl_mlp_dim": "--ssl-mlp-dim",
+                "ssl_emb_dim": "--ssl-emb-dim"}
+
+
+def check_options(cfg: RunConfig) -> None:
+    """Every numeric option in range before anything runs (a NaN or negative value would otherwise fail deep
+    inside torch, or be reported as a diverging loss)."""
+    from curate.errors import UserError
+
+    m = cfg.method_cfg
+    rules = [  # (field, value, ok, what it must be)
+        ("warmup_steps", cfg.optim.warmup_steps, cfg.optim.warmup_steps >= 0, "0 or more"),
+        ("weight_decay", cfg.optim.weight_decay, _finite(cfg.optim.weight_decay) and cfg.optim.weight_decay >= 0,
+         "a finite number >= 0"),
+        ("grad_clip", cfg.optim.grad_clip, cfg.optim.grad_clip is None or (_finite(cfg.optim.grad_clip) and cfg.optim.grad_clip >= 0),
+         "a finite number >= 0 (0 = off)"),
+        ("loader_workers", cfg.loader_workers, cfg.loader_workers >= 0, "0 or more"),
+        ("torch_threads", cfg.torch_threads, cfg.torch_threads >= 0, "0 or more"),
+        ("accum_steps", cfg.accum_steps, cfg.accum_steps >= 1, "1 or more"),
+        ("checkpoint_every", cfg.checkpoint_every, cfg.checkpoint_every >= 1, "1 or more"),
+        ("log_every", cfg.log_every, cfg.log_every >= 1, "1 or more"),
+        ("mask_ratio", m.mask_ratio, _finite(m.mask_ratio) and 0 <= m.mask_ratio < 1, "in [0, 1)"),
+        ("unmasked_tuning", m.unmasked_tuning, _finite(m.unmasked_tuning) and 0 <= m.unmasked_tuning <= 1, "in [0, 1]"),
+        ("ssl_scale", m.ssl_scale, _finite(m.ssl_scale) and m.ssl_scale >= 0, "a finite number >= 0"),
+        ("ssl_temperature", m.ssl_temperature, _finite(m.ssl_temperature) and m.ssl_temperature > 0, "a finite number > 0"),
+        ("ssl_mlp_dim", m.ssl_mlp_dim, m.ssl_mlp_dim is None or m.ssl_mlp_dim >= 1, "1 or more"),
+        ("ssl_emb_dim", m.ssl_emb_dim, m.ssl_emb_dim is None or m.ssl_emb_dim >= 1, "1 or more"),
+    ]
+    for name, value, ok, must in rules:
+        if not ok:
+            raise UserError(f"{OPTION_NAMES[name]} {value}: must be {must}")
+    if not (_finite(cfg.optim.lr) and cfg.optim.lr > 0):
+        raise UserError(f"--lr {cfg.optim.lr}: must be a finite number > 0")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

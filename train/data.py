@@ -27,7 +27,7 @@ into the same WebDataset tars gives both, and shards stay the standard format.
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import os
 import random
 import tarfile
@@ -57,6 +57,7 @@ class SampleIndex:
     text_offset: np.ndarray   # int64, -1 = no caption member
     text_size: np.ndarray     # int64
     counts: dict              # subset, in_pool, not_success, missing_in_shard, usable
+    decode: object = None     # curate.images.DecodeOptions of the pool (None = the defaults)
 
     @property
     def n(self) -> int:
@@ -79,7 +80,7 @@ def build_index(pool: Pool, subset_uids: pl.Series | None) -> SampleIndex:
             table = _locate_members(pool.tar_path(shard), dict(zip(usable["key"], usable["uid"], strict=True)))
             counts["missing_in_shard"] += usable.height - len(table)
             tables.append((str(pool.tar_path(shard)), table))
-    index = _assemble(tables, counts)
+    index = dataclasses.replace(_assemble(tables, counts), decode=pool.decode_options)
     if index.n == 0:
         raise UserError(f"{pool.root}: no usable samples to train on ({_describe(counts)})")
     return index
@@ -182,16 +183,14 @@ class PositionDataset:
 
     def _load(self, row: int):
         """(PIL image, caption) of one indexed sample, or None when its bytes do not decode."""
-        from PIL import Image
+        from curate.images import DecodeOptions, ImageDecodeError, decode_image
 
         index = self.index
         fd = self._fd(int(index.tar_id[row]))
+        data = os.pread(fd, int(index.image_size[row]), int(index.image_offset[row]))
         try:
-            data = os.pread(fd, int(index.image_size[row]), int(index.image_offset[row]))
-            image = Image.open(io.BytesIO(data))
-            image.load()
-            image = image.convert("RGB")
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            image = decode_image(data, index.decode or DecodeOptions())
+        except ImageDecodeError:
             return None
         if index.text_offset[row] < 0:
             return None
@@ -276,8 +275,11 @@ def make_loader(dataset: PositionDataset, plan: StreamPlan, start_step: int, end
     import torch
     from torch.utils.data import DataLoader
 
+    from curate.procs import loader_worker_init
+
     return DataLoader(
         dataset, batch_sampler=StepBatches(plan, start_step, end_step), num_workers=workers,
+        worker_init_fn=loader_worker_init,  # workers die with the training process (curate/procs.py)
         prefetch_factor=4 if workers else None, pin_memory=pin_memory,
         # Worker seeds come from this generator, never from the global RNG, so creating the loader
         # does not shift the training RNG stream (exact resume).

@@ -149,14 +149,13 @@ def _copy_class_folders(source: Path, out: Path, folders: list[str], names: dict
 
 
 def _skip_reason(path: Path) -> str | None:
-    from PIL import Image, UnidentifiedImageError
+    from curate.images import ImageDecodeError, decode_image
 
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return "not_an_image_file"
     try:
-        with Image.open(path) as image:
-            image.verify()
-    except (OSError, UnidentifiedImageError, SyntaxError):
+        decode_image(path.read_bytes())  # the decoder `train eval` will use (curate/images.py)
+    except (OSError, ImageDecodeError):
         return "unreadable_image"
     return None
 
@@ -223,7 +222,9 @@ CLIP_BENCHMARK_KINDS = {"zeroshot_classification": _clip_benchmark_classificatio
 
 def _save_image(image, out: Path, index: int) -> str:
     relative = f"images/{index:06d}.png"
-    as_pil(image, index).convert("RGB").save(out / relative)
+    from curate.images import to_rgb
+
+    to_rgb(as_pil(image, index)).save(out / relative)  # the shared decoder's RGB rule: 16-bit scaled, alpha onto white
     return relative
 
 

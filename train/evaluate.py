@@ -158,13 +158,13 @@ def _text_features(model, tokenizer, texts: list[str], device, batch_size):
 
 
 def _load_image(evalset: EvalSet, preprocess, row: int, file: str):
-    from PIL import Image, UnidentifiedImageError
+    from curate.images import ImageDecodeError, decode_image
 
     try:
-        with Image.open(evalset.image_path(file)) as image:
-            return preprocess(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise UserError(f"{evalset.root / 'samples.parquet'}: row {row}: cannot read image {file!r} ({exc})") from None
+        return preprocess(decode_image(evalset.image_path(file).read_bytes()))
+    except (OSError, ImageDecodeError) as exc:
+        reason = exc if isinstance(exc, ImageDecodeError) else exc.strerror
+        raise UserError(f"{evalset.root / 'samples.parquet'}: row {row}: cannot read image {file!r} ({reason})") from None
 
 
 def _label_indices(evalset: EvalSet, task: dict, classnames: list[str]) -> tuple[list[int], list[int]]:

@@ -44,20 +44,48 @@ class RunData:
         return self.subset.n if self.subset is not None else self.pool.info.n_samples
 
 
-def open_data(cfg: RunConfig) -> RunData:
+def check_inputs(cfg: RunConfig) -> tuple[object, object | None]:
+    """Pool, subset (against that pool), eval folders and run folder, checked before torch is imported (~10 s, 1 GB):
+    a mistyped path is reported at once. Notes and warnings about the subset's pool go to stderr."""
+    import sys
+
     from curate.pool import Pool
     from curate.subset import check_subset_pool, read_subset
-    from train.data import build_index
 
+    check_out_folder(cfg)
+    for root in cfg.eval_roots:
+        if not Path(root).is_dir():
+            raise UserError(f"--eval {root}: no such eval set folder")
+    if cfg.pretrained and Path(cfg.pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") \
+            and not Path(cfg.pretrained).is_file():
+        raise UserError(f"--pretrained {cfg.pretrained}: no such checkpoint file")
     pool = Pool(cfg.pool)
     if not pool.has_images():
         raise UserError(f"{pool.tar_path(0)}: missing shard; train needs a pool with images")
     subset = read_subset(cfg.subset) if cfg.subset else None
     if subset is not None:
-        check_subset_pool(subset, pool)
         if subset.n == 0:
             raise UserError(f"{subset.path / 'uids.parquet'}: empty subset (0 uids); nothing to train on")
+        for message in check_subset_pool(subset, pool, cfg.allow_pool_mismatch):
+            print(message, file=sys.stderr)
+    return pool, subset
+
+
+def open_data(cfg: RunConfig, pool=None, subset=None) -> RunData:
+    """Index the samples to train on; subset uids the pool lacks are refused unless --allow-pool-mismatch."""
+    import sys
+
+    from train.data import build_index
+
+    if pool is None:
+        pool, subset = check_inputs(cfg)
     index = build_index(pool, subset.uids["uid"] if subset is not None else None)
+    missing = index.counts["subset"] - index.counts["in_pool"] if subset is not None else 0
+    if missing:
+        problem = f"{subset.path}: {missing} of {subset.n} subset uids are not rows of pool {pool.root}"
+        if not cfg.allow_pool_mismatch:
+            raise UserError(f"{problem}; use the subset's own pool, or pass --allow-pool-mismatch to train without them")
+        print(f"WARNING: {problem}; training on the other {subset.n - missing} (--allow-pool-mismatch)", file=sys.stderr)
     return RunData(pool, subset, index)
 
 
@@ -89,17 +117,17 @@ def check_same_run(cfg: RunConfig) -> None:
 
 def run_training(cfg: RunConfig) -> Path:
     """Train, evaluate (when eval roots are given), write results.json and DONE. Returns the run folder."""
+    pool, subset = check_inputs(cfg)  # before importing torch: a wrong path is reported in a moment
     import torch
 
     from train import distributed, methods, models
 
     out = Path(cfg.out)
-    check_out_folder(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     models.model_config(cfg.model)  # unknown model: a clear error before any work
     overrides = methods.model_overrides(cfg.method, cfg.method_cfg, cfg.model)  # unknown method: likewise
-    data = open_data(cfg)
+    data = open_data(cfg, pool, subset)
     cfg = resolve_budget(cfg, data.index.n)
     check_same_run(cfg)
     ctx = distributed.setup(cfg.device)

@@ -43,6 +43,8 @@ def run(
     ssl_mlp_dim: int = typer.Option(None, help="SLIP: hidden width of the SimCLR MLP (default: 8x the embedding width, at most 4096)."),
     ssl_emb_dim: int = typer.Option(None, help="SLIP: output width of the SimCLR MLP (default: half the embedding width, at most 256)."),
     aug: list[str] = typer.Option(None, help="Augmentation option KEY=VALUE for clip-aug/slip views (repeatable), e.g. jitter=0.2."),
+    allow_pool_mismatch: bool = typer.Option(False, "--allow-pool-mismatch", help="Train even if the subset was built from "
+                                             "another pool or some of its uids are not in POOL (the missing count is printed)."),
 ) -> None:
     """Train a CLIP-family model on a pool subset; evaluate it when --eval is given."""
     from train.config import MethodConfig, make_run_config
@@ -56,7 +58,8 @@ def run(
                           method_cfg, pretrained=pretrained, seed=seed, eval_roots=tuple(str(e) for e in eval or ()),
                           resume=resume, keep_resume=keep_resume, checkpoint_every=checkpoint_every, log_every=log_every,
                           loader_workers=loader_workers, torch_threads=torch_threads,
-                          accum_steps=accum_steps, grad_clip=grad_clip or None, device=device)
+                          accum_steps=accum_steps, grad_clip=grad_clip or None, device=device,
+                          allow_pool_mismatch=allow_pool_mismatch)
     print(run_training(cfg))
 
 

@@ -8,18 +8,44 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+from curate.errors import UserError
+from curate.images import DEFAULT_MAX_PIXELS, RESIZE_MODES, WHITE, ImageDecodeError
 from curate.pool import IMAGE_EXTS
 
 PIL_FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 
 @dataclass(frozen=True)
+class ImageOptions:
+    """How ingest treats images: the pixel limit, and an optional resize (img2dataset's modes) done once here."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS   # 0 = no limit
+    image_size: int = 0                    # 0 = store images at their source size
+    resize_mode: str = "keep_ratio_largest"
+    background: tuple[int, int, int] = WHITE
+
+    def __post_init__(self):
+        if self.max_pixels < 0:
+            raise UserError(f"--max-pixels {self.max_pixels}: must be 0 (no limit) or positive")
+        if self.image_size < 0:
+            raise UserError(f"--image-size {self.image_size}: must be 0 (keep the source size) or positive")
+        if self.resize_mode not in RESIZE_MODES:
+            raise UserError(f"--resize-mode '{self.resize_mode}': choose from {', '.join(RESIZE_MODES)}")
+
+    def to_json(self) -> dict:
+        return {"max_pixels": self.max_pixels, "image_size": self.image_size, "resize_mode": self.resize_mode,
+                "background": list(self.background)}
+
+
+@dataclass(frozen=True)
 class ImageCheck:
-    width: int | None
+    width: int | None        # the source image's size, upright (EXIF orientation applied)
     height: int | None
     ext: str | None          # the extension to store the bytes under
     data: bytes | None       # bytes to store (re-encoded to PNG when PIL reads a format the pool does not hold)
     problem: str | None      # human message when the image does not decode
+    status: str | None = None            # corrupt_image or too_large with `problem`
+    stored_size: tuple[int, int] | None = None  # (width, height) when resized at ingest
 
 
 @dataclass(frozen=True)
@@ -30,20 +56,21 @@ class CaptionCheck:
     problem: str | None
 
 
-def check_image(data: bytes, source_ext: str | None) -> ImageCheck:
-    """Fully decode with PIL (a truncated JPEG only fails on `load`) and pick the stored extension."""
-    from PIL import Image
+def check_image(data: bytes, source_ext: str | None, options: ImageOptions = ImageOptions()) -> ImageCheck:
+    """Fully decode with the shared decoder (curate.images), resize when asked, pick the stored extension."""
+    from curate.images import encode_image, load_upright, needs_resize, resize_image, to_rgb
 
     fallback_ext = source_ext if source_ext in IMAGE_EXTS else "jpg"
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            width, height, fmt = image.width, image.height, image.format
-            if fmt in PIL_FORMAT_EXT:
-                return ImageCheck(width, height, PIL_FORMAT_EXT[fmt], data, None)
-            return ImageCheck(width, height, "png", _to_png(image), None)
-    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
-        return ImageCheck(None, None, fallback_ext, data, f"image does not decode: {type(exc).__name__}: {exc}")
+        image = load_upright(data, options.max_pixels)
+        ext = PIL_FORMAT_EXT.get(image.format, "png")
+        if needs_resize(image.width, image.height, options.image_size, options.resize_mode):
+            small = resize_image(to_rgb(image, options.background), options.image_size, options.resize_mode, options.background)
+            return ImageCheck(image.width, image.height, ext, encode_image(small, ext), None, stored_size=small.size)
+        stored = data if image.format in PIL_FORMAT_EXT else _to_png(image)
+        return ImageCheck(image.width, image.height, ext, stored, None)
+    except ImageDecodeError as exc:
+        return ImageCheck(None, None, fallback_ext, data, str(exc), exc.status)
 
 
 def _to_png(image) -> bytes:

@@ -12,6 +12,23 @@ ingest_app = typer.Typer(help="Build a pool from img2dataset output, a folder of
 OUT = typer.Option(..., "--out", "-o", help="Pool folder to write (created; an interrupted ingest into it resumes).")
 SHARD_SIZE = typer.Option(10_000, "--shard-size", help="Samples per pool shard.")
 NAME = typer.Option(None, "--name", help="Pool name in pool.json (default: the --out folder's name).")
+MAX_PIXELS = typer.Option(178_956_970, "--max-pixels", help="Images with more pixels get status too_large (read from the "
+                          "header, before decoding; 0 = no limit). Recorded in pool.json: every reader applies the same limit.")
+IMAGE_SIZE = typer.Option(0, "--image-size", help="Resize larger images once, here (0 = store them as they are); meta "
+                          "width/height keep the source size, the sample's json gets stored_width/stored_height.")
+RESIZE_MODE = typer.Option("keep_ratio_largest", "--resize-mode", help="With --image-size, img2dataset's modes: keep_ratio_largest "
+                           "(longer side = N), keep_ratio (shorter side = N), center_crop (N x N), border (N x N, padded) or no. "
+                           "Never upscales.")
+BACKGROUND = typer.Option("255,255,255", "--background", help="R,G,B that transparent pixels are composited onto "
+                          "(img2dataset uses white). Recorded in pool.json for every reader.")
+
+
+def _images(max_pixels: int, image_size: int, resize_mode: str, background: str):
+    from curate.images import parse_background
+    from curate.ingest.checks import ImageOptions
+
+    return ImageOptions(max_pixels=max_pixels, image_size=image_size, resize_mode=resize_mode,
+                        background=parse_background(background))
 
 
 def _finish(report, out: Path) -> None:
@@ -27,12 +44,17 @@ def ingest_img2dataset(
     input_format: str = typer.Option("auto", "--input-format", help="img2dataset output_format: auto, webdataset, parquet or files."),
     shard_size: int = SHARD_SIZE,
     name: str = NAME,
+    max_pixels: int = MAX_PIXELS,
+    image_size: int = IMAGE_SIZE,
+    resize_mode: str = RESIZE_MODE,
+    background: str = BACKGROUND,
 ) -> None:
     """Ingest img2dataset output; keeps its per-sample status, url, sizes and any uid column."""
     from curate.ingest.img2dataset import open_img2dataset
     from curate.ingest.run import run_ingest
 
-    _finish(run_ingest(open_img2dataset(source, input_format), out, shard_size, name), out)
+    images = _images(max_pixels, image_size, resize_mode, background)
+    _finish(run_ingest(open_img2dataset(source, input_format), out, shard_size, name, images), out)
 
 
 @ingest_app.command("folder")
@@ -45,13 +67,18 @@ def ingest_folder(
     uid_col: str = typer.Option("uid", "--uid-col", help="Optional column of 32-hex uids to keep (ignored when absent)."),
     shard_size: int = SHARD_SIZE,
     name: str = NAME,
+    max_pixels: int = MAX_PIXELS,
+    image_size: int = IMAGE_SIZE,
+    resize_mode: str = RESIZE_MODE,
+    background: str = BACKGROUND,
 ) -> None:
     """Ingest a folder of images plus a table of (path, caption); listed-but-missing images keep a row."""
     from curate.ingest.folder import FolderConfig, open_folder
     from curate.ingest.run import run_ingest
 
+    images = _images(max_pixels, image_size, resize_mode, background)
     cfg = FolderConfig(source, captions, path_col, caption_col, uid_col)
-    _finish(run_ingest(open_folder(cfg), out, shard_size, name), out)
+    _finish(run_ingest(open_folder(cfg), out, shard_size, name, images), out)
 
 
 @ingest_app.command("datacomp")

@@ -37,10 +37,11 @@ def start(out: Path, config: dict) -> None:
     atomic.write_json(out / INGEST_FILE, {"config": config})
 
 
-def finish(out: Path, name: str, source: str, report_json: dict) -> None:
+def finish(out: Path, name: str, source: str, report_json: dict, decode: dict | None = None) -> None:
+    """`decode`: the decoder limits ingest applied (pool.json `decode`), so every reader applies the same."""
     atomic.write_json(out / INGEST_FILE, {"config": _recorded_config(out), "report": report_json})
     created = datetime.now(UTC).replace(microsecond=0).isoformat()
-    write_pool_info(out, PoolInfo(name, source, created, report_json["n_rows"], report_json["n_shards"]))
+    write_pool_info(out, PoolInfo(name, source, created, report_json["n_rows"], report_json["n_shards"], decode=decode))
 
 
 def _recorded_config(out: Path) -> dict | None:

@@ -6,12 +6,14 @@ import sys
 from pathlib import Path
 
 from curate.ingest import layout
+from curate.ingest.checks import ImageOptions
 from curate.ingest.report import IngestReport
 from curate.ingest.source import Source
 from curate.ingest.writer import WriterConfig, write_records
 
 
-def run_ingest(source: Source, out: Path, shard_size: int = 10_000, name: str | None = None) -> IngestReport:
+def run_ingest(source: Source, out: Path, shard_size: int = 10_000, name: str | None = None,
+               images: ImageOptions = ImageOptions()) -> IngestReport:
     from tqdm import tqdm
 
     if shard_size < 1:
@@ -19,11 +21,18 @@ def run_ingest(source: Source, out: Path, shard_size: int = 10_000, name: str | 
 
         raise UserError(f"--shard-size must be at least 1 (got {shard_size})")
     out = Path(out)
-    layout.start(out, {**source.config, "shard_size": shard_size})
-    cfg = WriterConfig(out=out, shard_size=shard_size)
+    layout.start(out, {**source.config, "shard_size": shard_size, **_image_config(images)})
+    cfg = WriterConfig(out=out, shard_size=shard_size, images=images)
     write = source.write or write_records
     report = IngestReport()
     with tqdm(total=source.total, unit="rows", desc=f"ingest {source.kind}", file=sys.stderr, mininterval=1.0) as bar:
         write(source.records, cfg, report, bar)
-    layout.finish(out, name or out.resolve().name, source.kind, report.to_json())
+    decode = {"max_pixels": images.max_pixels, "background": list(images.background)}
+    layout.finish(out, name or out.resolve().name, source.kind, report.to_json(),
+                  decode if images != ImageOptions() else None)
     return report
+
+
+def _image_config(images: ImageOptions) -> dict:
+    """The image options recorded in ingest.json (only when not the defaults, so older pools still resume)."""
+    return {"images": images.to_json()} if images != ImageOptions() else {}

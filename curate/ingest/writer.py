@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from curate.ingest.checks import check_caption, check_image
+from curate.ingest.checks import ImageOptions, check_caption, check_image
 from curate.ingest.report import IngestReport
 from curate.ingest.seen import SeenSet, hash64
 from curate.pool import OK, Sample, meta_frame, shard_name, write_shard
@@ -50,6 +50,7 @@ class Record:
 class WriterConfig:
     out: Path
     shard_size: int = 10_000
+    images: ImageOptions = ImageOptions()
 
 
 class _Uniques:
@@ -130,7 +131,7 @@ def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
 def _write_one_shard(shard: int, chunk: list[Record], cfg: WriterConfig, uniques: _Uniques, report: IngestReport) -> None:
     samples, rows = [], []
     for record in chunk:
-        sample, row = _prepare(record, shard, uniques)
+        sample, row = _prepare(record, shard, uniques, cfg.images)
         samples.append(sample)
         rows.append(row)
     uniques.flush()
@@ -139,10 +140,10 @@ def _write_one_shard(shard: int, chunk: list[Record], cfg: WriterConfig, uniques
     report.count(meta["status"].to_list())
 
 
-def _prepare(record: Record, shard: int, uniques: _Uniques) -> tuple[Sample, dict]:
+def _prepare(record: Record, shard: int, uniques: _Uniques, options: ImageOptions = ImageOptions()) -> tuple[Sample, dict]:
     key, key_problem = uniques.claim_key(record.key)
     caption = check_caption(record.caption)
-    image = check_image(record.image, record.image_ext) if record.image is not None else None
+    image = check_image(record.image, record.image_ext, options) if record.image is not None else None
     raw_caption = caption.raw.encode("utf-8", errors="surrogateescape") if caption.raw is not None else None
     image_bytes = image.data if image else None
     uid, uid_status, uid_error = uniques.claim_uid(
@@ -151,7 +152,7 @@ def _prepare(record: Record, shard: int, uniques: _Uniques) -> tuple[Sample, dic
         (record.status, record.error),
         ("duplicate_key", key_problem) if key_problem else (None, None),
         (uid_status, uid_error),
-        ("corrupt_image", image.problem) if image and image.problem else (None, None),
+        (image.status, image.problem) if image and image.problem else (None, None),
         (caption.status, caption.problem),
     ]
     found = [(s, e or s) for s, e in problems if s and s != OK]
@@ -161,5 +162,8 @@ def _prepare(record: Record, shard: int, uniques: _Uniques) -> tuple[Sample, dic
                width=record.width if record.width is not None else (image.width if image else None),
                height=record.height if record.height is not None else (image.height if image else None),
                status=status, error=error)
-    sample = Sample(key, image_bytes, image.ext if image else None, caption.raw, record.extra)
+    extra = record.extra
+    if image is not None and image.stored_size is not None:  # resized at ingest: meta keeps the source size
+        extra = {**extra, "stored_width": image.stored_size[0], "stored_height": image.stored_size[1]}
+    sample = Sample(key, image_bytes, image.ext if image else None, caption.raw, extra)
     return sample, row

@@ -35,9 +35,13 @@ class LocalEngine:
     def _executor(self):
         if self.executor is None:
             import multiprocessing
+            import os
             from concurrent.futures import ProcessPoolExecutor
 
-            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            from curate.procs import die_with_parent
+
+            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=die_with_parent, initargs=(os.getpid(),))
         return self.executor
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """The stage runner behind `curate score`: order stages, check what they need, run them shard by shard.
 
-For each stage, in dependency order:
+One run at a time per pool (`POOL/.score.lock`, see curate/procs.py). For each stage, in dependency order:
 1. check its options against `scores/STAGE/_config.json` (a stage computed
    with other options is an error unless `force`, which recomputes it);
 2. global stages only: `prepare` every shard without `_parts/_done/NNNNN`,
@@ -9,7 +9,9 @@ For each stage, in dependency order:
    (uid + exactly the declared columns and dtypes, same rows, same order)
    and write it with `Pool.write_scores` (sidecar, stats JSON, marker).
 Completed shards are skipped, so a killed run picks up where it stopped and
-ends with the same bytes as an uninterrupted one.
+ends with the same bytes as an uninterrupted one. `force` moves the old outputs
+to `scores/.previous-STAGE` and deletes them only once the new ones are
+complete; a failed (or killed, on the next run) forced run puts them back.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ import polars as pl
 from curate import atomic
 from curate.errors import UserError
 from curate.pool import Pool, shard_name
+from curate.procs import RunLock
 from curate.stages import STAGES
 from curate.stages.base import IMAGES, ShardContext, Stage, global_dir, parts_path
+
+SCORE_LOCK = ".score.lock"  # beside scores/, so sidecar folders stay byte-identical between runs
 
 
 class StageOutputError(RuntimeError):
@@ -103,18 +108,59 @@ def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | No
     pool = Pool(root)
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}' (known engines: {', '.join(ENGINES)})")
-    order = plan(pool, stages)
-    runner = ENGINES[engine](workers=workers, address=address)
-    try:
-        return [run_stage(pool, STAGES[name], (configs or {}).get(name) or STAGES[name].config(), runner, force, progress)
-                for name in order]
-    finally:
-        runner.close()
+    if workers < 0:
+        raise UserError(f"--workers {workers}: must be 0 or more")
+    plan(pool, stages)  # unknown stages and missing inputs: refused before anything is written
+    with RunLock(pool.root / SCORE_LOCK, "`curate score`"):  # a second run (or orphans of a killed one) would race
+        for name in STAGES:
+            restore_set_aside(pool, name)  # a killed --force run: its old outputs come back
+        order = plan(pool, stages)
+        runner = ENGINES[engine](workers=workers, address=address)
+        try:
+            return [run_stage(pool, STAGES[name], (configs or {}).get(name) or STAGES[name].config(), runner, force, progress)
+                    for name in order]
+        finally:
+            runner.close()
 
 
 def run_stage(pool: Pool, stage: Stage, cfg: Any, engine, force: bool = False, progress: bool = True) -> StageReport:
-    if force and pool.scores_dir(stage.name).exists():
-        shutil.rmtree(pool.scores_dir(stage.name))
+    """Run one stage. With `force`, the old outputs are set aside and put back unless the new ones complete."""
+    restore_set_aside(pool, stage.name)
+    previous = set_aside(pool, stage.name) if force else None
+    try:
+        report = _run_stage(pool, stage, cfg, engine, progress)
+    except BaseException:
+        if previous is not None:
+            restore_set_aside(pool, stage.name)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous)
+    return report
+
+
+def set_aside_dir(pool: Pool, stage: str) -> Path:
+    return pool.root / "scores" / f".previous-{stage}"
+
+
+def set_aside(pool: Pool, stage: str) -> Path | None:
+    """`--force`: move scores/STAGE to scores/.previous-STAGE (readers ignore dot folders) until the new one completes."""
+    current, previous = pool.scores_dir(stage), set_aside_dir(pool, stage)
+    if not current.exists():
+        return None
+    current.rename(previous)
+    return previous
+
+
+def restore_set_aside(pool: Pool, stage: str) -> None:
+    """Put back outputs a forced run set aside and did not finish replacing (it failed or was killed)."""
+    previous = set_aside_dir(pool, stage)
+    if previous.exists():
+        if pool.scores_dir(stage).exists():
+            shutil.rmtree(pool.scores_dir(stage))
+        previous.rename(pool.scores_dir(stage))
+
+
+def _run_stage(pool: Pool, stage: Stage, cfg: Any, engine, progress: bool = True) -> StageReport:
     for leftover in pool.scores_dir(stage.name).rglob(".tmp-*"):  # half-written files of a killed run
         leftover.unlink()
     record_config(pool, stage, cfg)
@@ -178,7 +224,7 @@ def record_config(pool: Pool, stage: Stage, cfg: Any) -> None:
 
 # -- one shard (runs in a worker process) --------------------------------------------------
 def run_shard(task: ShardTask) -> int:
-    stage, pool = STAGES[task.stage], Pool(task.pool_root)
+    stage, pool = STAGES[task.stage], Pool(task.pool_root, check_files=False)  # checked once by score_pool
     ctx = ShardContext(pool.root, task.shard, task.joined)
     meta = attach_sidecars(pool, task.shard, pool.meta(task.shard), task.joined)
     images = iter_images(pool, task.shard, meta["key"].to_list()) if task.with_images else None

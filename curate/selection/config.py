@@ -9,6 +9,7 @@ all the others (see `curate.selection.query`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import polars as pl
@@ -51,6 +52,23 @@ class FilterConfig:
             raise UserError(f"--dedup: unknown kind '{unknown[0]}' (choose from {', '.join(DEDUP_KINDS)})")
         if self.min_lang_prob is not None and self.lang is None:
             raise UserError("--min-lang-prob needs --lang (e.g. --lang en)")
+        self._check_values()
+
+    def _check_values(self) -> None:
+        """Values that would silently select nothing (or everything) are refused up front."""
+        from curate.langcodes import LID176_LANGS
+
+        if self.min_score is not None and (math.isnan(self.min_score) or self.min_score == math.inf):
+            # -inf stays allowed: "any row that has a score" (curate quality uses it)
+            raise UserError(f"--min-score {self.min_score}: must be a number (nan and inf select nothing)")
+        if self.min_lang_prob is not None and not 0 <= self.min_lang_prob <= 1:
+            raise UserError(f"--min-lang-prob {self.min_lang_prob}: must be a probability in [0, 1]")
+        if self.lang is not None and self.lang not in LID176_LANGS:
+            close = sorted(code for code in LID176_LANGS if code.startswith(self.lang[:1].lower()))[:8]
+            raise UserError(f"--lang '{self.lang}': not a fastText lid.176 language code (the lang stage's labels"
+                            f"{', e.g. ' + ' '.join(close) if close else ''})")
+        if self.where is not None and not self.where.strip():
+            raise UserError("--where: empty condition")
 
     def to_json(self) -> dict:
         return {**asdict(self), "dedup": list(self.dedup)}
@@ -110,7 +128,16 @@ def parse_where(text: str) -> pl.Expr:
     try:
         return pl.sql_expr(text)
     except Exception as exc:  # polars raises several SQL error types; all mean "bad expression"
-        raise UserError(f"--where: cannot parse {text!r} as a SQL expression ({exc})") from None
+        raise UserError(f"--where: cannot parse {text!r} as a SQL condition ({_first_words(exc)})") from None
+
+
+def _first_words(exc: Exception, limit: int = 120) -> str:
+    """The start of a parser error: polars' SQL errors append ~500 characters of parser internals (a Rust debug dump)."""
+    text = " ".join(str(exc).split())
+    head, sep, tail = text.partition(": ")
+    if sep and "{" in tail:
+        text = head
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def clauses(config: FilterConfig) -> list[Clause]:

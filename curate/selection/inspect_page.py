@@ -9,6 +9,7 @@ the data goes through `esc` (html.escape).
 from __future__ import annotations
 
 import html
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +41,17 @@ def write_report(target: str | Path, out: str | Path, config: InspectConfig, poo
     pool, subset = open_target(target, pool_path)
     rows = row_table(pool, subset)
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    drawn = draw_charts(rows, out)
-    picked = gallery_rows(rows, config)
-    page = render(pool, subset, rows, drawn, picked, fetch_samples(pool, picked, config), config)
-    atomic.write_bytes(out / "index.html", page.encode("utf-8"))
+    try:
+        drawn = draw_charts(rows, out)
+        picked = gallery_rows(rows, config)
+        page = render(pool, subset, rows, drawn, picked, fetch_samples(pool, picked, config), config)
+        atomic.write_bytes(out / "index.html", page.encode("utf-8"))
+    except BaseException:
+        if created:  # no half-made report left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return out / "index.html"
 
 

@@ -33,6 +33,12 @@ class InspectConfig:
     seed: int = 0
     caption_chars: int = 240
 
+    def __post_init__(self):
+        if self.per_reason < 0:
+            raise UserError(f"--per-reason {self.per_reason}: must be 0 or more")
+        if self.thumb_px < 1:
+            raise UserError(f"thumbnail size {self.thumb_px}: must be positive")
+
 
 def open_target(path: str | Path, pool_path: str | Path | None = None) -> tuple[Pool, Subset | None]:
     """A pool folder, or a subset folder (its pool from --pool or from the manifest)."""
@@ -128,24 +134,23 @@ def fetch_samples(pool: Pool, picked: pl.DataFrame, config: InspectConfig) -> di
         for sample in read_tar_samples(pool.tar_path(shard)):
             row = by_key.get((shard, sample.key))
             if row is not None:
-                row["thumb"] = thumbnail(sample.image, config.thumb_px)
+                row["thumb"] = thumbnail(sample.image, config.thumb_px, pool.decode_options)
                 wanted -= 1
                 if wanted == 0:
                     break
     return found
 
 
-def thumbnail(image: bytes | None, size: int) -> str | None:
-    """A small PNG as a data: URI; None when there is no image or it cannot be decoded."""
+def thumbnail(image: bytes | None, size: int, decode=None) -> str | None:
+    """A small PNG as a data: URI (decoded as every reader does: curate.images); None when there is no image or it cannot be decoded."""
     if not image:
         return None
-    from PIL import Image, UnidentifiedImageError
+    from curate.images import DecodeOptions, ImageDecodeError, decode_image
 
     try:
-        with Image.open(io.BytesIO(image)) as opened:
-            small = opened.convert("RGB")
-            small.thumbnail((size, size))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        small = decode_image(image, decode or DecodeOptions())
+        small.thumbnail((size, size))
+    except ImageDecodeError:
         return None
     buffer = io.BytesIO()
     small.save(buffer, format="PNG")

@@ -38,6 +38,10 @@ def check_same_pool(a: Subset, b: Subset) -> None:
     if name_a != name_b:
         raise UserError(f"{b.path}: subset is from pool '{name_b}' but {a.path} is from pool '{name_a}'; "
                         "set operations need subsets of the same pool")
+    print_a, print_b = a.manifest["pool"].get("fingerprint"), b.manifest["pool"].get("fingerprint")
+    if print_a and print_b and print_a != print_b:
+        raise UserError(f"{b.path}: subset is from another pool named '{name_b}' than {a.path} (pool fingerprints "
+                        f"{print_b} vs {print_a}); set operations need subsets of the same pool")
 
 
 def combine(op: str, a_path: str | Path, b_path: str | Path, out: str | Path) -> Subset:

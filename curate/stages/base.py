@@ -42,7 +42,7 @@ class ShardContext:
 
     @property
     def pool(self) -> Pool:
-        return Pool(self.pool_root)
+        return Pool(self.pool_root, check_files=False)  # the run checked the pool once when it opened it
 
 
 @dataclass(frozen=True)

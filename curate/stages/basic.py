@@ -6,7 +6,6 @@ decoded only where meta lacks its size or its status is not `success`.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 
 import polars as pl
@@ -37,16 +36,13 @@ def caption_columns(caption: pl.Expr) -> list[pl.Expr]:
 
 
 def decode_size(data: bytes | None) -> tuple[int | None, int | None, bool]:
-    """(width, height, decodable) by fully decoding the image; a broken image is (None, None, False)."""
-    from PIL import Image
+    """(width, height, decodable) by fully decoding the image (curate.images); a broken image is (None, None, False)."""
+    from curate.images import ImageDecodeError, load_upright
 
-    if data is None:
-        return None, None, False
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image.width, image.height, True
-    except Exception:  # PIL raises many types for broken data; any of them means "not decodable"
+        image = load_upright(data)
+        return image.width, image.height, True
+    except ImageDecodeError:
         return None, None, False
 
 

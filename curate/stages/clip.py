@@ -16,7 +16,6 @@ fp32 otherwise. L2-normalised float16 embeddings are written row-aligned to
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,10 +102,12 @@ def _create(cfg: ClipConfig, device: str) -> tuple:
 class ImageBytes:
     """A map-style dataset over image bytes: (pixels, True), or (zeros, False) for a missing or broken image."""
 
-    def __init__(self, blobs: list[bytes | None], preprocess):
+    def __init__(self, blobs: list[bytes | None], preprocess, decode=None):
         from PIL import Image
 
-        self.blobs, self.preprocess = blobs, preprocess
+        from curate.images import DecodeOptions
+
+        self.blobs, self.preprocess, self.decode = blobs, preprocess, decode or DecodeOptions()
         self.blank_shape = tuple(preprocess(Image.new("RGB", (8, 8))).shape)
 
     def __len__(self) -> int:
@@ -114,25 +115,29 @@ class ImageBytes:
 
     def __getitem__(self, index: int):
         import torch
-        from PIL import Image
+
+        from curate.images import ImageDecodeError, decode_image
 
         try:
-            with Image.open(io.BytesIO(self.blobs[index])) as image:
-                return self.preprocess(image.convert("RGB")), True
-        except Exception:  # missing bytes or any decoder error: the row keeps a null score
+            return self.preprocess(decode_image(self.blobs[index], self.decode)), True
+        except ImageDecodeError:  # missing bytes or any decoder error: the row keeps a null score
             return torch.zeros(self.blank_shape), False
 
 
-def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | None) -> tuple[np.ndarray, np.ndarray | None]:
+def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | None,
+           decode=None) -> tuple[np.ndarray, np.ndarray | None]:
     """L2-normalised float32 image embeddings (NaN rows for unreadable images) and text embeddings (or None)."""
     import torch
     import torch.nn.functional as F
 
+    from curate.procs import loader_worker_init
+
     model, preprocess, tokenizer, device = load_model(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    loader = torch.utils.data.DataLoader(ImageBytes(blobs, preprocess), batch_size=cfg.batch_size, shuffle=False,
-                                         num_workers=cfg.loader_workers if len(blobs) > cfg.batch_size else 0)
+    loader = torch.utils.data.DataLoader(ImageBytes(blobs, preprocess, decode), batch_size=cfg.batch_size, shuffle=False,
+                                         num_workers=cfg.loader_workers if len(blobs) > cfg.batch_size else 0,
+                                         worker_init_fn=loader_worker_init)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
     images, texts, start = [], [], 0
     with torch.inference_mode(), autocast:
@@ -153,7 +158,7 @@ def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | Non
 def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClipConfig, ctx: ShardContext) -> pl.DataFrame:
     blobs = list(images_required(images, ctx, "clip"))
     captions = [c or "" for c in meta["caption"].to_list()]
-    image_emb, text_emb = encode(cfg, blobs, captions)
+    image_emb, text_emb = encode(cfg, blobs, captions, ctx.pool.decode_options)
     score = (image_emb * text_emb).sum(axis=1)  # NaN where the image is unreadable
     atomic.write_npy(ctx.pool.embeddings_path(embeddings_tag(cfg), ctx.shard), np.stack([image_emb, text_emb], axis=1).astype(np.float16))
     return pl.DataFrame({"uid": meta["uid"], "clip_score": score.astype(np.float32)}).with_columns(pl.col("clip_score").fill_nan(None))
