@@ -20,6 +20,7 @@ import polars as pl
 # What makes two runs' models "the same model except the text depth".
 DEPTH_GROUP = ["model_family", "image_width", "image_depth", "image_size", "text_width", "text_context", "vocab_size"]
 SETTING = ["tier", "subset_size", "samples_seen"]
+TEXT_TOWER = ["text_width", "text_depth", "text_context", "vocab_size"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,10 +38,21 @@ def _with_model_columns(means: pl.DataFrame) -> pl.DataFrame:
     return means.with_columns(model_family=pl.col("model_family").fill_null("unknown"))
 
 
+def same_text_tower(means: pl.DataFrame) -> pl.DataFrame:
+    """The runs whose text tower is the most common one (by runs; ties: the deepest), so image towers are
+    compared with the text tower held fixed (text-depth variants belong to the depth table)."""
+    present = [c for c in TEXT_TOWER if c in means.columns]
+    if not present or means.select(present).drop_nulls().is_empty():
+        return means
+    common = (means.drop_nulls(present).group_by(present).agg(runs=pl.col("n").sum())
+              .sort(["runs", *present], descending=True).head(1).drop("runs"))
+    return means.join(common, on=present)
+
+
 def architecture_table(means: pl.DataFrame) -> AxisTable | None:
     """(tier, method, budget) panels with >= 2 models and >= 2 unique-sample sizes: every model's mean per size,
-    `rank` 1 = the best model at that size (ties: fewer parameters first)."""
-    means = _with_model_columns(means)
+    `rank` 1 = the best model at that size (ties: fewer parameters first). Models share one text tower."""
+    means = same_text_tower(_with_model_columns(means))
     panels = (means.group_by(["tier", "method", "samples_seen"])
               .agg(models=pl.col("model").n_unique(), sizes=pl.col("unique_samples").n_unique())
               .filter((pl.col("models") >= 2) & (pl.col("sizes") >= 2)).select("tier", "method", "samples_seen"))
@@ -73,8 +85,8 @@ def _setting_text(setting: dict) -> str:
 
 def family_table(means: pl.DataFrame) -> AxisTable | None:
     """Method x model rows at the setting covering the most (method, model) cells, when both a ConvNet and a
-    ViT model have runs there."""
-    means = _with_model_columns(means)
+    ViT model (with the same text tower) have runs there."""
+    means = same_text_tower(_with_model_columns(means))
     families = set(means["model_family"].to_list())
     if not {"convnet", "vit"} <= families:
         return None

@@ -44,6 +44,7 @@ RUN_COLUMNS = {
 }
 EVAL_COLUMNS = {"task": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "random_score": pl.Float64}
 SHARE_PREFIX = "share_"
+WHOLE_POOL = "all"  # the tier of a run trained on the whole pool (no subset), as `train sweep` names it
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def run_fields(run_dir: Path, results: dict, config: dict) -> dict:
     manifest = config.get("subset_manifest") or {}
     fields = {
         "run": results.get("run") or run_dir.name,
-        "tier": results.get("tier") or manifest.get("tier") or results.get("subset"),
+        "tier": results.get("tier") or manifest.get("tier") or results.get("subset") or WHOLE_POOL,
         "tier_set": manifest.get("tier_set"),
         "rule": manifest.get("rule"),
         "subset_size": results.get("subset_size", manifest.get("n")),

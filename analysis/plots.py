@@ -332,7 +332,8 @@ def plot_architectures(study: Study, out: Path) -> Path:
             _errorbars(ax, xs, shown, style["color"])
             for r in shown:
                 if r["rank"] == 1:
-                    ax.text(r["unique_samples"], _top(r) + 0.005, "★", ha="center", fontsize=13, color=style["color"])
+                    ax.annotate("★", (r["unique_samples"], r["mean"]), xytext=(0, 7), textcoords="offset points",
+                                ha="center", fontsize=14, color=style["color"])
         _chance(ax, study)
         ax.set_xscale("log")
         _frame_points(ax, panel["mean"].to_list(), study)

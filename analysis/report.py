@@ -266,9 +266,9 @@ def section_bodies(study: Study) -> dict[str, list]:
         "problems": [problem_lines(study) or ["none: every run found was finished and well-formed"]],
         "findings": ["Each claim of the seed papers against what these runs measured. Verdict rules "
                      "(analysis/findings.py): a claim that predicts a positive difference is reproduced when its 95 % "
-                     "interval lies above 0 and contradicted when it lies below 0; an 'about as good' claim is reproduced "
+                     "interval lies above 0 and contradicted when it lies below 0; an about-as-good claim is reproduced "
                      "when the interval's lower end is above −0.02 (two accuracy points) and contradicted when it lies "
-                     "below −0.02; a 'differs' claim is reproduced when the interval excludes 0; anything else, or a "
+                     "below −0.02; a differs claim is reproduced when the interval excludes 0; anything else, or a "
                      "single seed, is inconclusive.", finding_rows(study)],
     }
     if study.architecture is not None:

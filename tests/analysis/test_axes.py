@@ -64,6 +64,7 @@ def test_architecture_table_means_and_best_model_per_size(axes_report):
 def test_family_table_and_supervision_interaction(axes_report):
     out, study = axes_report
     assert "tier top30, subset size 4,000, 8,000 samples seen" == study.families.setting
+    assert set(study.families.rows["model"].to_list()) == {"rn-a", "vit-s", "vit-l"}  # text-depth variants left out
     cells = {(r["method"], r["model"]): r["mean"] for r in study.families.rows.iter_rows(named=True)}
     assert cells[("slip", "rn-a")] == pytest.approx(0.60) and cells[("slip", "vit-l")] == pytest.approx(0.57)
     # ViT - ConvNet for clip, against scipy's Welch interval over the same seed values
