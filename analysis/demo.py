@@ -79,10 +79,11 @@ GRIDS = {
 
 
 def available_methods(wanted: tuple[str, ...]) -> tuple[str, ...]:
-    """The wanted methods that this checkout's train.methods.METHODS knows (the DeCLIP family may not be there)."""
-    from train.methods import METHODS
-
-    return tuple(m for m in wanted if m in METHODS)
+    """The wanted methods that this checkout's train.methods.METHODS knows (the DeCLIP family may not be there).
+    Asked of a child interpreter, like every other step, so this module still imports nothing from train."""
+    query = "import json; from train.methods import METHODS; print(json.dumps(list(METHODS)))"
+    known = json.loads(subprocess.run([sys.executable, "-c", query], check=True, capture_output=True, text=True).stdout)
+    return tuple(m for m in wanted if m in known)
 
 
 def command(tool: str, *args: object) -> list[str]:
