@@ -149,9 +149,9 @@ def vit_size_finding(arch: axes.AxisTable | None) -> Finding:
         lo_n, hi_n = sizes[0], sizes[-1]
         estimate = combination([(*cell[(large, hi_n)], 1.0), (*cell[(small, hi_n)], -1.0),
                                 (*cell[(large, lo_n)], -1.0), (*cell[(small, lo_n)], 1.0)])
-        gap = lambda n: cell[(large, n)][0] - cell[(small, n)][0]  # noqa: E731
+        gap_hi, gap_lo = (cell[(large, n)][0] - cell[(small, n)][0] for n in (hi_n, lo_n))
         return _finding("vit_size", f"{tier}, {method}, {budget:,} seen: ({large} − {small}) at {hi_n:,} unique "
-                        f"{gap(hi_n):+.3f} minus at {lo_n:,} unique {gap(lo_n):+.3f}", estimate)
+                        f"{gap_hi:+.3f} minus at {lo_n:,} unique {gap_lo:+.3f}", estimate)
     return _not_tested("vit_size", "needs two ViT sizes each run at the same >= 2 data sizes and budget")
 
 
@@ -169,9 +169,9 @@ def supervision_findings(family: axes.AxisTable | None) -> list[Finding]:
             continue
         estimate = combination([(*cell[(method, vit)], 1.0), (*cell[("clip", vit)], -1.0),
                                 (*cell[(method, conv)], -1.0), (*cell[("clip", conv)], 1.0)])
-        gain = lambda model: cell[(method, model)][0] - cell[("clip", model)][0]  # noqa: E731,B023
-        found.append(_finding("supervision", f"{method} over clip ({family.setting}): on {vit} {gain(vit):+.3f}, "
-                              f"on {conv} {gain(conv):+.3f}; difference ViT − ConvNet", estimate))
+        gain_vit, gain_conv = (cell[(method, model)][0] - cell[("clip", model)][0] for model in (vit, conv))
+        found.append(_finding("supervision", f"{method} over clip ({family.setting}): on {vit} {gain_vit:+.3f}, "
+                              f"on {conv} {gain_conv:+.3f}; difference ViT − ConvNet", estimate))
     return found or [_not_tested("supervision", f"needs clip and a supervised method ({', '.join(SUPERVISED)}) on "
                                  f"both {conv} and {vit} at one setting")]
 

@@ -246,7 +246,7 @@ def section_bodies(study: Study) -> dict[str, list]:
 
     n_models = study.all_means["model"].n_unique() if study.all_means is not None else 1
     models = (f" The tier sections use model {study.model} (the model with the most runs); the other "
-              f"{n_models - 1} model(s) appear in the architecture sections." if n_models > 1 else "")
+              f"{n_models - 1} model(s) appear in the model-axis sections below." if n_models > 1 else "")
     bodies = {
         "summary": [f"Metric: zero-shot {study.task} {study.metric}; random chance "
                     f"{_num(study.random_score) if study.random_score is not None else 'unknown'}; "

@@ -56,8 +56,8 @@ def seed_means(points: pl.DataFrame, level: float = 0.95) -> pl.DataFrame:
     carried = [pl.col(c).first() for c in MODEL_COLUMNS if c in points.columns]
     throughput = [pl.col("samples_per_s").mean()] if "samples_per_s" in points.columns else []
     means = (points.group_by(CONFIG)
-             .agg(mean=pl.col("value").mean(), std=pl.col("value").std(), n=pl.len(), gflops=pl.col("gflops").mean(),
-                  *carried, *throughput)
+             .agg(*carried, *throughput, mean=pl.col("value").mean(), std=pl.col("value").std(), n=pl.len(),
+                  gflops=pl.col("gflops").mean())
              .with_columns(std=pl.when(pl.col("n") >= 2).then(pl.col("std")).otherwise(None))
              .sort(CONFIG, nulls_last=True))
     bounds = [interval_from_summary(m, s, n, level) or (None, None) for m, s, n in means.select("mean", "std", "n").iter_rows()]

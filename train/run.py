@@ -206,7 +206,8 @@ def _finish(cfg: RunConfig, data: RunData, ctx, state, gflops: tuple, model_info
         "unique_samples": unique_seen(state.samples_seen, data.index.n), "samples_seen": state.samples_seen,
         "repetitions": repetitions(state.samples_seen, data.index.n), "corrupt_skipped": state.n_corrupt,
         "gflops_per_sample": gflops[0], "gflops": gflops[1], "wall_time_s": round(state.wall_time_s, 2),
-        "samples_per_s": _throughput(state), "eval_time_s": round(eval_time, 2), "device": _device_name(ctx.device), "world_size": ctx.world_size,
+        "samples_per_s": _throughput(state),
+        "eval_time_s": round(eval_time, 2), "device": _device_name(ctx.device), "world_size": ctx.world_size,
         "seed": cfg.seed, "scale": cfg.scale, "batch_size": cfg.batch_size, "steps": cfg.steps,
         "final_loss": state.last_loss, "resumed_from_step": state.resumed_from, **model_info, "metrics": metrics,
     }

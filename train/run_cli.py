@@ -80,7 +80,8 @@ def _is_number_list(value: str) -> bool:
 
 
 def sweep(
-    spec: Path = typer.Argument(None, help="Sweep TOML file (pool, scale, subsets, methods, models, seeds, samples_seen, eval, [options])."),
+    spec: Path = typer.Argument(
+        None, help="Sweep TOML file (pool, scale, subsets, methods, models, seeds, samples_seen, eval, [options])."),
     out: Path = typer.Option(..., help="Folder to hold one run folder per grid point."),
     pool: str = typer.Option(None, help="Pool folder (replaces the file's `pool`)."),
     subset: list[str] = typer.Option(None, help="Subset or tier-set folder (repeatable; replaces the file's `subsets`)."),

@@ -59,7 +59,8 @@ def write_run(root: Path, *, tier: str, method: str, subset_size: int, samples_s
             {"task": "color", "metric": "top1", "value": min(1.0, shape_top1 + 0.3), "random_score": RANDOM_SHAPE}]
     (run / "eval.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     per_sample = gflops_per_sample if gflops_per_sample is not None else GFLOPS_PER_SAMPLE[method]
-    results = {"run": name, "method": method, "model": model, **MODELS[model], "samples_per_s": samples_per_s, "pool": "synthetic", "subset": f"{tier}-{subset_size}",
+    results = {"run": name, "method": method, "model": model, **MODELS[model], "samples_per_s": samples_per_s,
+               "pool": "synthetic", "subset": f"{tier}-{subset_size}",
                "tier": tier, "subset_size": subset_size, "unique_samples": min(subset_size, samples_seen),
                "samples_seen": samples_seen, "repetitions": samples_seen / subset_size, "gflops_per_sample": per_sample,
                "gflops": per_sample * samples_seen, "wall_time_s": 12.5, "device": "cpu", "seed": seed,

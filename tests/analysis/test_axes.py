@@ -34,7 +34,7 @@ def axes_report(tmp_path_factory):
         for seed, offset in OFFSETS.items():
             write_run(root / "runs", tier="top30", method=method, subset_size=size, samples_seen=8000, seed=seed,
                       shape_top1=value + offset, model=model, gflops_per_sample=0.05, samples_per_s=500.0)
-    for model, (depth, value, gflops, speed) in DEPTHS.items():
+    for model, (_, value, gflops, speed) in DEPTHS.items():
         for seed, offset in SMALL.items():
             write_run(root / "runs", tier="top30", method="clip", subset_size=4000, samples_seen=8000, seed=seed,
                       shape_top1=value + offset, model=model, gflops_per_sample=gflops, samples_per_s=speed + 10 * offset / 0.002)

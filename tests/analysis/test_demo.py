@@ -43,6 +43,7 @@ def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_micro_full_demo_trains_every_axis(tmp_path):
     """--full's plumbing on a micro grid: architecture, method x family, text depth, CLIP+Aug at half the data;
     an unknown method is left out; no CLIP run is trained twice."""
