@@ -115,12 +115,12 @@ def quality_finding(best: pl.DataFrame, reference: str) -> Finding:
 
 
 def aug_half_finding(means: pl.DataFrame) -> Finding:
-    """clip-aug at subset size S vs clip at about 2S (±10 %), same tier, model and budget (the largest such)."""
+    """clip-aug at subset size S vs clip at about 2S (±5 %), same tier, model and budget (the largest such)."""
     aug, clip = means.filter(pl.col("method") == "clip-aug"), means.filter(pl.col("method") == "clip")
     if aug.is_empty() or clip.is_empty():
         return _not_tested("aug_half", "needs runs of both clip and clip-aug")
     pairs = aug.join(clip, on=["tier", "model", "samples_seen"], suffix="_clip").filter(
-        (pl.col("subset_size_clip") >= 1.8 * pl.col("subset_size")) & (pl.col("subset_size_clip") <= 2.2 * pl.col("subset_size")))
+        (pl.col("subset_size_clip") >= 1.9 * pl.col("subset_size")) & (pl.col("subset_size_clip") <= 2.1 * pl.col("subset_size")))
     if pairs.is_empty():
         return _not_tested("aug_half", "no clip-aug run at half the subset size of a clip run (same tier, model, budget)")
     row = pairs.sort(["samples_seen", "subset_size"], descending=True).row(0, named=True)

@@ -144,3 +144,19 @@ def test_mean_estimate_one_seed_has_no_interval():
     assert mean_estimate([0.3]).interval is None and mean_estimate([0.3]).sd is None
     two = mean_estimate([0.2, 0.4])
     assert two.interval == (pytest.approx(0.3 - scipy_stats.t.ppf(0.975, 1) * 0.1), pytest.approx(0.3 + scipy_stats.t.ppf(0.975, 1) * 0.1))
+
+
+def test_aug_half_pairs_clip_aug_with_clip_at_twice_the_data():
+    def cell(method, size, mean):
+        return {"tier": "top40", "model": "m", "samples_seen": 10000, "method": method, "subset_size": size,
+                "mean": mean, "std": 0.01, "n": 3}
+
+    means = pl.DataFrame([cell("clip-aug", 1000, 0.40), cell("clip", 2000, 0.41), cell("clip", 3600, 0.60),
+                          cell("clip-aug", 2000, 0.30)])
+    found = findings.aug_half_finding(means)
+    # only 1,000 vs 2,000 is "twice" (3,600 is 1.8x of 2,000): 0.40 - 0.41 = -0.01, se 0.01*sqrt(2/3), df 4
+    half = scipy_stats.t.ppf(0.975, 4) * 0.01 * np.sqrt(2 / 3)
+    assert found.estimate.value == pytest.approx(-0.01)
+    assert found.estimate.interval == (pytest.approx(-0.01 - half), pytest.approx(-0.01 + half))
+    assert found.verdict == "inconclusive"  # lower end -0.033 < -0.02
+    assert findings.aug_half_finding(means.filter(pl.col("method") == "clip")).verdict == "not tested by these runs"
