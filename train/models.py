@@ -11,6 +11,11 @@ them by name:
 | tc-rn-tiny-64  | the same at 64 px                            | the same                        | ~8 M   |
 | tc-vit-tiny    | ViT 32 px, patch 4, width 128, 4 layers      | the same                        | ~7 M   |
 
+Graded families for CPU studies (docs/train.md, "Model families"): ConvNets `tc-rn-xs` / `tc-rn-tiny` /
+`tc-rn-s` (stem width 8 / 16 / 32), ViTs `tc-vit-xs` / `tc-vit-tiny` / `tc-vit-s` (width 64 / 128 / 192,
+2 / 4 / 6 layers), and `tc-rn-tiny-text1/2/4/8` (text depth 1, 2, 4, 8 at width 128). `describe_model`
+reads what a run records about its model from the instantiated model, never from a table here.
+
 Pitfall (docs/train.md): the text tower keeps open_clip's 49,408-token
 embedding so that checkpoints load with the stock tokenizer; in these tiny
 models it holds most of the parameters and its AdamW update costs a good
