@@ -9,7 +9,8 @@ Verdict rules (`verdict`), with MARGIN = 0.02 accuracy (two points) as the equiv
   contradicted when its upper end is < -MARGIN, otherwise inconclusive (the interval is too wide);
 * "differs" claims: reproduced when the interval excludes 0, contradicted when it lies within ±MARGIN,
   otherwise inconclusive;
-* a single seed on any side gives no interval: inconclusive ("one seed: no interval");
+* a single seed on any side gives no interval: inconclusive ("one seed: no interval"); so does a
+  zero-width interval (every seed scored the same, typically at chance level);
 * runs that do not hold the axis a claim needs: "not tested by these runs", with what is missing.
 
 Differences are Welch intervals over seeds (`analysis.stats`); picking the best tier before testing it
@@ -62,6 +63,8 @@ def verdict(kind: str, estimate: Estimate | None) -> tuple[str, str]:
     if estimate.interval is None:
         return INCONCLUSIVE, "one seed on at least one side: no interval"
     lo, hi = estimate.interval
+    if hi - lo < 1e-12:
+        return INCONCLUSIVE, "no variation between seeds (every seed scored the same, e.g. at chance): no real interval"
     if kind == "better":
         if lo > 0:
             return REPRODUCED, "the 95 % interval lies above 0"

@@ -135,7 +135,7 @@ def test_one_seed_has_no_error_bar(axes_report):
     ("no worse", (-0.019, 0.03), "reproduced"), ("no worse", (-0.08, -0.03), "contradicted"),
     ("no worse", (-0.05, 0.01), "inconclusive"), ("differs", (-0.08, -0.01), "reproduced"),
     ("differs", (-0.015, 0.01), "contradicted"), ("differs", (-0.05, 0.03), "inconclusive"),
-    ("better", None, "inconclusive")])
+    ("better", None, "inconclusive"), ("no worse", (0.0, 0.0), "inconclusive")])
 def test_verdict_rules(kind, interval, expected):
     assert findings.verdict(kind, Estimate(0.0, interval, 2 if interval else 1))[0] == expected
 
