@@ -36,7 +36,8 @@ class DemoGrid:
     `headline_size` tier set at each of `budgets` with every seed, so compute fits and intervals exist; the
     other `sizes` add the data-size axis at `size_budget`. The axes of `--full` train on one tier
     (`axis_fraction`) at `size_budget`: `arch_models` at `arch_sizes`, `method_models` x `methods`,
-    `text_models`, and CLIP+Aug at half the headline size (CLIP+Aug vs CLIP at twice the data).
+    `text_models`, and CLIP+Aug at half the headline size (CLIP+Aug vs CLIP at twice the data);
+    `natural_fractions` tiers at their own sizes for the repetition-aware crossover.
     """
 
     pool_size: int
@@ -60,6 +61,8 @@ class DemoGrid:
     method_models: tuple[str, ...] = ()  # one ConvNet and one ViT for the method x architecture table
     methods: tuple[str, ...] = ()        # besides clip; only those train.methods.METHODS knows are run
     text_models: tuple[str, ...] = ()    # text-depth variants of `model`
+    natural_fractions: str | None = None  # tiers at their own sizes (no --equal-size): Goyal et al.'s crossover
+    natural_budgets: tuple[int, ...] = ()
 
 
 # The DeCLIP family joins the --full grid once train/methods has it (filtered through METHODS at run time).
@@ -74,7 +77,8 @@ GRIDS = {
                      budgets=(5_000, 10_000, 20_000), seeds=(0, 1), size_budget=10_000, size_seeds=(0, 1), n_boot=200,
                      axis_fraction="0.4", arch_models=("tc-rn-xs", "tc-rn-s", "tc-vit-xs", "tc-vit-tiny"),
                      arch_sizes=(500, 2_000), method_models=("tc-rn-tiny", "tc-vit-tiny"), methods=FULL_METHODS,
-                     text_models=("tc-rn-tiny-text1", "tc-rn-tiny-text2", "tc-rn-tiny-text4", "tc-rn-tiny-text8")),
+                     text_models=("tc-rn-tiny-text1", "tc-rn-tiny-text2", "tc-rn-tiny-text4", "tc-rn-tiny-text8"),
+                     natural_fractions="0.2,1.0", natural_budgets=(10_000, 30_000)),
 }
 
 
@@ -143,6 +147,13 @@ def run_demo(out: Path, grid: DemoGrid) -> Path:
         "--samples-seen", grid.size_budget, *_repeat("--seed", grid.size_seeds), "--out", runs))
     if grid.axis_fraction is not None:
         timings.update(run_axes(grid, sweep, tiers, runs))
+    if grid.natural_fractions is not None:
+        timings["tiers_natural"] = step(f"quality tiers {grid.natural_fractions} at their own sizes", command(
+            "curate", "tiers", pool, "--score", "clip_score", "--fractions", grid.natural_fractions,
+            "--out", tiers / "natural"), done=tiers / "natural" / "tiers.json")
+        timings["sweep_natural"] = step("a small clean tier vs the whole pool at their own sizes (repetition crossover)", command(
+            "train", "sweep", *sweep, "--subset", tiers / "natural", "--method", "clip",
+            *_repeat("--samples-seen", grid.natural_budgets), *_repeat("--seed", grid.seeds), "--out", runs))
     timings["report"] = step("scaling report", command(
         "analysis", "report", runs, "--out", report, "--task", "shape", "--metric", "top1", "--n-boot", grid.n_boot))
     (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")

@@ -201,9 +201,16 @@ def text_depth_finding(depth: axes.AxisTable | None) -> Finding:
     return finding
 
 
-def crossover_finding(crossovers, repetition_fits) -> Finding:
-    """From the repetition-law crossovers in samples seen (the smaller tier first in each row)."""
+def crossover_finding(crossovers, repetition_fits, sizes: dict[str, int]) -> Finding:
+    """From the repetition-law crossovers in samples seen between a smaller and a strictly larger tier (each at
+    its largest trained size; the smaller tier first in each row). Equal-size tiers (curate tiers --equal-size)
+    cannot test the claim: it compares a small clean pool with a larger noisier one at their own sizes."""
     rows = [row for row in crossovers if row.kind.startswith("samples seen")]
+    unequal = [row for row in rows if sizes.get(row.tier_a, 0) < sizes.get(row.tier_b, 0)]
+    if rows and not unequal:
+        return _not_tested("crossover", "every tier was trained at the same largest size; the claim needs a small "
+                           "tier and a larger one at their own sizes (tiers without --equal-size)")
+    rows = unequal
     if not rows:
         fitted = [f for f in repetition_fits if f.model is not None]
         why = ("fewer than two tiers have a repetition-law fit" if fitted else
@@ -217,7 +224,8 @@ def crossover_finding(crossovers, repetition_fits) -> Finding:
     row = crossing[0]
     res = row.result
     estimate = Estimate(res.x, res.interval, 0)
-    measured = f"{row.tier_b} vs {row.tier_a} ({row.method}): crossover at {res.x:,.0f} samples seen"
+    measured = (f"{row.tier_b} ({sizes[row.tier_b]:,} unique) vs {row.tier_a} ({sizes[row.tier_a]:,} unique), {row.method}: "
+                f"crossover at {res.x:,.0f} samples seen")
     larger_wins_later = res.reason.startswith(f"{row.tier_b} is better above")
     if not larger_wins_later:
         return Finding("crossover", *CLAIMS["crossover"][:2], measured, estimate, CONTRADICTED,
@@ -231,6 +239,7 @@ def crossover_finding(crossovers, repetition_fits) -> Finding:
 
 
 def all_findings(study_best: pl.DataFrame, reference: str, primary_means: pl.DataFrame, arch, family, depth,
-                 crossovers, repetition_fits) -> list[Finding]:
+                 crossovers, repetition_fits, sizes: dict[str, int]) -> list[Finding]:
     return ([quality_finding(study_best, reference), aug_half_finding(primary_means), vit_size_finding(arch)]
-            + supervision_findings(family) + [text_depth_finding(depth), crossover_finding(crossovers, repetition_fits)])
+            + supervision_findings(family)
+            + [text_depth_finding(depth), crossover_finding(crossovers, repetition_fits, sizes)])

@@ -212,7 +212,8 @@ def build_study(table: pl.DataFrame, problems: list[Problem], cfg: StudyConfig =
     compute_crossovers = [row for row in crossovers if row.kind.startswith("samples seen")]
     conclusions = budget_conclusions(best, reference) + crossover_conclusions(compute_crossovers)
     arch, families, depth = axes.architecture_table(all_means), axes.family_table(all_means), axes.depth_table(all_means)
-    found = findings.all_findings(best, reference, means, arch, families, depth, crossovers, rep_fits)
+    found = findings.all_findings(best, reference, means, arch, families, depth, crossovers, rep_fits,
+                                  tables.tier_sizes(points))
     cards = tables.data_cards(table.filter(pl.col("model") == model) if model is not None else table)
     return Study(task, metric, tables.random_score(points), points, means, best, methods, methods_budget,
                  cards, reference, sample_fits, compute_fits, rep_fits, crossovers, conclusions,

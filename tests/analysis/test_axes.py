@@ -160,3 +160,22 @@ def test_aug_half_pairs_clip_aug_with_clip_at_twice_the_data():
     assert found.estimate.interval == (pytest.approx(-0.01 - half), pytest.approx(-0.01 + half))
     assert found.verdict == "inconclusive"  # lower end -0.033 < -0.02
     assert findings.aug_half_finding(means.filter(pl.col("method") == "clip")).verdict == "not tested by these runs"
+
+
+def test_crossover_needs_a_smaller_and_a_larger_tier():
+    from analysis.fit import Crossover
+    from analysis.study import CrossoverRow
+
+    def row(reason, share=0.9):
+        return CrossoverRow("samples seen (repetition law)", "clip", "top20", "top100",
+                            Crossover(5000.0, (3000.0, 9000.0), reason, share))
+
+    larger_wins = row("top100 is better above x = 5000")
+    equal = findings.crossover_finding([larger_wins], [], {"top20": 2000, "top100": 2000})
+    assert equal.verdict == "not tested by these runs" and "same largest size" in equal.why
+    found = findings.crossover_finding([larger_wins], [], {"top20": 4000, "top100": 20000})
+    assert found.verdict == "reproduced" and found.estimate.interval == (3000.0, 9000.0)
+    assert findings.crossover_finding([row("top20 is better above x = 5000")], [], {"top20": 4000, "top100": 20000}).verdict \
+        == "contradicted"
+    assert findings.crossover_finding([row("top100 is better above x = 5000", 0.3)], [],
+                                      {"top20": 4000, "top100": 20000}).verdict == "inconclusive"

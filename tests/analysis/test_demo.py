@@ -14,7 +14,8 @@ MICRO = DemoGrid(pool_size=400, seed_size=200, image_size=32, filter_samples=256
 MICRO_FULL = dataclasses.replace(MICRO, axis_fraction="0.5", arch_models=("tc-vit-xs",), arch_sizes=(40, 80),
                                  method_models=("tc-rn-tiny", "tc-vit-xs"), methods=("clip-aug", "no-such-method"),
                                  text_models=("tc-rn-tiny-text1",), size_seeds=(0, 1),
-                                 budgets=(16, 48, 96), size_budget=96)  # 96 seen > both sizes: 2 data sizes
+                                 budgets=(16, 48, 96), size_budget=96,  # 96 seen > both sizes: 2 data sizes
+                                 natural_fractions="0.5,1.0", natural_budgets=(96,))
 
 
 def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
@@ -59,6 +60,8 @@ def test_micro_full_demo_trains_every_axis(tmp_path):
     findings = {f["key"]: f for f in json.loads((report / "fits.json").read_text())["findings"]}
     assert findings["aug_half"]["verdict"] != "not tested by these runs" and findings["aug_half"]["interval"] is not None
     assert findings["text_depth"]["interval"] is not None
+    assert sorted(p.name for p in runs.glob("natural-*")) == [f"natural-{t}-clip-n96-s{s}" for t in ("top100", "top50") for s in (0, 1)]
+    assert not findings["crossover"]["why"].startswith("every tier was trained at the same")  # natural sizes differ
 
 
 def test_grids_fit_their_tiers():
