@@ -199,6 +199,7 @@ def plot_repetition(study: Study, out: Path) -> Path:
         for i, x in enumerate(crossings):
             ax.axvline(x, color="black", linewidth=1, alpha=0.45, label="crossover (see fit table)" if i == 0 else None)
         _chance(ax, study)
+        ax.set_xlim(xs[0], xs[-1])  # a positive range even when no run of this method is at a tier's full size
         ax.set_xscale("log")
         ax.set_xlabel("samples seen (log scale; dashed: one epoch of the tier)")
         ax.set_title(f"{method}: repetition-aware law")
