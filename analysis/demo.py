@@ -78,7 +78,7 @@ GRIDS = {
                      axis_fraction="0.4", arch_models=("tc-rn-xs", "tc-rn-s", "tc-vit-xs", "tc-vit-tiny"),
                      arch_sizes=(500, 2_000), method_models=("tc-rn-tiny", "tc-vit-tiny"), methods=FULL_METHODS,
                      text_models=("tc-rn-tiny-text1", "tc-rn-tiny-text2", "tc-rn-tiny-text4", "tc-rn-tiny-text8"),
-                     natural_fractions="0.2,1.0", natural_budgets=(10_000, 30_000)),
+                     natural_fractions="0.2,1.0", natural_budgets=(10_000, 20_000)),
 }
 
 
