@@ -14,7 +14,7 @@ from analysis.study import GroupFit, Study
 FORMATS = ("png", "svg", "pdf")
 FIGURES = {  # file stem -> what it shows (the report's figure captions)
     "acc_vs_samples": "Accuracy vs unique samples per tier (points: runs; lines: saturating power-law fits; bands: bootstrap intervals)",
-    "acc_vs_compute": "Accuracy vs training compute per method",
+    "acc_vs_compute": "Accuracy vs training compute per method and tier (colour: method x tier; marker: tier)",
     "acc_vs_samples_seen": "Repetition-aware fits (Goyal et al.): predicted accuracy vs samples seen, each tier at its full size",
     "best_tier": "Best tier for each budget (each tier at its best subset size; the winner is starred)",
     "methods": "Method comparison at equal samples seen",
@@ -110,9 +110,8 @@ def _errorbars(ax, xs, rows: list[dict], color="black") -> None:
 
 
 def _top(row: dict) -> float:
-    """The top of a bar's whiskers (its mean with one seed)."""
-    return max(v for v in (row["mean"], row.get("ci_hi"), (row["mean"] + row["std"]) if row.get("std") is not None else None)
-               if v is not None)
+    """The top of a bar's sd whisker (its mean with one seed): where a winner's star goes."""
+    return row["mean"] + (row["std"] if row.get("std") is not None else 0.0)
 
 
 def plot_acc_vs_samples(study: Study, out: Path) -> Path:
@@ -150,13 +149,13 @@ def plot_acc_vs_compute(study: Study, out: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     methods = sorted(study.points["method"].unique().to_list())
-    cmap = plt.get_cmap("Dark2")
+    cmap = plt.get_cmap("tab10")
     markers = dict(zip(_tiers_by_size(study), "osD^vP*X<>", strict=False))
     fitted = [f for f in study.compute_fits if f.model is not None]
     for i, method in enumerate(methods):
-        color = cmap(i % 8)
         runs = study.points.filter(pl.col("method") == method)
-        for tier, marker in markers.items():
+        for j, (tier, marker) in enumerate(markers.items()):
+            color = cmap((i * len(markers) + j) % 10)  # one colour per method x tier: fits and their runs match
             tier_runs = runs.filter(pl.col("tier") == tier)
             if not tier_runs.is_empty():
                 _scatter_runs(ax, tier_runs, "gflops", color, marker, label=f"{method} · {tier}")
