@@ -5,8 +5,13 @@ A run folder (written by `train run`) holds `config.json`, `eval.jsonl`,
 into rows of one frame, one row per run x task x metric:
 
     run, tier, method, model, pool, subset, subset_size, unique_samples, samples_seen,
-    repetitions, gflops, gflops_per_sample, wall_time_s, seed, tier_set, rule,
+    repetitions, gflops, gflops_per_sample, wall_time_s, seed, tier_set, rule, samples_per_s,
+    model_family, params, image_params, text_params, embedding_params, image_size, image_width,
+    image_depth, text_width, text_depth, text_context, vocab_size,
     task, metric, value, random_score, share_<gt column> ...
+
+The model columns are what `train run` recorded from the instantiated model (null for runs written
+before it did); `samples_per_s` is the measured training throughput.
 
 `share_gt_*` columns hold the subset manifest's `gt_shares` (synthetic pools
 only; null otherwise), so the data card of each tier is a `unique` away.
@@ -31,10 +36,15 @@ RUN_COLUMNS = {
     "run": pl.Utf8, "tier": pl.Utf8, "method": pl.Utf8, "model": pl.Utf8, "pool": pl.Utf8, "subset": pl.Utf8,
     "subset_size": pl.Int64, "unique_samples": pl.Int64, "samples_seen": pl.Int64, "repetitions": pl.Float64,
     "gflops": pl.Float64, "gflops_per_sample": pl.Float64, "wall_time_s": pl.Float64, "seed": pl.Int64,
-    "tier_set": pl.Utf8, "rule": pl.Utf8,
+    "tier_set": pl.Utf8, "rule": pl.Utf8, "samples_per_s": pl.Float64,
+    # the model, as train run recorded it from the instantiated model (train.models.describe_model)
+    "model_family": pl.Utf8, "params": pl.Int64, "image_params": pl.Int64, "text_params": pl.Int64,
+    "embedding_params": pl.Int64, "image_size": pl.Int64, "image_width": pl.Int64, "image_depth": pl.Int64,
+    "text_width": pl.Int64, "text_depth": pl.Int64, "text_context": pl.Int64, "vocab_size": pl.Int64,
 }
 EVAL_COLUMNS = {"task": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "random_score": pl.Float64}
 SHARE_PREFIX = "share_"
+WHOLE_POOL = "all"  # the tier of a run trained on the whole pool (no subset), as `train sweep` names it
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,7 @@ def run_fields(run_dir: Path, results: dict, config: dict) -> dict:
     manifest = config.get("subset_manifest") or {}
     fields = {
         "run": results.get("run") or run_dir.name,
-        "tier": results.get("tier") or manifest.get("tier") or results.get("subset"),
+        "tier": results.get("tier") or manifest.get("tier") or results.get("subset") or WHOLE_POOL,
         "tier_set": manifest.get("tier_set"),
         "rule": manifest.get("rule"),
         "subset_size": results.get("subset_size", manifest.get("n")),
@@ -228,7 +238,7 @@ def collect(inputs: list[str | Path]) -> tuple[pl.DataFrame, list[Problem]]:
     if not frames:
         return empty_frame(), problems
     table = pl.concat(frames, how="diagonal_relaxed")
-    return table.sort(["tier", "method", "subset_size", "samples_seen", "seed", "task", "metric"], nulls_last=True), problems
+    return table.sort(["tier", "method", "model", "subset_size", "samples_seen", "seed", "task", "metric"], nulls_last=True), problems
 
 
 def share_columns(table: pl.DataFrame) -> list[str]:

@@ -47,4 +47,6 @@ def report_command(
     paths, study = report(runs, cfg)
     for line in study.conclusions[:6]:
         typer.echo(line)
+    for finding in study.findings:
+        typer.echo(f"finding: {finding.claim} — {finding.verdict}")
     typer.echo(f"{len(study.problems)} problems; report: {paths['index']} and {paths['summary']}")

@@ -14,12 +14,16 @@ from analysis.study import GroupFit, Study
 FORMATS = ("png", "svg", "pdf")
 FIGURES = {  # file stem -> what it shows (the report's figure captions)
     "acc_vs_samples": "Accuracy vs unique samples per tier (points: runs; lines: saturating power-law fits; bands: bootstrap intervals)",
-    "acc_vs_compute": "Accuracy vs training compute per method",
+    "acc_vs_compute": "Accuracy vs training compute per method and tier (colour: method x tier; marker: tier)",
     "acc_vs_samples_seen": "Repetition-aware fits (Goyal et al.): predicted accuracy vs samples seen, each tier at its full size",
     "best_tier": "Best tier for each budget (each tier at its best subset size; the winner is starred)",
     "methods": "Method comparison at equal samples seen",
     "data_cards": "Data cards: share of each ground-truth defect type per tier",
+    "architectures": "Accuracy vs unique samples per architecture at a fixed samples-seen budget (best model per data size starred)",
+    "families": "ConvNet vs ViT per method at one shared setting",
+    "text_depth": "Text-encoder depth: accuracy (left) and training cost (right) per depth",
 }
+ERROR_NOTE = "thick whisker: ± sd over seeds; thin: 95 % interval; no whisker: one seed"
 
 
 def _pyplot():
@@ -94,6 +98,22 @@ def _scatter_runs(ax, points: pl.DataFrame, x: str, color, marker="o", label=Non
                edgecolor="white", linewidth=0.5, label=label, zorder=3)
 
 
+def _errorbars(ax, xs, rows: list[dict], color="black") -> None:
+    """± sd (thick, capped) and the 95 % t-interval (thin) of seed means; nothing for one-seed points."""
+    for x, row in zip(xs, rows, strict=True):
+        if row.get("std") is None or row.get("ci_lo") is None:
+            continue
+        ax.errorbar([x], [row["mean"]], yerr=[[row["std"]], [row["std"]]], fmt="none", ecolor=color, elinewidth=2.2,
+                    capsize=3, zorder=4)
+        ax.errorbar([x], [row["mean"]], yerr=[[row["mean"] - row["ci_lo"]], [row["ci_hi"] - row["mean"]]], fmt="none",
+                    ecolor=color, elinewidth=0.8, capsize=0, zorder=4)
+
+
+def _top(row: dict) -> float:
+    """The top of a bar's sd whisker (its mean with one seed): where a winner's star goes."""
+    return row["mean"] + (row["std"] if row.get("std") is not None else 0.0)
+
+
 def plot_acc_vs_samples(study: Study, out: Path) -> Path:
     """One panel per method and samples-seen budget: runs and power-law fits of each tier, log x."""
     plt = _pyplot()
@@ -129,18 +149,18 @@ def plot_acc_vs_compute(study: Study, out: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     methods = sorted(study.points["method"].unique().to_list())
-    cmap = plt.get_cmap("Dark2")
+    cmap = plt.get_cmap("tab10")
     markers = dict(zip(_tiers_by_size(study), "osD^vP*X<>", strict=False))
-    fits = {(f.tier, f.method): f for f in study.compute_fits if f.model is not None}
+    fitted = [f for f in study.compute_fits if f.model is not None]
     for i, method in enumerate(methods):
-        color = cmap(i % 8)
         runs = study.points.filter(pl.col("method") == method)
-        for tier, marker in markers.items():
+        for j, (tier, marker) in enumerate(markers.items()):
+            color = cmap((i * len(markers) + j) % 10)  # one colour per method x tier: fits and their runs match
             tier_runs = runs.filter(pl.col("tier") == tier)
             if not tier_runs.is_empty():
                 _scatter_runs(ax, tier_runs, "gflops", color, marker, label=f"{method} · {tier}")
-            if (tier, method) in fits:
-                _draw_fit(ax, fits[(tier, method)], color, f"{method} · {tier} fit")
+            for group_fit in (f for f in fitted if (f.tier, f.method) == (tier, method)):
+                _draw_fit(ax, group_fit, color, f"{method} · {tier} fit (subset {group_fit.subset_size:,})")
     _chance(ax, study)
     ax.set_xscale("log")
     _frame_points(ax, study.points["value"].to_list(), study)
@@ -178,6 +198,7 @@ def plot_repetition(study: Study, out: Path) -> Path:
         for i, x in enumerate(crossings):
             ax.axvline(x, color="black", linewidth=1, alpha=0.45, label="crossover (see fit table)" if i == 0 else None)
         _chance(ax, study)
+        ax.set_xlim(xs[0], xs[-1])  # a positive range even when no run of this method is at a tier's full size
         ax.set_xscale("log")
         ax.set_xlabel("samples seen (log scale; dashed: one epoch of the tier)")
         ax.set_title(f"{method}: repetition-aware law")
@@ -204,16 +225,17 @@ def plot_best_tier(study: Study, out: Path) -> Path:
                     continue
                 r = row.row(0, named=True)
                 x = i + (j - (len(tiers) - 1) / 2) * width
-                ax.bar(x, r["mean"], width, yerr=r["std"], color=colors[tier], capsize=2, label=tier if i == 0 else None)
+                ax.bar(x, r["mean"], width, color=colors[tier], label=tier if i == 0 else None)
+                _errorbars(ax, [x], [r])
                 if r["rank"] == 1:
-                    ax.text(x, r["mean"] + r["std"] + 0.01, "★", ha="center", fontsize=12)
+                    ax.text(x, _top(r) + 0.01, "★", ha="center", fontsize=12)
         _chance(ax, study)
         ax.set_xticks(range(len(budgets)), [f"{int(b):,}" for b in budgets])
         ax.set_xlabel("budget: samples seen")
         ax.set_title(method)
-    axes[0][0].set_ylabel(_metric_label(study) + ", mean ± sd over seeds")
+    axes[0][0].set_ylabel(_metric_label(study) + ", mean over seeds")
     _legend_below(fig, axes[0][0])
-    fig.suptitle("Best tier for each budget", fontweight="bold")
+    fig.suptitle(f"Best tier for each budget ({ERROR_NOTE})", fontweight="bold", fontsize=10)
     return _save(fig, out)
 
 
@@ -231,19 +253,19 @@ def plot_methods(study: Study, out: Path) -> Path:
     for j, method in enumerate(methods):
         rows = table.filter(pl.col("method") == method)
         gflops = rows["gflops"].mean()
-        xs, means, stds = [], [], []
+        xs, shown = [], []
         for i, tier in enumerate(tiers):
             row = rows.filter(pl.col("tier") == tier)
             if not row.is_empty():
                 xs.append(i + (j - (len(methods) - 1) / 2) * width)
-                means.append(row["mean"][0])
-                stds.append(row["std"][0])
+                shown.append(row.row(0, named=True))
         label = f"{method} ({gflops:,.0f} GFLOPs)" if gflops is not None else method
-        ax.bar(xs, means, width, yerr=stds, capsize=2, color=cmap(j % 8), label=label)
+        ax.bar(xs, [r["mean"] for r in shown], width, color=cmap(j % 8), label=label)
+        _errorbars(ax, xs, shown)
     _chance(ax, study)
     ax.set_xticks(range(len(tiers)), tiers)
-    ax.set_xlabel("tier (subset size: the largest all methods share)")
-    ax.set_ylabel(_metric_label(study) + ", mean ± sd")
+    ax.set_xlabel(f"tier (subset size: the largest all methods share); {ERROR_NOTE}")
+    ax.set_ylabel(_metric_label(study) + ", mean over seeds")
     ax.set_title(f"Methods at equal samples seen ({study.methods_budget:,})", fontweight="bold")
     _legend_below(fig, ax)
     return _save(fig, out)
@@ -279,6 +301,110 @@ def plot_data_cards(study: Study, out: Path) -> Path:
     return _save(fig, out)
 
 
+def _model_styles(rows: pl.DataFrame) -> dict[str, dict]:
+    """Colour per model (ordered by family, then parameters), solid lines for ConvNets, dashed for ViTs."""
+    plt = _pyplot()
+    ordered = rows.group_by("model").agg(pl.col("model_family").first(), pl.col("params").first()).sort(
+        ["model_family", "params", "model"], nulls_last=True)
+    cmap = plt.get_cmap("tab10")
+    return {str(m): {"color": cmap(i % 10), "linestyle": "--" if fam == "vit" else "-", "family": fam}
+            for i, (m, fam, _) in enumerate(ordered.iter_rows())}
+
+
+def plot_architectures(study: Study, out: Path) -> Path:
+    """One panel per (tier, method, budget): mean accuracy vs unique samples per model; best model starred."""
+    plt = _pyplot()
+    rows = study.architecture.rows
+    panels = rows.select("tier", "method", "samples_seen").unique(maintain_order=True).rows()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.4), sharey=True, squeeze=False)
+    styles = _model_styles(rows)
+    for ax, (tier, method, budget) in zip(axes[0], panels, strict=True):
+        panel = rows.filter((pl.col("tier") == tier) & (pl.col("method") == method) & (pl.col("samples_seen") == budget))
+        for model, style in styles.items():
+            series = panel.filter(pl.col("model") == model).sort("unique_samples")
+            if series.is_empty():
+                continue
+            shown = list(series.iter_rows(named=True))
+            xs = [r["unique_samples"] for r in shown]
+            params = shown[0]["params"]
+            label = f"{model} ({style['family']}, {params / 1e6:.2f} M)" if params else f"{model} ({style['family']})"
+            ax.plot(xs, [r["mean"] for r in shown], marker="o", color=style["color"], linestyle=style["linestyle"], label=label)
+            _errorbars(ax, xs, shown, style["color"])
+            for r in shown:
+                if r["rank"] == 1:
+                    ax.annotate("★", (r["unique_samples"], r["mean"]), xytext=(0, 7), textcoords="offset points",
+                                ha="center", fontsize=14, color=style["color"])
+        _chance(ax, study)
+        ax.set_xscale("log")
+        _frame_points(ax, panel["mean"].to_list(), study)
+        ax.set_title(f"{tier}, {method}, {int(budget):,} samples seen", fontsize=10)
+        ax.set_xlabel("unique samples (log scale)")
+        ax.legend(fontsize=7, loc="best")
+    axes[0][0].set_ylabel(_metric_label(study) + ", mean over seeds")
+    fig.suptitle(f"Which architecture for which data size (★ best per size; {ERROR_NOTE})", fontweight="bold", fontsize=10)
+    return _save(fig, out)
+
+
+def plot_families(study: Study, out: Path) -> Path:
+    """Grouped bars: methods on x, one bar per model (hatched for ViTs)."""
+    plt = _pyplot()
+    rows = study.families.rows
+    methods = sorted(rows["method"].unique().to_list())
+    styles = _model_styles(rows)
+    width = 0.8 / max(1, len(styles))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.6 * len(methods) * max(1, len(styles)) / 2), 4.4))
+    for j, (model, style) in enumerate(styles.items()):
+        xs, shown = [], []
+        for i, method in enumerate(methods):
+            row = rows.filter((pl.col("method") == method) & (pl.col("model") == model))
+            if not row.is_empty():
+                xs.append(i + (j - (len(styles) - 1) / 2) * width)
+                shown.append(row.row(0, named=True))
+        ax.bar(xs, [r["mean"] for r in shown], width, color=style["color"], hatch="//" if style["family"] == "vit" else None,
+               edgecolor="white", label=f"{model} ({style['family']})")
+        _errorbars(ax, xs, shown)
+    _chance(ax, study)
+    ax.set_xticks(range(len(methods)), methods)
+    ax.set_xlabel(f"method ({study.families.setting}); {ERROR_NOTE}", fontsize=8)
+    ax.set_ylabel(_metric_label(study) + ", mean over seeds")
+    ax.set_title("ConvNet vs ViT per method", fontweight="bold")
+    _legend_below(fig, ax)
+    return _save(fig, out)
+
+
+def plot_text_depth(study: Study, out: Path) -> Path:
+    """Left: accuracy per text depth; right: GFLOPs per sample and measured samples/s per depth."""
+    plt = _pyplot()
+    rows = list(study.depth.rows.sort("text_depth").iter_rows(named=True))
+    depths = [r["text_depth"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    left.plot(depths, [r["mean"] for r in rows], marker="o", color="#1f77b4")
+    _errorbars(left, depths, rows, "#1f77b4")
+    _chance(left, study)
+    left.set_xlabel("text-encoder layers")
+    left.set_ylabel(_metric_label(study))
+    left.set_title(f"accuracy ({ERROR_NOTE})", fontsize=8)
+    right.plot(depths, [r["gflops_per_sample"] for r in rows], marker="s", color="#d62728", label="GFLOPs per sample")
+    right.set_xlabel("text-encoder layers")
+    right.set_ylabel("GFLOPs per sample (forward + backward)", color="#d62728")
+    speed = [r.get("samples_per_s") for r in rows]
+    if any(v is not None for v in speed):
+        twin = right.twinx()
+        twin.plot(depths, [v if v is not None else np.nan for v in speed], marker="^", color="#2ca02c", label="samples/s")
+        twin.set_ylabel("measured training samples/s (mean over seeds)", color="#2ca02c")
+    right.set_title("training cost", fontsize=9)
+    for ax in (left, right):
+        ax.set_xticks(depths)
+    fig.suptitle(f"Text-encoder depth ({study.depth.setting})", fontweight="bold", fontsize=10)
+    return _save(fig, out)
+
+
+AXIS_PLOTTERS = {  # drawn only when the study holds the axis (its table is not None)
+    "architectures": ("architecture", plot_architectures),
+    "families": ("families", plot_families),
+    "text_depth": ("depth", plot_text_depth),
+}
+
 PLOTTERS = {
     "acc_vs_samples": plot_acc_vs_samples,
     "acc_vs_compute": plot_acc_vs_compute,
@@ -293,4 +419,8 @@ def draw_all(study: Study, out_dir: Path, fmt: str = "png") -> dict[str, Path]:
     """Every figure of the study as OUT_DIR/<name>.<fmt>."""
     if fmt not in FORMATS:
         raise ValueError(f"figure format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    return {name: plotter(study, Path(out_dir) / f"{name}.{fmt}") for name, plotter in PLOTTERS.items()}
+    figures = {name: plotter(study, Path(out_dir) / f"{name}.{fmt}") for name, plotter in PLOTTERS.items()}
+    for name, (attribute, plotter) in AXIS_PLOTTERS.items():
+        if getattr(study, attribute) is not None:
+            figures[name] = plotter(study, Path(out_dir) / f"{name}.{fmt}")
+    return figures

@@ -26,12 +26,18 @@ SECTIONS = {  # anchor -> heading, in page order
     "compute": "Accuracy vs compute per method",
     "best": "Best tier for each budget",
     "methods": "Method comparison at equal compute",
+    "architectures": "Architecture vs data size",
+    "families": "ConvNet vs ViT per method",
+    "text_depth": "Text-encoder depth",
     "fits": "Fit table",
     "cards": "Data cards",
     "problems": "Problems",
+    "findings": "Findings vs the seed papers",
 }
 SECTION_FIGURES = {"samples": ["acc_vs_samples"], "compute": ["acc_vs_compute"], "best": ["best_tier"],
-                   "methods": ["methods"], "fits": ["acc_vs_samples_seen"], "cards": ["data_cards"]}
+                   "methods": ["methods"], "fits": ["acc_vs_samples_seen"], "cards": ["data_cards"],
+                   "architectures": ["architectures"], "families": ["families"], "text_depth": ["text_depth"]}
+AXIS_SECTIONS = {"architectures": "architecture", "families": "families", "text_depth": "depth"}  # shown only when held
 CSS = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .55em;text-align:left}
 th{background:#f3f3f3}img,embed{max-width:100%;border:1px solid #eee;margin:.4em 0}figcaption{color:#555;font-size:.9em}
@@ -59,6 +65,26 @@ def _interval(point: float, bounds: tuple[float, float]) -> str:
     return f"{_num(point)} [{_num(bounds[0])}, {_num(bounds[1])}]"
 
 
+def _ci(row: dict) -> str:
+    """The 95 % interval of a seed mean, or "–" (one seed: no interval)."""
+    return f"[{_num(row['ci_lo'])}, {_num(row['ci_hi'])}]" if row.get("ci_lo") is not None else "–"
+
+
+def _mean_cell(row: dict) -> str:
+    """mean ± sd [95 % interval] (n seeds); one seed shows the value alone."""
+    if row.get("std") is None:
+        return f"{_num(row['mean'])} (1 seed)" if row["n"] == 1 else _num(row["mean"])
+    return f"{_num(row['mean'])} ± {_num(row['std'])} {_ci(row)} ({row['n']} seeds)"
+
+
+def _millions(value) -> str:
+    return f"{value / 1e6:.2f} M" if value is not None else "–"
+
+
+def _sd(row: dict) -> str:
+    return _num(row["std"]) if row.get("std") is not None else "–"
+
+
 # --------------------------------------------------------------------------- rows of each table (plain text)
 
 
@@ -70,6 +96,8 @@ def fit_rows(study: Study) -> tuple[list[str], list[list[str]]]:
              [("repetition-aware (Goyal et al.)", f) for f in study.repetition_fits]
     for label, group_fit in groups:
         budget = _num(group_fit.budget) if group_fit.budget is not None else "all"
+        if group_fit.subset_size is not None:
+            budget = f"all (subset size {group_fit.subset_size:,})"
         rows.append([label, group_fit.tier, group_fit.method, budget, str(group_fit.n_points),
                      _fit_parameters(group_fit), _num(group_fit.model.rmse, 4) if group_fit.model else "–"])
     return headers, rows
@@ -91,16 +119,67 @@ def _fit_parameters(group_fit: GroupFit) -> str:
 
 
 def best_rows(study: Study) -> tuple[list[str], list[list[str]]]:
-    headers = ["method", "samples seen", "rank", "tier", "best subset size", "mean", "sd", "seeds"]
+    headers = ["method", "samples seen", "rank", "tier", "best subset size", "mean", "sd", "95% interval", "seeds"]
     rows = [[r["method"], _num(r["samples_seen"]), str(r["rank"]), r["tier"], _num(r["subset_size"]), _num(r["mean"]),
-             _num(r["std"]), str(r["n"])] for r in study.best.iter_rows(named=True)]
+             _sd(r), _ci(r), str(r["n"])] for r in study.best.iter_rows(named=True)]
     return headers, rows
 
 
 def method_rows(study: Study) -> tuple[list[str], list[list[str]]]:
-    headers = ["tier", "subset size", "method", "mean", "sd", "seeds", "GFLOPs"]
-    rows = [[r["tier"], _num(r["subset_size"]), r["method"], _num(r["mean"]), _num(r["std"]), str(r["n"]), _num(r["gflops"])]
+    headers = ["tier", "subset size", "method", "mean", "sd", "95% interval", "seeds", "GFLOPs"]
+    rows = [[r["tier"], _num(r["subset_size"]), r["method"], _num(r["mean"]), _sd(r), _ci(r), str(r["n"]), _num(r["gflops"])]
             for r in study.methods.iter_rows(named=True)]
+    return headers, rows
+
+
+def architecture_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    headers = ["tier", "method", "samples seen", "unique samples", "model", "family", "parameters (image tower)",
+               "GFLOPs/sample", "mean", "sd", "95% interval", "seeds", "best at this size"]
+    rows = [[r["tier"], r["method"], _num(r["samples_seen"]), _num(r["unique_samples"]), r["model"], r["model_family"],
+             f"{_millions(r['params'])} ({_millions(r['image_params'])})", _num(r["gflops_per_sample"]), _num(r["mean"]),
+             _sd(r), _ci(r), str(r["n"]), "★" if r["rank"] == 1 else ""] for r in study.architecture.rows.iter_rows(named=True)]
+    return headers, rows
+
+
+def family_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    """method x model cells (mean ± sd [95 % interval]), and ViT − ConvNet of the families' representatives."""
+    from analysis.axes import family_representatives
+    from analysis.stats import difference
+
+    table = study.families.rows
+    models = table.select("model", "model_family", "params").unique("model").sort(["model_family", "params", "model"])
+    reps = family_representatives(table)
+    headers = ["method"] + [f"{m} ({f})" for m, f, _ in models.iter_rows()] + [f"{reps['vit']} − {reps['convnet']} [95% interval]"]
+    cells = {(r["method"], r["model"]): r for r in table.iter_rows(named=True)}
+    rows = []
+    for method in sorted(table["method"].unique().to_list()):
+        row = [method] + [_mean_cell(cells[(method, m)]) if (method, m) in cells else "–" for m in models["model"].to_list()]
+        vit, conv = cells.get((method, reps["vit"])), cells.get((method, reps["convnet"]))
+        if vit and conv:
+            gap = difference((vit["mean"], vit["std"], vit["n"]), (conv["mean"], conv["std"], conv["n"]))
+            row.append(_interval(gap.value, gap.interval) if gap.interval else f"{_num(gap.value)} (one seed: no interval)")
+        else:
+            row.append("–")
+        rows.append(row)
+    return headers, rows
+
+
+def depth_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    headers = ["text layers", "model", "text-tower parameters", "mean", "sd", "95% interval", "seeds", "GFLOPs/sample",
+               "measured samples/s"]
+    rows = [[str(r["text_depth"]), r["model"], _millions(r["text_params"]), _num(r["mean"]), _sd(r), _ci(r), str(r["n"]),
+             _num(r["gflops_per_sample"]), _num(r.get("samples_per_s"))] for r in study.depth.rows.iter_rows(named=True)]
+    return headers, rows
+
+
+def finding_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    headers = ["claim", "source", "measured", "value [95% interval]", "verdict", "why"]
+    rows = []
+    for f in study.findings:
+        value = "–"
+        if f.estimate is not None:
+            value = _interval(f.estimate.value, f.estimate.interval) if f.estimate.interval else f"{_num(f.estimate.value)} (no interval)"
+        rows.append([f.claim, f.source, f.measured, value, f.verdict, f.why])
     return headers, rows
 
 
@@ -161,16 +240,23 @@ def section_bodies(study: Study) -> dict[str, list]:
     """Per section: the blocks shown after its figures (tables as (headers, rows), text as str, lists as list)."""
     def refusals(fits: list[GroupFit]) -> list:
         lines = [f"fit refused — {f.tier} · {f.method}" + (f" at {f.budget:,} samples seen" if f.budget else "") +
+                 (f" at subset size {f.subset_size:,}" if f.subset_size else "") +
                  f": {f.refusal}" for f in fits if f.model is None]
         return [lines] if lines else []
 
-    return {
+    n_models = study.all_means["model"].n_unique() if study.all_means is not None else 1
+    models = (f" The tier sections use model {study.model} (the model with the most runs); the other "
+              f"{n_models - 1} model(s) appear in the model-axis sections below." if n_models > 1 else "")
+    bodies = {
         "summary": [f"Metric: zero-shot {study.task} {study.metric}; random chance "
                     f"{_num(study.random_score) if study.random_score is not None else 'unknown'}; "
-                    f"{study.points['run'].n_unique()} runs; reference (unfiltered) tier: {study.reference_tier}.",
+                    f"{study.points['run'].n_unique()} runs; reference (unfiltered) tier: {study.reference_tier}.{models} "
+                    "Means over seeds show ± sd and a 95 % t-interval when a point has at least 2 seeds, and no error "
+                    "bar with one seed.",
                     study.conclusions or ["no conclusions: no budget has runs of several tiers"]],
         "samples": refusals(study.sample_fits),
-        "compute": refusals(study.compute_fits),
+        "compute": refusals(study.compute_fits) or ([] if study.compute_fits else
+                                                    ["No compute curve: every tier x subset size was trained at one budget."]),
         "best": [best_rows(study)],
         "methods": [f"All methods at {study.methods_budget:,} samples seen (equal data budget; compute differs per method "
                     "and is listed)." if study.methods_budget else "No samples-seen budget is shared by every method.",
@@ -178,7 +264,29 @@ def section_bodies(study: Study) -> dict[str, list]:
         "fits": [fit_rows(study), "Crossovers (where one tier overtakes another):", crossover_rows(study)],
         "cards": [card_rows(study)],
         "problems": [problem_lines(study) or ["none: every run found was finished and well-formed"]],
+        "findings": ["Each claim of the seed papers against what these runs measured. Verdict rules "
+                     "(analysis/findings.py): a claim that predicts a positive difference is reproduced when its 95 % "
+                     "interval lies above 0 and contradicted when it lies below 0; an about-as-good claim is reproduced "
+                     "when the interval's lower end is above −0.02 (two accuracy points) and contradicted when it lies "
+                     "below −0.02; a differs claim is reproduced when the interval excludes 0; anything else, or a "
+                     "single seed, is inconclusive.", finding_rows(study)],
     }
+    if study.architecture is not None:
+        bodies["architectures"] = [f"Every model's mean accuracy per data size ({study.architecture.setting}); ★ marks "
+                                   "the best model at each data size.", architecture_rows(study)]
+    if study.families is not None:
+        bodies["families"] = [f"At {study.families.setting}. Cells: mean ± sd [95 % interval] over seeds.",
+                              family_rows(study)]
+    if study.depth is not None:
+        bodies["text_depth"] = [f"Text-depth variants of one model ({study.depth.setting}); cost is counted GFLOPs per "
+                                "sample (forward + backward) and the measured training throughput.", depth_rows(study)]
+    return bodies
+
+
+def shown_sections(study: Study) -> dict[str, str]:
+    """The report's sections in page order; an axis section only when the runs hold that axis."""
+    return {key: title for key, title in SECTIONS.items()
+            if key not in AXIS_SECTIONS or getattr(study, AXIS_SECTIONS[key]) is not None}
 
 
 def _html_block(block) -> str:
@@ -193,9 +301,9 @@ def render_html(study: Study, figures: dict[str, Path]) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>tierclip report: {html.escape(study.task)} "
              f"{html.escape(study.metric)}</title><style>{CSS}</style></head><body>",
              "<h1>tierclip scaling report</h1><nav>" +
-             " · ".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in SECTIONS.items()) + "</nav>"]
+             " · ".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in shown_sections(study).items()) + "</nav>"]
     bodies = section_bodies(study)
-    for key, title in SECTIONS.items():
+    for key, title in shown_sections(study).items():
         parts.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>')
         parts += [_html_figure(name, figures[name]) for name in SECTION_FIGURES.get(key, []) if name in figures]
         parts += [_html_block(block) for block in bodies[key]]
@@ -226,7 +334,7 @@ def _md_block(block) -> list[str]:
 def render_markdown(study: Study, figures: dict[str, Path]) -> str:
     lines = [f"# tierclip scaling report: {_md_text(study.task)} {_md_text(study.metric)}", ""]
     bodies = section_bodies(study)
-    for key, title in SECTIONS.items():
+    for key, title in shown_sections(study).items():
         lines += [f"## {title}", ""]
         lines += [f"![{plots.FIGURES[name]}]({figures[name].name})\n" for name in SECTION_FIGURES.get(key, []) if name in figures]
         for block in bodies[key]:
@@ -253,7 +361,11 @@ def fits_json(study: Study) -> dict:
     return {"task": study.task, "metric": study.metric,
             "fits": [entry(f) for f in study.sample_fits + study.compute_fits + study.repetition_fits],
             "crossovers": [{"kind": r.kind, "method": r.method, "budget": r.budget, "tier_a": r.tier_a, "tier_b": r.tier_b,
-                            "x": r.result.x, "interval": r.result.interval, "reason": r.result.reason} for r in study.crossovers]}
+                            "x": r.result.x, "interval": r.result.interval, "reason": r.result.reason} for r in study.crossovers],
+            "findings": [{"key": f.key, "claim": f.claim, "source": f.source, "measured": f.measured,
+                          "value": f.estimate.value if f.estimate else None,
+                          "interval": f.estimate.interval if f.estimate else None, "verdict": f.verdict, "why": f.why}
+                         for f in study.findings]}
 
 
 def write_report(study: Study, out: Path, fmt: str = "png") -> dict[str, Path]:

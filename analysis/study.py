@@ -5,15 +5,15 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
 import polars as pl
 
-from analysis import fit, tables
+from analysis import axes, findings, fit, tables
 from analysis.collect import Problem
+from analysis.stats import combination
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,6 +28,7 @@ class GroupFit:
     model: fit.PowerLawFit | fit.RepetitionFit | None
     refusal: str | None = None
     budget: int | None = None  # samples seen shared by the points (fits against unique samples only)
+    subset_size: int | None = None  # the subset the points trained on (fits against compute only)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,12 @@ class Study:
     crossovers: list[CrossoverRow]
     conclusions: list[str]
     problems: list[Problem] = field(default_factory=list)
+    model: str | None = None  # the model of the tier sections (tables.primary_model)
+    all_means: pl.DataFrame | None = None  # seed means over every model's runs
+    architecture: axes.AxisTable | None = None
+    families: axes.AxisTable | None = None
+    depth: axes.AxisTable | None = None
+    findings: list[findings.Finding] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -76,17 +83,22 @@ def _groups(points: pl.DataFrame, by=("tier", "method")):
 
 
 def power_law_fits(points: pl.DataFrame, x: str, cfg: StudyConfig) -> list[GroupFit]:
-    """err vs `x` per tier x method (and per samples-seen budget when x is unique samples, so runs trained
-    for different budgets are never pooled into one data-scaling curve); refused fits keep the reason."""
-    by = ("tier", "method", "samples_seen") if x == "unique_samples" else ("tier", "method")
+    """err vs `x` per tier x method, and per samples-seen budget when x is unique samples (runs trained for
+    different budgets are never pooled into one data-scaling curve) or per subset size when x is compute (a
+    compute curve trains longer on the same data). Refused fits keep the reason; a compute group whose runs
+    all share one budget has no compute axis and is left out."""
+    third = "samples_seen" if x == "unique_samples" else "subset_size"
     fits = []
-    for key, group in _groups(points.drop_nulls([x, "err"]).filter(pl.col(x) > 0), by):
-        tier, method, budget = str(key[0]), str(key[1]), (int(key[2]) if len(key) > 2 else None)
+    for key, group in _groups(points.drop_nulls([x, "err"]).filter(pl.col(x) > 0), ("tier", "method", third)):
+        tier, method, extra = str(key[0]), str(key[1]), (int(key[2]) if key[2] is not None else None)
+        if x == "gflops" and group[x].n_unique() < 2:
+            continue
+        where = {"budget": extra} if x == "unique_samples" else {"subset_size": extra}
         try:
             model = fit.fit_power_law(group[x].to_numpy(), group["err"].to_numpy(), cfg.n_boot, cfg.seed, cfg.level)
-            fits.append(GroupFit(tier, method, x, group.height, model, None, budget))
+            fits.append(GroupFit(tier, method, x, group.height, model, None, **where))
         except (fit.FitRefused, fit.FitFailed) as exc:
-            fits.append(GroupFit(tier, method, x, group.height, None, str(exc), budget))
+            fits.append(GroupFit(tier, method, x, group.height, None, str(exc), **where))
     return fits
 
 
@@ -149,21 +161,20 @@ def budget_conclusions(best: pl.DataFrame, reference: str) -> list[str]:
             lines.append(f"{where}: best tier is {top['tier']} ({top['mean']:.3f}); the reference tier {reference} has no run here.")
             continue
         ref = ref.row(0, named=True)
-        noise = 2 * math.sqrt(top["std"] ** 2 / top["n"] + ref["std"] ** 2 / ref["n"])
         if top["tier"] == reference:
             second = group.row(1, named=True) if group.height > 1 else None
             tail = f"; next best is {second['tier']} ({second['mean']:.3f})" if second else ""
             lines.append(f"{where}: no filtered tier beats the full pool (tier {reference}, {ref['mean']:.3f}){tail}.")
             continue
-        delta = top["mean"] - ref["mean"]
-        if min(top["n"], ref["n"]) < 2:
+        delta = combination([(top["mean"], top["std"], top["n"], 1.0), (ref["mean"], ref["std"], ref["n"], -1.0)])
+        if delta.interval is None:
             caveat = f" (single seed on at least one side: no error estimate; {top['n']} vs {ref['n']} seeds)"
-        elif delta <= noise:
-            caveat = " — within seed noise (less than 2 standard errors), so not a clear win"
         else:
-            caveat = f" (more than 2 standard errors, {top['n']} vs {ref['n']} seeds)"
+            lo, hi = delta.interval
+            span = f"95 % interval of the gap {lo * 100:+.1f} to {hi * 100:+.1f} points, {top['n']} vs {ref['n']} seeds"
+            caveat = f" ({span})" if lo > 0 else f" — within seed noise ({span}: it includes 0), so not a clear win"
         lines.append(f"{where}: tier {top['tier']} (best at subset size {int(top['subset_size']):,}) beats the full pool "
-                     f"(tier {reference}, best at {int(ref['subset_size']):,}) by {_points(delta)}: "
+                     f"(tier {reference}, best at {int(ref['subset_size']):,}) by {_points(delta.value)}: "
                      f"{top['mean']:.3f} vs {ref['mean']:.3f}{caveat}.")
     return lines
 
@@ -184,8 +195,11 @@ def crossover_conclusions(rows: list[CrossoverRow]) -> list[str]:
 
 def build_study(table: pl.DataFrame, problems: list[Problem], cfg: StudyConfig = StudyConfig()) -> Study:
     task, metric = tables.choose_task_metric(table, cfg.task, cfg.metric)
-    points = tables.metric_points(table, task, metric)
-    means = tables.seed_means(points)
+    all_points = tables.metric_points(table, task, metric)
+    all_means = tables.seed_means(all_points, cfg.level)
+    model = tables.primary_model(all_points)
+    points = all_points.filter(pl.col("model") == model) if model is not None else all_points
+    means = tables.seed_means(points, cfg.level)
     best = tables.best_per_budget(means)
     methods, methods_budget = tables.method_comparison(means)
     reference = tables.reference_tier(points)
@@ -197,6 +211,10 @@ def build_study(table: pl.DataFrame, problems: list[Problem], cfg: StudyConfig =
     crossovers = find_crossovers(sample_fits, rep_fits, tables.tier_sizes(points), budgets)
     compute_crossovers = [row for row in crossovers if row.kind.startswith("samples seen")]
     conclusions = budget_conclusions(best, reference) + crossover_conclusions(compute_crossovers)
+    arch, families, depth = axes.architecture_table(all_means), axes.family_table(all_means), axes.depth_table(all_means)
+    found = findings.all_findings(best, reference, means, arch, families, depth, crossovers, rep_fits,
+                                  tables.tier_sizes(points))
+    cards = tables.data_cards(table.filter(pl.col("model") == model) if model is not None else table)
     return Study(task, metric, tables.random_score(points), points, means, best, methods, methods_budget,
-                 tables.data_cards(table), reference, sample_fits, compute_fits, rep_fits, crossovers, conclusions,
-                 list(problems))
+                 cards, reference, sample_fits, compute_fits, rep_fits, crossovers, conclusions,
+                 list(problems), model, all_means, arch, families, depth, found)

@@ -1,5 +1,6 @@
-"""Derived tables over the collected frame: one metric's points, seed means, best tier per budget,
-method comparison at equal samples seen, data cards. Pure polars, no fitting, no plotting."""
+"""Derived tables over the collected frame: one metric's points, seed means (with sd and 95 % intervals only
+where a configuration has >= 2 seeds), best tier per budget, method comparison at equal samples seen, data
+cards. Pure polars, no fitting, no plotting."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import polars as pl
 from analysis.collect import share_columns
 from curate.errors import UserError
 
-CONFIG = ["tier", "method", "subset_size", "unique_samples", "samples_seen"]
+CONFIG = ["tier", "method", "model", "subset_size", "unique_samples", "samples_seen"]
+# Per-model columns carried into the seed means (the same for every seed of a configuration).
+MODEL_COLUMNS = ("model_family", "params", "image_params", "text_params", "image_width", "image_depth", "text_width",
+                 "text_depth", "text_context", "vocab_size", "gflops_per_sample")
 PREFERRED_METRICS = ("top1", "acc", "accuracy", "mean_recall@1", "image_retrieval_recall@1")
 
 
@@ -36,7 +40,7 @@ def metric_points(table: pl.DataFrame, task: str, metric: str) -> pl.DataFrame:
     """One row per run for the chosen task/metric, with `err` = 1 - value."""
     return (table.filter((pl.col("task") == task) & (pl.col("metric") == metric))
             .with_columns(err=1.0 - pl.col("value"))
-            .sort(["tier", "method", "unique_samples", "samples_seen", "seed"], nulls_last=True))
+            .sort(["tier", "method", "model", "unique_samples", "samples_seen", "seed"], nulls_last=True))
 
 
 def random_score(points: pl.DataFrame) -> float | None:
@@ -44,12 +48,28 @@ def random_score(points: pl.DataFrame) -> float | None:
     return float(scores.mean()) if scores.len() else None
 
 
-def seed_means(points: pl.DataFrame) -> pl.DataFrame:
-    """Mean, standard deviation and count over seeds for each configuration (tier, method, size, budget)."""
-    return (points.group_by(CONFIG)
-            .agg(mean=pl.col("value").mean(), std=pl.col("value").std().fill_null(0.0), n=pl.len(),
-                 gflops=pl.col("gflops").mean())
-            .sort(CONFIG, nulls_last=True))
+def seed_means(points: pl.DataFrame, level: float = 0.95) -> pl.DataFrame:
+    """Mean, standard deviation, count and t-interval over seeds for each configuration (tier, method, model,
+    size, budget). With one seed `std`, `ci_lo` and `ci_hi` are null: no error bar, never a zero-width one."""
+    from analysis.stats import interval_from_summary
+
+    carried = [pl.col(c).first() for c in MODEL_COLUMNS if c in points.columns]
+    throughput = [pl.col("samples_per_s").mean()] if "samples_per_s" in points.columns else []
+    means = (points.group_by(CONFIG)
+             .agg(*carried, *throughput, mean=pl.col("value").mean(), std=pl.col("value").std(), n=pl.len(),
+                  gflops=pl.col("gflops").mean())
+             .with_columns(std=pl.when(pl.col("n") >= 2).then(pl.col("std")).otherwise(None))
+             .sort(CONFIG, nulls_last=True))
+    bounds = [interval_from_summary(m, s, n, level) or (None, None) for m, s, n in means.select("mean", "std", "n").iter_rows()]
+    return means.with_columns(ci_lo=pl.Series([b[0] for b in bounds], dtype=pl.Float64),
+                              ci_hi=pl.Series([b[1] for b in bounds], dtype=pl.Float64))
+
+
+def primary_model(points: pl.DataFrame) -> str | None:
+    """The model of the tier study: the one with the most runs (ties: by name); None when no run names one."""
+    counts = points.drop_nulls("model").group_by("model").agg(runs=pl.col("run").n_unique()).sort(["runs", "model"],
+                                                                                                   descending=[True, False])
+    return str(counts["model"][0]) if counts.height else None
 
 
 def tier_sizes(points: pl.DataFrame) -> dict[str, int]:
@@ -66,7 +86,7 @@ def reference_tier(points: pl.DataFrame) -> str:
 
 def best_per_budget(means: pl.DataFrame) -> pl.DataFrame:
     """For each method and samples-seen budget, each tier at its best subset size, ranked (rank 1 = best tier)."""
-    best_size = (means.sort("mean", descending=True)
+    best_size = (means.sort(["mean", "subset_size"], descending=[True, False])
                  .group_by(["method", "samples_seen", "tier"], maintain_order=True).first())
     return (best_size.with_columns(rank=pl.col("mean").rank("ordinal", descending=True).over(["method", "samples_seen"]))
             .sort(["method", "samples_seen", "rank"]))

@@ -11,6 +11,11 @@ them by name:
 | tc-rn-tiny-64  | the same at 64 px                            | the same                        | ~8 M   |
 | tc-vit-tiny    | ViT 32 px, patch 4, width 128, 4 layers      | the same                        | ~7 M   |
 
+Graded families for CPU studies (docs/train.md, "Model families"): ConvNets `tc-rn-xs` / `tc-rn-tiny` /
+`tc-rn-s` (stem width 8 / 16 / 32), ViTs `tc-vit-xs` / `tc-vit-tiny` / `tc-vit-s` (width 64 / 128 / 192,
+2 / 4 / 6 layers), and `tc-rn-tiny-text1/2/4/8` (text depth 1, 2, 4, 8 at width 128). `describe_model`
+reads what a run records about its model from the instantiated model, never from a table here.
+
 Pitfall (docs/train.md): the text tower keeps open_clip's 49,408-token
 embedding so that checkpoints load with the stock tokenizer; in these tiny
 models it holds most of the parameters and its AdamW update costs a good
@@ -76,6 +81,53 @@ def write_model_config(name: str, folder: str | Path) -> Path:
 
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def describe_model(model, image_size=None) -> dict:
+    """What a run records about its model (results.json, `analysis collect` columns), read from the instantiated
+    open_clip model itself: tower type, parameter counts per tower, widths, depths, context and vocabulary.
+
+    family: "convnet" (open_clip's ModifiedResNet, or a timm model that is not a ViT), "vit" (VisionTransformer
+    or a timm ViT). image_depth: transformer blocks of a ViT, residual blocks of a ResNet (sum of `layers`).
+    image_width: a ViT's token width, a ResNet's stem width. text_params counts everything outside the image
+    tower except the logit scale/bias; embedding_params is its token embedding (vocabulary x text width).
+    """
+    visual = model.visual
+    text = getattr(model, "text", model)  # CustomTextCLIP keeps its text tower in .text, CLIP on itself
+    scalars = sum(p.numel() for name, p in model.named_parameters() if name in ("logit_scale", "logit_bias"))
+    image_params = count_parameters(visual)
+    embedding = getattr(text, "token_embedding", None)
+    family, image_width, image_depth = _image_tower_shape(visual)
+    return {
+        "model_family": family, "params": count_parameters(model), "image_params": image_params,
+        "text_params": count_parameters(model) - image_params - scalars,
+        "embedding_params": embedding.weight.numel() if embedding is not None else None,
+        "image_size": _first(image_size if image_size is not None else getattr(visual, "image_size", None)),
+        "image_width": image_width, "image_depth": image_depth,
+        "text_width": getattr(getattr(text, "transformer", None), "width", None),
+        "text_depth": getattr(getattr(text, "transformer", None), "layers", None),
+        "text_context": getattr(model, "context_length", getattr(text, "context_length", None)),
+        "vocab_size": getattr(model, "vocab_size", getattr(text, "vocab_size", None)),
+    }
+
+
+def _image_tower_shape(visual) -> tuple[str, int | None, int | None]:
+    """(family, width, depth) of an open_clip image tower."""
+    from open_clip.modified_resnet import ModifiedResNet
+    from open_clip.transformer import VisionTransformer
+
+    if isinstance(visual, VisionTransformer):
+        return "vit", visual.transformer.width, visual.transformer.layers
+    if isinstance(visual, ModifiedResNet):
+        blocks = sum(len(getattr(visual, f"layer{i}")) for i in range(1, 5))
+        return "convnet", visual.conv1.out_channels * 2, blocks  # the stem's first conv has width // 2 channels
+    name = str(getattr(getattr(visual, "trunk", None), "default_cfg", {}).get("architecture", type(visual).__name__))
+    family = "vit" if any(key in name.lower() for key in ("vit", "deit", "eva", "beit")) else "convnet"
+    return family, None, None
+
+
+def _first(size):
+    return size[0] if isinstance(size, (tuple, list)) else size
 
 
 def describe_configs() -> dict[str, dict]:

@@ -139,6 +139,7 @@ def run_training(cfg: RunConfig) -> Path:
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         model, _, _ = models.create_model(cfg.model, cfg.pretrained, overrides, device=ctx.device)
         method = methods.build_method(cfg.method, model, method_cfg).to(ctx.device)
+        model_info = _model_info(model)
         dataset = _dataset(model, method, method_cfg, cfg, data.index)
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +152,7 @@ def run_training(cfg: RunConfig) -> Path:
         state = train_loop(model, method, dataset, cfg, ctx, out)
         flops_end = _gflops(model, method)  # on every rank: a method's losses gather across ranks
         if ctx.is_main:
-            _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg))
+            _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg), model_info)
         distributed.barrier(ctx)
     finally:
         distributed.teardown(ctx)
@@ -186,6 +187,15 @@ def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
     }
 
 
+def _model_info(model) -> dict:
+    """The model's family, tower sizes, widths, depths, context and vocabulary (train.models.describe_model)."""
+    import open_clip
+
+    from train.models import describe_model
+
+    return describe_model(model, open_clip.get_model_preprocess_cfg(model)["size"])
+
+
 def _gflops(model, method) -> float:
     """Forward+backward GFLOPs per sample of the whole method as it stands now (train/flops.py): SLIP's extra
     image views and head count too, FLIP's patch dropout saves what it saves."""
@@ -204,7 +214,7 @@ def _run_gflops(start: float, end: float, cfg: RunConfig) -> tuple[float, float]
     return per_sample, per_sample * cfg.steps * cfg.batch_size
 
 
-def _finish(cfg: RunConfig, data: RunData, ctx, state, gflops: tuple) -> None:
+def _finish(cfg: RunConfig, data: RunData, ctx, state, gflops: tuple, model_info: dict) -> None:
     from train.data import repetitions, unique_seen
 
     out = Path(cfg.out)
@@ -224,14 +234,20 @@ def _finish(cfg: RunConfig, data: RunData, ctx, state, gflops: tuple) -> None:
         "unique_samples": unique_seen(state.samples_seen, data.index.n), "samples_seen": state.samples_seen,
         "repetitions": repetitions(state.samples_seen, data.index.n), "corrupt_skipped": state.n_corrupt,
         "gflops_per_sample": gflops[0], "gflops": gflops[1], "wall_time_s": round(state.wall_time_s, 2),
+        "samples_per_s": _throughput(state),
         "eval_time_s": round(eval_time, 2), "device": _device_name(ctx.device), "world_size": ctx.world_size,
         "seed": cfg.seed, "scale": cfg.scale, "batch_size": cfg.batch_size, "steps": cfg.steps,
-        "final_loss": state.last_loss, "resumed_from_step": state.resumed_from, "metrics": metrics,
+        "final_loss": state.last_loss, "resumed_from_step": state.resumed_from, **model_info, "metrics": metrics,
     }
     atomic.write_json(out / RESULTS, results)
     atomic.write_bytes(out / DONE, b"")
     if not cfg.keep_resume:  # after DONE: a finished run is never resumed
         (out / "resume.pt").unlink(missing_ok=True)
+
+
+def _throughput(state) -> float | None:
+    """Measured training samples per second (samples seen / training wall time; evaluation not counted)."""
+    return round(state.samples_seen / state.wall_time_s, 2) if state.wall_time_s > 0 else None
 
 
 def _device_name(device: str) -> str:

@@ -97,11 +97,13 @@ def _is_number_list(value: str) -> bool:
 
 
 def sweep(
-    spec: Path = typer.Argument(None, help="Sweep TOML file (pool, scale, subsets, methods, seeds, samples_seen, eval, [options])."),
+    spec: Path = typer.Argument(
+        None, help="Sweep TOML file (pool, scale, subsets, methods, models, seeds, samples_seen, eval, [options])."),
     out: Path = typer.Option(..., help="Folder to hold one run folder per grid point."),
     pool: str = typer.Option(None, help="Pool folder (replaces the file's `pool`)."),
     subset: list[str] = typer.Option(None, help="Subset or tier-set folder (repeatable; replaces the file's `subsets`)."),
     method: list[str] = typer.Option(None, help="Method (repeatable; replaces the file's `methods`)."),
+    model: list[str] = typer.Option(None, help="open_clip model name (repeatable: a model axis; replaces the file's `models`)."),
     seed: list[int] = typer.Option(None, help="Seed (repeatable; replaces the file's `seeds`)."),
     samples_seen: list[int] = typer.Option(None, help="Budget in samples (repeatable; replaces the file's `samples_seen`)."),
     scale: str = typer.Option(None, help="Named scale (replaces the file's `scale`; default cpu-small)."),
@@ -112,7 +114,7 @@ def sweep(
     """Run a grid of `train run`s one after another (finished runs skipped, unfinished resumed), or print them."""
     from train.sweep import command_lines, load_spec, plan_runs, run_sweep
 
-    grid = load_spec(spec, pool=pool, subsets=subset, methods=method, seeds=seed, samples_seen=samples_seen,
+    grid = load_spec(spec, pool=pool, subsets=subset, methods=method, models=model, seeds=seed, samples_seen=samples_seen,
                      scale=scale, eval=eval)
     runs = plan_runs(grid, out)
     if print_:

@@ -1,4 +1,4 @@
-"""`train sweep`: a grid of runs (subsets/tiers x methods x budgets x seeds), run one after another or printed.
+"""`train sweep`: a grid of runs (subsets/tiers x methods x models x budgets x seeds), run one after another or printed.
 
 The grid comes from a small TOML file, flags, or both (flags replace the file's lists):
 
@@ -7,6 +7,7 @@ pool = "demo/pool"
 scale = "cpu-small"
 subsets = ["demo/tiers"]        # a subset folder, or a tier-set folder (tiers.json: all its tiers and controls)
 methods = ["clip", "flip"]
+models = ["tc-rn-tiny", "tc-vit-tiny"]   # optional: a model axis (any open_clip name; default: [options] model or the scale's)
 seeds = [0, 1]
 samples_seen = [20000, 40000]   # optional: budgets to sweep (default: the scale's)
 eval = ["demo/pool/eval"]
@@ -16,7 +17,10 @@ model = "tc-rn-tiny"
 lr = 2e-3
 ```
 
-Runs go to OUT/<subset>-<method>[-n<samples>]-s<seed>, a tier of a tier set named <tier set>-<tier>.
+Runs go to OUT/<subset>-<method>[-<model>][-n<samples>]-s<seed>, a tier of a tier set named <tier set>-<tier>;
+the model is in the name whenever the grid has a model axis (`models` or `--model`), so adding a model to a
+sweep never renames the runs it has. Each run's results.json records the model's family, tower sizes,
+widths, depths, context and vocabulary (train.models.describe_model), which `analysis collect` reads.
 Locally a finished run (DONE present)
 is skipped and an unfinished one resumes, so re-running a sweep completes it. `--print torchrun`
 or `--print sbatch` prints one command line per run instead, for a cluster's own scheduler;
@@ -25,7 +29,9 @@ there is no scheduler here.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import shlex
 import tomllib
 from dataclasses import dataclass, field
@@ -38,7 +44,7 @@ RUN_OPTIONS = ("model", "pretrained", "batch_size", "lr", "warmup", "wd", "epoch
                "loader_workers", "torch_threads", "keep_resume", "accum_steps", "grad_clip", "device")
 # [options] keys renamed with the CLI options (docs/cli.md): old key -> new key, named in the error.
 RENAMED_OPTIONS = {"workers": "loader_workers", "threads": "torch_threads"}
-SPEC_KEYS = ("pool", "scale", "subsets", "methods", "seeds", "samples_seen", "eval", "options")
+SPEC_KEYS = ("pool", "scale", "subsets", "methods", "models", "seeds", "samples_seen", "eval", "options")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class SweepSpec:
     pool: str
     subsets: tuple[str | None, ...] = (None,)
     methods: tuple[str, ...] = ("clip",)
+    models: tuple[str, ...] = ()  # empty: no model axis ([options] model or the scale's model)
     seeds: tuple[int, ...] = (0,)
     samples_seen: tuple[int | None, ...] = (None,)
     scale: str = "cpu-small"
@@ -61,6 +68,7 @@ class PlannedRun:
     method: str
     seed: int
     samples_seen: int | None
+    model: str | None = None  # None: [options] model or the scale's
 
 
 def load_spec(path: str | Path | None, **flags) -> SweepSpec:
@@ -83,10 +91,13 @@ def load_spec(path: str | Path | None, **flags) -> SweepSpec:
         if bad:
             raise UserError(f"{path}: [options] has unknown keys {sorted(bad)} (known: {', '.join(RUN_OPTIONS + METHOD_OPTIONS)})")
     raw |= {k: v for k, v in flags.items() if v not in (None, [], ())}
+    if raw.get("models") and "model" in raw.get("options", {}):
+        raise UserError(f"{path or 'train sweep'}: give the model either as `models` (--model) or as [options] model, not both")
     if "pool" not in raw:
         raise UserError(f"{path or 'train sweep'}: no pool given (pool = ... in the file, or --pool)")
     return SweepSpec(
         pool=str(raw["pool"]), subsets=tuple(raw.get("subsets") or [None]), methods=tuple(raw.get("methods") or ["clip"]),
+        models=tuple(str(m) for m in raw.get("models") or ()),
         seeds=tuple(int(s) for s in raw.get("seeds") or [0]),
         samples_seen=tuple(int(n) for n in raw["samples_seen"]) if raw.get("samples_seen") else (None,),
         scale=raw.get("scale", "cpu-small"), eval_roots=tuple(str(e) for e in raw.get("eval") or ()),
@@ -115,13 +126,12 @@ def expand_subsets(entries: tuple[str | None, ...]) -> list[tuple[str, str | Non
 
 def plan_runs(spec: SweepSpec, out_root: str | Path) -> list[PlannedRun]:
     runs = []
-    for name, subset in expand_subsets(spec.subsets):
-        for method in spec.methods:
-            for samples in spec.samples_seen:
-                for seed in spec.seeds:
-                    budget = f"-n{samples}" if samples is not None else ""
-                    run_name = f"{name}-{method}{budget}-s{seed}"
-                    runs.append(PlannedRun(run_name, Path(out_root) / run_name, subset, method, seed, samples))
+    grid = itertools.product(expand_subsets(spec.subsets), spec.methods, spec.models or (None,), spec.samples_seen, spec.seeds)
+    for (name, subset), method, model, samples, seed in grid:
+        budget = f"-n{samples}" if samples is not None else ""
+        model_part = f"-{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}" if model is not None else ""  # hf-hub:org/x
+        run_name = f"{name}-{method}{model_part}{budget}-s{seed}"
+        runs.append(PlannedRun(run_name, Path(out_root) / run_name, subset, method, seed, samples, model))
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise UserError("sweep: two subsets share a folder name; give subsets with distinct names")
@@ -131,8 +141,11 @@ def plan_runs(spec: SweepSpec, out_root: str | Path) -> list[PlannedRun]:
 def run_sweep(spec: SweepSpec, runs: list[PlannedRun]) -> dict[str, int]:
     """Run every planned run in turn: skip finished ones, resume unfinished ones."""
     from train.config import MethodConfig, make_run_config
+    from train.models import model_config
     from train.run import DONE, run_training
 
+    for model in spec.models:  # an unknown model fails before the first run, not after hours of others
+        model_config(model)
     counts = {"skipped": 0, "resumed": 0, "started": 0}
     method_opts = {k: v for k, v in spec.options.items() if k in METHOD_OPTIONS}
     run_opts = {k: v for k, v in spec.options.items() if k in RUN_OPTIONS}
@@ -145,9 +158,10 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun]) -> dict[str, int]:
         resume = (run.out / "resume.pt").exists()
         counts["resumed" if resume else "started"] += 1
         print(f"{'resume' if resume else 'start'} {run.name}")
+        model = {"model": run.model} if run.model is not None else {}
         cfg = make_run_config(run.out, spec.pool, run.subset, run.method, spec.scale, samples_seen=run.samples_seen,
                               weight_decay=weight_decay, method_cfg=MethodConfig(**method_opts), seed=run.seed,
-                              eval_roots=spec.eval_roots, resume=resume, **run_opts)
+                              eval_roots=spec.eval_roots, resume=resume, **run_opts, **model)
         run_training(cfg)
     return counts
 
@@ -163,6 +177,7 @@ def command_lines(spec: SweepSpec, runs: list[PlannedRun], launcher: str, nproc:
         args = [spec.pool, "--out", str(run.out), "--method", run.method, "--scale", spec.scale,
                 "--seed", str(run.seed), "--resume"]
         args += ["--subset", run.subset] if run.subset else []
+        args += ["--model", run.model] if run.model is not None else []
         args += ["--samples-seen", str(run.samples_seen)] if run.samples_seen is not None else []
         for root in spec.eval_roots:
             args += ["--eval", root]

@@ -24,6 +24,21 @@ GT_SHARES = {
 METHOD_GAIN = {"clip": 0.0, "slip": 0.02, "flip": -0.01, "clip-aug": 0.01}
 GFLOPS_PER_SAMPLE = {"clip": 0.05, "slip": 0.12, "flip": 0.03, "clip-aug": 0.05}
 RANDOM_SHAPE = 0.125
+# What train run records about a model (train.models.describe_model), for a few fake models.
+MODELS = {
+    "tiny-rn": {"model_family": "convnet", "params": 8_000_000, "image_params": 1_500_000, "text_params": 6_500_000,
+                "image_width": 16, "image_depth": 4, "text_width": 128, "text_depth": 3, "text_context": 16,
+                "vocab_size": 49408, "image_size": 32},
+}
+
+
+def fake_model(name: str, family: str, image_params: int, text_depth: int = 3, image_width: int = 16) -> dict:
+    """Register a fake model's metadata (text params grow with depth: 0.2 M per layer over a 6.3 M embedding)."""
+    text_params = 6_300_000 + 200_000 * text_depth
+    MODELS[name] = {"model_family": family, "params": image_params + text_params, "image_params": image_params,
+                    "text_params": text_params, "image_width": image_width, "image_depth": 4, "text_width": 128,
+                    "text_depth": text_depth, "text_context": 16, "vocab_size": 49408, "image_size": 32}
+    return MODELS[name]
 
 
 def true_accuracy(tier: str, method: str, subset_size: int, samples_seen: int) -> float:
@@ -32,8 +47,9 @@ def true_accuracy(tier: str, method: str, subset_size: int, samples_seen: int) -
 
 
 def write_run(root: Path, *, tier: str, method: str, subset_size: int, samples_seen: int, seed: int,
-              shape_top1: float, name: str | None = None, done: bool = True) -> Path:
-    name = name or f"{tier}-n{subset_size}-s{samples_seen}-{method}-seed{seed}"
+              shape_top1: float, name: str | None = None, done: bool = True, model: str = "tiny-rn",
+              gflops_per_sample: float | None = None, samples_per_s: float | None = None) -> Path:
+    name = name or f"{tier}-n{subset_size}-s{samples_seen}-{method}-{model}-seed{seed}"
     run = root / name
     run.mkdir(parents=True)
     manifest = {"tier": tier, "tier_set": "tiers", "rule": f"clip_score top fraction ({tier})", "n": subset_size,
@@ -42,8 +58,9 @@ def write_run(root: Path, *, tier: str, method: str, subset_size: int, samples_s
     rows = [{"task": "shape", "metric": "top1", "value": shape_top1, "random_score": RANDOM_SHAPE},
             {"task": "color", "metric": "top1", "value": min(1.0, shape_top1 + 0.3), "random_score": RANDOM_SHAPE}]
     (run / "eval.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    per_sample = GFLOPS_PER_SAMPLE[method]
-    results = {"run": name, "method": method, "model": "tiny-rn", "pool": "synthetic", "subset": f"{tier}-{subset_size}",
+    per_sample = gflops_per_sample if gflops_per_sample is not None else GFLOPS_PER_SAMPLE[method]
+    results = {"run": name, "method": method, "model": model, **MODELS[model], "samples_per_s": samples_per_s,
+               "pool": "synthetic", "subset": f"{tier}-{subset_size}",
                "tier": tier, "subset_size": subset_size, "unique_samples": min(subset_size, samples_seen),
                "samples_seen": samples_seen, "repetitions": samples_seen / subset_size, "gflops_per_sample": per_sample,
                "gflops": per_sample * samples_seen, "wall_time_s": 12.5, "device": "cpu", "seed": seed,

@@ -1,15 +1,21 @@
 """The demo driver end to end on a micro grid: every step's command runs and the report says who won."""
 
+import dataclasses
 import json
 import sys
 
 import pytest
 
-from analysis.demo import GRIDS, DemoGrid, run_demo
+from analysis.demo import FULL_METHODS, GRIDS, DemoGrid, available_methods, run_demo
 
 MICRO = DemoGrid(pool_size=400, seed_size=200, image_size=32, filter_samples=256, sizes=(40, 80), fractions="0.5,1.0",
-                 methods=("clip", "clip-aug"), method_sizes=(80,), seeds=(0,), samples_seen=64, n_boot=10,
+                 headline_size=80, budgets=(16, 32, 48), seeds=(0, 1), size_budget=32, size_seeds=(0,), n_boot=10,
                  scale="debug", eval_n=64)
+MICRO_FULL = dataclasses.replace(MICRO, axis_fraction="0.5", arch_models=("tc-vit-xs",), arch_sizes=(40, 80),
+                                 method_models=("tc-rn-tiny", "tc-vit-xs"), methods=("clip-aug", "no-such-method"),
+                                 text_models=("tc-rn-tiny-text1",), size_seeds=(0, 1),
+                                 budgets=(16, 48, 96), size_budget=96,  # 96 seen > both sizes: 2 data sizes
+                                 natural_fractions="0.5,1.0", natural_budgets=(96,))
 
 
 def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
@@ -18,24 +24,64 @@ def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
     for command in ("curate synth", "curate score", "train run", "curate tiers", "train sweep", "analysis report"):
         assert f"$ {command}" in printed
     runs = sorted(p.name for p in (tmp_path / "demo" / "runs").iterdir())
-    assert runs == sorted([f"n{n}-{tier}-clip-n64-s0" for n in (40, 80) for tier in ("top50", "top100")]
-                          + [f"n80-{tier}-clip-aug-n64-s0" for tier in ("top50", "top100")])
+    headline = [f"n80-{tier}-clip-n{budget}-s{seed}" for tier in ("top50", "top100") for budget in (16, 32, 48) for seed in (0, 1)]
+    assert runs == sorted(headline + [f"n40-{tier}-clip-n32-s0" for tier in ("top50", "top100")])
     assert all((tmp_path / "demo" / "runs" / run / "DONE").exists() for run in runs)
-    assert (report / "index.html").stat().st_size > 0 and "Summary" in (report / "summary.md").read_text()
+    summary = (report / "summary.md").read_text()
+    assert (report / "index.html").stat().st_size > 0 and "Summary" in summary
+    # the headline has 2 seeds per point and 3 budgets: compute fits are attempted (not left out) and the
+    # quality finding has an interval
+    fits = json.loads((report / "fits.json").read_text())
+    assert len([f for f in fits["fits"] if f["x"] == "gflops"]) == 2  # one per tier at the headline size
+    quality = next(f for f in fits["findings"] if f["key"] == "quality")
+    assert quality["interval"] is not None and "48 samples seen" in quality["measured"]
     timings = json.loads((tmp_path / "demo" / "timings.json").read_text())
-    assert {"synth", "filter_net", "clip_score", "sweep", "report"} <= set(timings)
+    assert {"synth", "filter_net", "clip_score", "sweep_headline", "sweep_sizes", "report"} <= set(timings)
 
     # A second run skips every finished step and re-runs only the (idempotent) sweeps and the report.
     run_demo(tmp_path / "demo", MICRO)
     assert "already done" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_micro_full_demo_trains_every_axis(tmp_path):
+    """--full's plumbing on a micro grid: architecture, method x family, text depth, CLIP+Aug at half the data;
+    an unknown method is left out; no CLIP run is trained twice."""
+    report = run_demo(tmp_path / "demo", MICRO_FULL)
+    runs = tmp_path / "demo" / "runs"
+    assert sorted(p.name for p in (runs / "arch-n40").iterdir()) == [f"top50-clip-tc-vit-xs-n96-s{s}" for s in (0, 1)]
+    assert sorted(p.name for p in (runs / "methods-tc-vit-xs").iterdir()) == [f"top50-clip-aug-tc-vit-xs-n96-s{s}" for s in (0, 1)]
+    assert sorted(p.name for p in (runs / "methods-tc-rn-tiny").iterdir()) == [f"top50-clip-aug-tc-rn-tiny-n96-s{s}" for s in (0, 1)]
+    assert sorted(p.name for p in (runs / "aug-half").iterdir()) == [f"top50-clip-aug-n96-s{s}" for s in (0, 1)]
+    summary = (report / "summary.md").read_text()
+    for section in ("## Architecture vs data size", "## ConvNet vs ViT per method", "## Text-encoder depth"):
+        assert section in summary
+    findings = {f["key"]: f for f in json.loads((report / "fits.json").read_text())["findings"]}
+    assert findings["aug_half"]["verdict"] != "not tested by these runs" and findings["aug_half"]["interval"] is not None
+    assert findings["text_depth"]["interval"] is not None
+    assert sorted(p.name for p in runs.glob("natural-*")) == [f"natural-{t}-clip-n96-s{s}" for t in ("top100", "top50") for s in (0, 1)]
+    assert not findings["crossover"]["why"].startswith("every tier was trained at the same")  # natural sizes differ
+
+
 def test_grids_fit_their_tiers():
-    """Each size must fit in the smallest tier: fraction x usable pool (94% usable: 3% corrupt, 3% empty captions)."""
+    """Each size must fit in the smallest tier: fraction x usable pool (94% usable: 3% corrupt, 3% empty captions);
+    the headline has >= 2 seeds and >= 3 budgets; the axes train at sizes the tier sets have."""
     for grid in GRIDS.values():
         smallest_fraction = min(float(f) for f in grid.fractions.split(","))
         assert max(grid.sizes) <= 0.94 * smallest_fraction * grid.pool_size
-        assert set(grid.method_sizes) <= set(grid.sizes) and grid.methods[0] == "clip"
+        assert grid.headline_size in grid.sizes and len(grid.seeds) >= 2 and len(set(grid.budgets)) >= 3
+        assert set(grid.arch_sizes) <= set(grid.sizes)
+    full = GRIDS["full"]
+    assert full.size_budget in full.budgets and full.headline_size in full.arch_sizes and full.size_seeds == full.seeds
+    assert full.axis_fraction in full.fractions.split(",")
+
+
+def test_method_list_follows_the_registry():
+    from train.methods import METHODS
+
+    assert available_methods(FULL_METHODS) == tuple(m for m in FULL_METHODS if m in METHODS)
+    assert {"clip-aug", "slip"} <= set(available_methods(FULL_METHODS)) and "no-such" not in available_methods(("no-such",))
 
 
 def test_a_failing_step_stops_the_demo_with_its_name(tmp_path):

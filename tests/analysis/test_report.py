@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analysis.cli import app
-from analysis.report import SECTIONS, ReportConfig, report
+from analysis.report import AXIS_SECTIONS, SECTIONS, ReportConfig, report
 from analysis.study import StudyConfig
 from tests.analysis.fake_runs import write_grid, write_run
 
@@ -41,15 +41,16 @@ def built(tmp_path_factory):
 def test_html_has_every_section_and_figure(built):
     out, paths, _ = built
     page = (out / "index.html").read_text()
-    for title in SECTIONS.values():
-        assert f"<h2>{title}</h2>" in page
+    for key, title in SECTIONS.items():  # one model: no architecture, family or text-depth section
+        assert (f"<h2>{title}</h2>" in page) == (key not in AXIS_SECTIONS), key
+    assert page.rstrip().endswith("</table>\n</section>\n</body></html>".rstrip()) and "Findings vs the seed papers" in page
     sources = re.findall(r'(?:src|href)="([^"#]+)"', page)
     assert len(sources) >= 6
     for source in sources:
         assert (out / source).is_file() and (out / source).stat().st_size > 1000, source
     summary = (out / "summary.md").read_text()
-    for title in SECTIONS.values():
-        assert f"## {title}" in summary
+    for key, title in SECTIONS.items():
+        assert (f"## {title}" in summary) == (key not in AXIS_SECTIONS), key
 
 
 def test_conclusions_and_fits_from_known_curves(built):
@@ -59,6 +60,10 @@ def test_conclusions_and_fits_from_known_curves(built):
                if row["tier"] != EVIL_TIER)
     summary = (out / "summary.md").read_text()
     assert "tier top10 (best at subset size 10,000) beats the full pool (tier full" in summary
+    assert "95 % interval of the gap" in summary  # two seeds: the summary states an interval
+    quality = next(f for f in study.findings if f.key == "quality")
+    assert quality.verdict == "reproduced" and quality.estimate.interval[0] > 0
+    assert {f.verdict for f in study.findings if f.key != "quality"} <= {"not tested by these runs"}
     fitted = [f for f in study.sample_fits if f.model is not None]
     assert {(f.tier, f.method) for f in fitted} == {(t, m) for t in ("top10", "top30", "full") for m in ("clip", "slip")}
     # one budget x 3 sizes = 3 distinct points: too few for the 4-parameter repetition law, said so
@@ -116,5 +121,6 @@ def test_conclusions_do_not_claim_significance_from_one_seed():
                              "subset_size": [300, 1000]})
 
     assert "no error estimate" in budget_conclusions(best(1, 0.0, 1, 0.0), "top100")[0]
-    assert "more than 2 standard errors" in budget_conclusions(best(3, 0.01, 3, 0.01), "top100")[0]
+    # Welch: gap 0.10, se = 0.01 * sqrt(2/3), df = 4, t = 2.776 -> 0.10 ± 0.0227
+    assert "95 % interval of the gap +7.7 to +12.3 points, 3 vs 3 seeds" in budget_conclusions(best(3, 0.01, 3, 0.01), "top100")[0]
     assert "within seed noise" in budget_conclusions(best(2, 0.2, 2, 0.2, ref_mean=0.29), "top100")[0]

@@ -66,10 +66,28 @@ def test_flags_replace_the_file_and_print_cluster_lines(tmp_path):
     assert f"--subset {tmp_path / 'tiers' / 'top50'}" in torchrun[0]
 
 
+def test_model_axis_from_the_file_or_flags(tmp_path):
+    spec = _tier_set(tmp_path)
+    spec.write_text(spec.read_text().replace('methods = ["clip"]', 'methods = ["clip"]\nmodels = ["tc-rn-xs", "tc-vit-xs"]'))
+    runs = plan_runs(load_spec(spec), tmp_path / "runs")
+    assert sorted(r.name for r in runs) == sorted(f"tiers-{tier}-clip-{model}-n16-s0" for tier in ("top50", "random50")
+                                                  for model in ("tc-rn-xs", "tc-vit-xs"))
+    assert {r.model for r in runs} == {"tc-rn-xs", "tc-vit-xs"}
+    flagged = plan_runs(load_spec(spec, models=["ViT-B-32"]), tmp_path / "runs")
+    assert {r.name for r in flagged} == {"tiers-top50-clip-ViT-B-32-n16-s0", "tiers-random50-clip-ViT-B-32-n16-s0"}
+    lines = _sweep(str(spec), "--out", str(tmp_path / "runs"), "--model", "tc-vit-xs", "--print", "torchrun").splitlines()
+    assert len(lines) == 2 and all("--model tc-vit-xs" in line for line in lines)
+    # without a model axis the names stay as they were (no model part)
+    assert plan_runs(load_spec(_tier_set(tmp_path / "plain")), tmp_path / "runs")[0].model is None
+
+
 def test_bad_sweep_files_are_clear_errors(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('pool = "p"\nmodels = ["x"]\n')
-    with pytest.raises(UserError, match="unknown keys \\['models'\\]"):
+    bad.write_text('pool = "p"\nmodel = ["x"]\n')
+    with pytest.raises(UserError, match="unknown keys \\['model'\\]"):
+        load_spec(bad)
+    bad.write_text('pool = "p"\nmodels = ["a"]\n[options]\nmodel = "b"\n')
+    with pytest.raises(UserError, match="either as `models`"):
         load_spec(bad)
     bad.write_text('pool = "p"\n[options]\nlearning_rate = 1\n')
     with pytest.raises(UserError, match="learning_rate"):
