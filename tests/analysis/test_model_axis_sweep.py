@@ -16,7 +16,7 @@ from tests.train.helpers import COLORS, color_pool
 from train.cli import app as train_app
 
 MODELS = ("tc-rn-xs", "tc-vit-xs")
-METRIC = "i2t_recall@1"  # per-image hits over 8 images: differs between seeds even for barely trained models
+METRIC = "text_retrieval_recall@1"  # image->text hits (clip_benchmark name) over 8 images: differs between seeds even for barely trained models
 
 
 def retrieval_evalset(root):
@@ -47,7 +47,7 @@ def swept(tmp_path_factory):
             "--out", str(root / "runs")]
     args += [part for model in MODELS for part in ("--model", model)] + ["--seed", "0", "--seed", "1"]
     spec = root / "sweep.toml"
-    spec.write_text("[options]\nbatch_size = 8\nlr = 0.01\nworkers = 0\nthreads = 1\n")
+    spec.write_text("[options]\nbatch_size = 8\nlr = 0.01\nloader_workers = 0\ntorch_threads = 1\n")
     result = CliRunner().invoke(train_app, [args[0], str(spec), *args[1:]])
     assert result.exit_code == 0, result.output + repr(result.exception)
     report = CliRunner().invoke(analysis_app, ["report", str(root / "runs"), "--out", str(root / "report"), "--task", "retrieval",
