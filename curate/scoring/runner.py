@@ -29,7 +29,7 @@ from curate import atomic
 from curate.errors import UserError
 from curate.pool import Pool, shard_name
 from curate.stages import STAGES
-from curate.stages.base import IMAGES, ShardContext, Stage, global_dir, parts_path
+from curate.stages.base import EMBEDDINGS, IMAGES, ShardContext, Stage, global_dir, parts_path
 
 
 class StageOutputError(RuntimeError):
@@ -86,8 +86,15 @@ def check_needs(pool: Pool, stage: Stage, available_stages: set[str]) -> None:
         if dep not in available_stages:
             raise UserError(f"{pool.scores_dir(dep)}: the '{stage.name}' stage needs the '{dep}' sidecar, which is missing or "
                             f"incomplete; run `curate score {pool.root} --stages {dep},{stage.name}`")
+    if EMBEDDINGS in stage.needs and "clip" not in available_stages:
+        from curate.stages.embeddings import imported
+
+        if imported(pool) is None:
+            raise UserError(f"{pool.scores_dir('clip')}: the '{stage.name}' stage needs the 'clip' sidecar (or image embeddings "
+                            f"imported by `curate ingest datacomp`), which is missing or incomplete; "
+                            f"run `curate score {pool.root} --stages clip,{stage.name}`")
     columns = pl.read_parquet_schema(pool.meta_path(0)).keys() if pool.info.n_shards else ()
-    for column in (n for n in stage.needs if n != IMAGES and n not in STAGES):
+    for column in (n for n in stage.needs if n not in (IMAGES, EMBEDDINGS) and n not in STAGES):
         if column not in columns:
             raise UserError(f"{pool.meta_path(0)}: the '{stage.name}' stage needs meta column '{column}'")
     if IMAGES in stage.needs and not pool.has_images():

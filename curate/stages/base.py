@@ -32,6 +32,7 @@ import polars as pl
 from curate.pool import Pool
 
 IMAGES = "images"  # in `needs`: the stage cannot run without image shards; in `uses`: it reads them when present
+EMBEDDINGS = "image_embeddings"  # in `needs`: the pool's image embeddings (clip stage, or imported; see stages/embeddings.py)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Stage:
 
     @property
     def stage_deps(self) -> tuple[str, ...]:
-        return tuple(n for n in self.needs if n != IMAGES and not _is_meta_column(n))
+        return tuple(n for n in self.needs if n not in (IMAGES, EMBEDDINGS) and not _is_meta_column(n))
 
     @property
     def reads_images(self) -> bool:

@@ -160,11 +160,15 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClipConfig, ctx: S
 
 
 def load_image_embeddings(pool, shard: int | None = None) -> np.ndarray:
-    """The clip stage's L2-normalised image embeddings as float32 (one shard, or all in pool order); NaN rows = no image."""
-    tag = embeddings_tag(clip_config_of(pool))
+    """The pool's L2-normalised image embeddings as float32 (one shard, or all in pool order); NaN rows = no image.
+
+    The clip stage's when it is complete, else the ones imported at ingest (see `curate.stages.embeddings`).
+    """
+    from curate.stages.embeddings import require, shard_image_embeddings
+
+    source = require(pool)
     shards = pool.shard_ids() if shard is None else [shard]
-    parts = [np.load(pool.embeddings_path(tag, s), allow_pickle=False)[:, 0].astype(np.float32) for s in shards]
-    return np.concatenate(parts)
+    return np.concatenate([shard_image_embeddings(pool, source, s) for s in shards])
 
 
 def clip_config_of(pool) -> ClipConfig:

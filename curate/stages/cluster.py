@@ -25,7 +25,7 @@ import polars as pl
 
 from curate.errors import UserError
 from curate.npyio import load_user_npy
-from curate.stages.base import ShardContext, Stage, save_global, shard_offsets, shard_slice
+from curate.stages.base import EMBEDDINGS, ShardContext, Stage, save_global, shard_offsets, shard_slice
 
 PRODUCES = {"cluster_id": pl.Int32, "cluster_dist": pl.Float32, "semdedup_keep": pl.Boolean, "cluster_near_ref": pl.Boolean}
 
@@ -97,11 +97,14 @@ def load_reference(path: str, pool) -> np.ndarray:
 
 def _embed_evalset(folder: Path, pool) -> np.ndarray:
     from curate.evalset import read_evalset
-    from curate.stages.clip import clip_config_of, encode
+    from curate.stages.clip import ClipConfig, clip_config_of, encode
+    from curate.stages.embeddings import require
 
+    source = require(pool)  # the eval set is embedded with the model that made the pool's embeddings
+    model = clip_config_of(pool) if source.origin == "clip stage" else ClipConfig(model=source.model, pretrained=source.pretrained)
     evalset = read_evalset(folder)
     blobs = [evalset.image_path(f).read_bytes() for f in evalset.samples["file"].to_list()]
-    image_emb, _ = encode(clip_config_of(pool), blobs, None)
+    image_emb, _ = encode(model, blobs, None)
     return image_emb[~np.isnan(image_emb).any(axis=1)]
 
 
@@ -148,5 +151,6 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClusterConfig, ctx
     )
 
 
-STAGE = Stage(name="cluster", produces=PRODUCES, compute=compute, config=ClusterConfig, needs=("uid", "clip"), build=build,
+STAGE = Stage(name="cluster", produces=PRODUCES, compute=compute, config=ClusterConfig, needs=("uid", EMBEDDINGS),
+              uses=("clip",), build=build,
               doc="FAISS k-means cluster id and cosine distance, SemDeDup keep flag, DataComp image-based filter flag")

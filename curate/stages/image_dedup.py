@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from curate.errors import UserError
-from curate.stages.base import IMAGES, ShardContext, Stage, images_required, load_parts, parts_path, save_global, shard_offsets, shard_slice
+from curate.stages.base import IMAGES, ShardContext, Stage, load_parts, parts_path, save_global, shard_offsets, shard_slice
 from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
 
 PRODUCES = {"image_dup_group": pl.Int64, "image_dup_keep": pl.Boolean, "image_sha1": pl.Utf8}
@@ -39,7 +39,9 @@ class ImageDedupConfig:
 
 
 def prepare(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, ctx: ShardContext) -> dict[str, np.ndarray]:
-    digests = [hashlib.sha1(blob).hexdigest() if blob is not None else "" for blob in images_required(images, ctx, "image_dedup")]
+    """SHA-1 per image; "" for every row of a metadata-only pool (near-duplicates then come from imported embeddings)."""
+    blobs = images if images is not None else (None for _ in range(meta.height))
+    digests = [hashlib.sha1(blob).hexdigest() if blob is not None else "" for blob in blobs]
     return {"sha1": np.asarray(digests, dtype="U40").reshape(len(digests))}
 
 
@@ -79,9 +81,11 @@ def exact_pairs(sha1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def build(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> dict:
     from curate.stages.clip import load_image_embeddings
+    from curate.stages.embeddings import pool_embeddings
 
     sha1 = np.concatenate(load_parts(pool, "image_dedup", "sha1"))
-    embeddings = load_image_embeddings(pool) if "clip" in joined else np.full((len(sha1), 1), np.nan, np.float32)
+    source = pool_embeddings(pool)
+    embeddings = load_image_embeddings(pool) if source is not None else np.full((len(sha1), 1), np.nan, np.float32)
     near_left, near_right = near_pairs(embeddings, cfg.threshold, cfg.neighbours)
     same_left, same_right = exact_pairs(sha1)
     group = connected_groups(len(sha1), np.concatenate([near_left, same_left]), np.concatenate([near_right, same_right]))
@@ -89,7 +93,8 @@ def build(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> dict:
     keep = keep_one_per_group(group, uids, scores)
     save_global(pool, "image_dedup", {"offsets": shard_offsets(pool), "image_dup_group": group, "image_dup_keep": keep})
     return {"rows": len(sha1), "with_embedding": int((~np.isnan(embeddings).any(axis=1)).sum()),
-            "near_duplicates": "clip embeddings" if "clip" in joined else "skipped: no complete clip stage (exact duplicates only)",
+            "near_duplicates": f"{source.tag} ({source.origin})" if source is not None
+            else "skipped: no image embeddings (no complete clip stage, none imported): exact duplicates only",
             "exact_duplicate_rows": int(len(same_left) - len(np.unique(same_right))),
             "rows_in_groups": int((np.bincount(group) > 1)[group].sum()), "dropped": int((~keep).sum())}
 
@@ -105,5 +110,5 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, 
 
 
 STAGE = Stage(name="image_dedup", produces=PRODUCES, compute=compute, config=ImageDedupConfig,
-              needs=("uid", IMAGES), uses=("clip",), prepare=prepare, build=build,
+              needs=("uid",), uses=(IMAGES, "clip"), prepare=prepare, build=build,
               doc="FAISS near-duplicate image groups (cosine threshold) and exact duplicates by SHA-1")
