@@ -12,11 +12,15 @@ pool has no image shards. `cfg` is the stage's frozen config dataclass and
 `ctx` says which pool and shard this is (for side outputs such as embeddings
 and for reading a global stage's structure).
 
-Global stages (near-duplicates, clusters) add two phases before `compute`:
-`prepare` (per shard, e.g. MinHash signatures; returns named arrays that the
-runner saves as `scores/STAGE/_parts/NAME/00000.npy`) and `build` (once, over
-the whole pool; writes `scores/STAGE/_global/*.npy`). Their `compute` then
-slices the global per-row arrays for one shard.
+Global stages (near-duplicates, clusters) add phases before `compute`:
+`prepare` (per shard, e.g. MinHash signatures and LSH band keys; returns named
+arrays that the runner saves as `scores/STAGE/_parts/NAME/00000.npy`, or polars
+frames saved as `.parquet`), then any `phases` (each a list of independent
+tasks, e.g. one LSH band partition, run by the engine like shards; a task
+writes its own files under `_global/` and the runner records its stats in
+`_global/_tasks/PHASE/TASK.json`, so a killed run redoes only unfinished
+tasks), then `build` (once, the reduce step; writes `scores/STAGE/_global/*.npy`).
+Their `compute` then slices the global per-row arrays for one shard.
 """
 
 from __future__ import annotations
@@ -47,6 +51,15 @@ class ShardContext:
 
 
 @dataclass(frozen=True)
+class GlobalPhase:
+    """A global step split into independent tasks that the engine runs (local processes or Ray), like shards."""
+
+    name: str
+    tasks: Callable[..., list[str]]  # (pool, cfg, joined) -> task names; deterministic (it may write shared inputs once)
+    run: Callable[..., dict]  # (pool, cfg, joined, task) -> stats; writes the task's outputs under _global/
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     produces: dict[str, Any]  # column name -> polars dtype
@@ -55,6 +68,7 @@ class Stage:
     needs: tuple[str, ...] = ()  # meta columns, IMAGES, or names of stages that must be complete
     uses: tuple[str, ...] = ()  # IMAGES or stages whose columns are attached when they are complete
     prepare: Callable[..., dict[str, np.ndarray]] | None = None
+    phases: tuple[GlobalPhase, ...] = ()  # between prepare and build
     build: Callable[..., dict] | None = None  # (pool, cfg, joined) -> stats dict
     max_workers: int | None = None  # e.g. 1 for a stage that holds one big model and its own loader workers
     doc: str = ""
@@ -87,6 +101,31 @@ def parts_path(pool: Pool, stage: str, name: str, shard: int) -> Path:
     from curate.pool import shard_name
 
     return pool.scores_dir(stage) / "_parts" / name / f"{shard_name(shard)}.npy"
+
+
+def phase_stats(pool: Pool, stage: str, phase: str) -> list[dict]:
+    """The stats every task of a phase returned, in task-name order."""
+    import json
+
+    folder = global_dir(pool, stage) / "_tasks" / phase
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+class ShardArrays:
+    """Rows of a per-shard prepared array picked by global row index, from memory maps (only the touched pages are read)."""
+
+    def __init__(self, pool: Pool, stage: str, name: str, offsets: np.ndarray | None = None):
+        self.offsets = shard_offsets(pool) if offsets is None else offsets
+        self.maps = [np.load(parts_path(pool, stage, name, s), mmap_mode="r", allow_pickle=False) for s in pool.shard_ids()]
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        first = self.maps[0]
+        out = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
+        shard = np.searchsorted(self.offsets, rows, side="right") - 1
+        for s in np.unique(shard):
+            mine = shard == s
+            out[mine] = self.maps[s][rows[mine] - self.offsets[s]]
+        return out
 
 
 def load_parts(pool: Pool, stage: str, name: str) -> list[np.ndarray]:
