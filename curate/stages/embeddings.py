@@ -83,3 +83,61 @@ def write_record(folder: Path, info: dict) -> None:
     from curate import atomic
 
     atomic.write_json(folder / RECORD, info)
+
+
+# -- streaming helpers for the stages that partition embeddings (cluster, image_dedup at scale) --------------
+def gather_rows(pool, source: EmbeddingSource, rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """L2-normalised float32 image embeddings of the given global rows (sorted or not), read from memory maps."""
+    maps = [np.load(pool.embeddings_path(source.tag, s), mmap_mode="r", allow_pickle=False) for s in pool.shard_ids()]
+    out = np.empty((len(rows), maps[0].shape[2]), dtype=np.float32)
+    shard = np.searchsorted(offsets, rows, side="right") - 1
+    for s in np.unique(shard):
+        mine = shard == s
+        out[mine] = maps[s][rows[mine] - offsets[s], 0]
+    return normalised(out)
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    """Unit rows (undoes float16 rounding of the stored unit vectors); NaN rows stay NaN."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.ascontiguousarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), dtype=np.float32)
+
+
+def valid_rows(pool, source: EmbeddingSource, offsets: np.ndarray) -> np.ndarray:
+    """Global rows that have an image embedding (no NaN), shard by shard."""
+    found = [np.flatnonzero(~np.isnan(v).any(axis=1)) + offsets[s] for s, v in iter_image_embeddings(pool, source)]
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
+def train_centroids(pool, source: EmbeddingSource, k: int, niter: int, seed: int, max_points_per_centroid: int = 256) -> np.ndarray:
+    """Spherical faiss k-means trained on a sample of at most k x max_points_per_centroid embeddings (FAISS's own cap),
+    read row by row from the shards: the whole pool's embeddings are never in memory at once."""
+    import faiss
+
+    from curate.stages.base import shard_offsets
+
+    offsets = shard_offsets(pool)
+    rows = valid_rows(pool, source, offsets)
+    if not len(rows):
+        return np.zeros((0, embedding_dim(pool, source)), np.float32)
+    k = min(k, len(rows))
+    sample_size = min(len(rows), k * max_points_per_centroid)
+    sample = np.sort(np.random.default_rng(seed).choice(rows, size=sample_size, replace=False))
+    vectors = gather_rows(pool, source, sample, offsets)
+    model = faiss.Kmeans(vectors.shape[1], k, niter=niter, seed=seed, spherical=True, min_points_per_centroid=1,
+                         max_points_per_centroid=max_points_per_centroid, verbose=False)
+    model.train(vectors)
+    return model.centroids
+
+
+def nearest_centroids(vectors: np.ndarray, centroids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine, centroid id) of each unit vector's n nearest centroids; NaN rows get id -1."""
+    import faiss
+
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    sims, ids = np.full((len(vectors), n), np.nan, np.float32), np.full((len(vectors), n), -1, np.int64)
+    ok = ~np.isnan(vectors).any(axis=1)
+    if ok.any():
+        sims[ok], ids[ok] = index.search(np.ascontiguousarray(vectors[ok]), n)
+    return sims, ids

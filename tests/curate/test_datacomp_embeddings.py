@@ -116,3 +116,26 @@ def test_image_dedup_cluster_and_reference_run_on_a_metadata_only_pool(tmp_path)
     cluster = pool.scan_scores("cluster").collect()
     assert cluster["cluster_id"].null_count() == 0 and cluster["cluster_near_ref"][30] is True
     assert 0 < cluster["cluster_near_ref"].sum() < 55
+
+
+def test_image_dedup_inverted_lists_find_the_exact_search_groups(tmp_path):
+    from curate.stages.image_dedup import ImageDedupConfig
+
+    rng = np.random.default_rng(5)
+    centers = unit(rng.normal(size=(6, DIM)))
+    for name, n in (("a", 120), ("b", 80)):  # six topics; every 5th image has a near-copy right after it
+        base = unit(centers[rng.integers(0, 6, n)] + 0.5 * rng.normal(size=(n, DIM)))
+        base[1::5] = unit(base[0::5][: len(base[1::5])] + 0.01 * rng.normal(size=(len(base[1::5]), DIM)))
+        write_datacomp(tmp_path / "dc" / f"{name}.parquet", n, seed=ord(name))
+        np.savez(tmp_path / "dc" / f"{name}.npz", l14_img=base.astype(np.float16))
+    run_ingest(open_datacomp(tmp_path / "dc", "l14"), tmp_path / "exact", shard_size=50)
+    run_ingest(open_datacomp(tmp_path / "dc", "l14"), tmp_path / "lists", shard_size=50)
+    score_pool(tmp_path / "exact", ["image_dedup"], workers=1, progress=False)
+    [report] = score_pool(tmp_path / "lists", ["image_dedup"], {"image_dedup": ImageDedupConfig(exact_max=10, lists=6)},
+                          workers=1, progress=False)
+    assert "6 inverted lists, probe 2" in report.build["near_duplicates"]
+    assert len(list((tmp_path / "lists" / "scores" / "image_dedup" / "_global" / "edges").glob("*.npy"))) == 1
+    exact = Pool(tmp_path / "exact").scan_scores("image_dedup").collect()
+    approx = Pool(tmp_path / "lists").scan_scores("image_dedup").collect()
+    assert exact["image_dup_keep"].sum() <= 200 - 40
+    assert approx["image_dup_group"].to_list() == exact["image_dup_group"].to_list()
