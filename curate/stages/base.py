@@ -26,7 +26,7 @@ Their `compute` then slices the global per-row arrays for one shard.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,12 @@ class Stage:
     build: Callable[..., dict] | None = None  # (pool, cfg, joined) -> stats dict
     max_workers: int | None = None  # e.g. 1 for a stage that holds one big model and its own loader workers
     doc: str = ""
+    scores: tuple[str, ...] = ()  # produced columns that are scores (listed by inspect and the report)
+    option_prefix: str = ""  # `curate score` option prefix of its config fields (default: the name, dashed)
+
+    @property
+    def prefix(self) -> str:
+        return self.option_prefix or self.name.replace("_", "-")
 
     @property
     def stage_deps(self) -> tuple[str, ...]:
@@ -86,6 +92,14 @@ def _is_meta_column(name: str) -> bool:
     from curate.pool import META_COLUMNS
 
     return name in META_COLUMNS or name.startswith("gt_")
+
+
+def option(default: Any, help: str, flag: str | None = None, path: bool = False) -> Any:
+    """A config field that `curate score` exposes as `flag` (default --PREFIX-FIELD) with this help text.
+
+    `path`: the value names a file or folder; it is made absolute when it exists (else kept, e.g. a pretrained tag).
+    """
+    return field(default=default, metadata={"help": help, "flag": flag, "path": path})
 
 
 @dataclass(frozen=True)

@@ -28,20 +28,24 @@ import polars as pl
 
 from curate.errors import UserError
 from curate.npyio import load_user_npy
-from curate.stages.base import EMBEDDINGS, GlobalPhase, ShardContext, Stage, save_global, shard_offsets, shard_slice
+from curate.stages.base import EMBEDDINGS, GlobalPhase, ShardContext, Stage, option, save_global, shard_offsets, shard_slice
 
 PRODUCES = {"cluster_id": pl.Int32, "cluster_dist": pl.Float32, "semdedup_keep": pl.Boolean, "cluster_near_ref": pl.Boolean}
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    k: int = 100
-    niter: int = 20
-    seed: int = 1234
-    semdedup_eps: float = 0.05  # drop a point whose cosine to a kept point in its cluster exceeds 1 - eps
-    reference: str | None = None  # .npy of reference image embeddings (N, dim), or an eval set folder
-    ref_nearest: int = 1  # clusters each reference embedding selects
-    max_points_per_centroid: int = 256  # k-means trains on at most k x this many embeddings (FAISS's default cap)
+    k: int = option(100, "k of k-means (capped at the number of images).", "--clusters")
+    niter: int = option(20, "k-means iterations.", "--kmeans-iters")
+    seed: int = option(1234, "k-means seed.", "--kmeans-seed")
+    semdedup_eps: float = option(0.05, "SemDeDup drops a point whose cosine to a kept one in its cluster exceeds 1 - eps.",
+                                 "--semdedup-eps")
+    reference: str | None = option(None, "reference image embeddings (.npy, shape N x dim) or an eval set folder (embedded "
+                                   "with the pool's embedding model) for DataComp's image-based filter flag.",
+                                   "--reference-embeddings", path=True)
+    ref_nearest: int = option(1, "clusters each reference embedding selects (cluster_near_ref).", "--ref-nearest")
+    max_points_per_centroid: int = option(256, "k-means trains on a sample of at most k x this many embeddings "
+                                          "(FAISS's cap), then assigns every image shard by shard.", "--kmeans-max-points")
 
     def __post_init__(self):
         if self.k < 1 or self.niter < 1 or self.ref_nearest < 1 or not 0 <= self.semdedup_eps <= 2 or self.max_points_per_centroid < 1:

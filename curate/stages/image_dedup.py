@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from curate.errors import UserError
-from curate.stages.base import IMAGES, GlobalPhase, ShardContext, Stage, global_dir, load_parts, parts_path, save_global, shard_offsets, shard_slice
+from curate.stages.base import IMAGES, GlobalPhase, ShardContext, Stage, global_dir, load_parts, option, parts_path, save_global, shard_offsets, shard_slice
 from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
 
 PRODUCES = {"image_dup_group": pl.Int64, "image_dup_keep": pl.Boolean, "image_sha1": pl.Utf8}
@@ -41,12 +41,12 @@ PRODUCES = {"image_dup_group": pl.Int64, "image_dup_keep": pl.Boolean, "image_sh
 
 @dataclass(frozen=True)
 class ImageDedupConfig:
-    threshold: float = 0.95  # cosine similarity of image embeddings at or above which two images are near-duplicates
-    neighbours: int = 32  # nearest neighbours searched per image (bounds memory)
-    exact_max: int = 50_000  # up to this many rows: exact all-against-all search; above: inverted lists
-    lists: int = 0  # inverted lists above exact_max (0 = 2 x sqrt(rows))
-    probe: int = 2  # lists each image is put into (more: higher recall, more work)
-    seed: int = 1234
+    threshold: float = option(0.95, "cosine similarity at or above which images are near-duplicates.")
+    neighbours: int = option(32, "nearest neighbours searched per image (bounds memory; groups still chain through neighbours).")
+    exact_max: int = option(50_000, "pools up to this many rows are searched exactly (all against all); larger ones in inverted lists.")
+    lists: int = option(0, "inverted lists (k-means centroids) for pools above --image-dup-exact-max (0 = 2 x sqrt(rows)).")
+    probe: int = option(2, "lists each image is put into; two images are compared when they share one (more: higher recall, slower).")
+    seed: int = option(1234, "seed of the inverted lists' k-means.")
 
     def __post_init__(self):
         if not -1 <= self.threshold <= 1 or self.neighbours < 1 or self.lists < 0 or self.probe < 1 or self.exact_max < 0:
@@ -205,6 +205,6 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, 
 
 
 STAGE = Stage(name="image_dedup", produces=PRODUCES, compute=compute, config=ImageDedupConfig,
-              needs=("uid",), uses=(IMAGES, "clip"), prepare=prepare,
+              needs=("uid",), uses=(IMAGES, "clip"), option_prefix="image-dup", prepare=prepare,
               phases=(GlobalPhase("lists", list_tasks, assign_lists), GlobalPhase("search", search_tasks, search_lists)), build=build,
               doc="FAISS near-duplicate image groups (cosine threshold) and exact duplicates by SHA-1")

@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 
 from curate.errors import UserError
-from curate.stages.base import (GlobalPhase, ShardArrays, ShardContext, Stage, global_dir, load_parts, parts_path, phase_stats,
+from curate.stages.base import (GlobalPhase, ShardArrays, ShardContext, Stage, option, global_dir, load_parts, parts_path, phase_stats,
                                 save_global, shard_offsets, shard_slice)
 from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
 
@@ -54,12 +54,13 @@ VERIFY_BATCH = 500_000  # candidate pairs verified at once
 
 @dataclass(frozen=True)
 class TextDedupConfig:
-    shingle: str = "char"  # "char" or "word" n-grams
-    ngram: int = 5
-    num_perm: int = 128
-    threshold: float = 0.8  # Jaccard similarity of shingle sets
-    seed: int = 1
-    max_bucket: int = 200  # distinct signatures a row is paired with inside one LSH bucket (bounds pairs in huge buckets)
+    shingle: str = option("char", "shingle captions into 'char' or 'word' n-grams.")
+    ngram: int = option(5, "n-gram length of a shingle.")
+    num_perm: int = option(128, "MinHash permutations.")
+    threshold: float = option(0.8, "Jaccard similarity at or above which captions are near-duplicates.")
+    seed: int = option(1, "MinHash seed.")
+    max_bucket: int = option(200, "distinct signatures a caption is paired with inside one LSH bucket "
+                                  "(bounds the pairs of huge buckets; capped buckets are counted in the stats).")
     SHINGLES: ClassVar[tuple[str, ...]] = ("char", "word")
 
     def __post_init__(self):
@@ -256,5 +257,5 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: TextDedupConfig, c
 
 
 STAGE = Stage(name="text_dedup", produces=PRODUCES, compute=compute, config=TextDedupConfig, needs=("uid", "caption"),
-              uses=("clip",), prepare=prepare, phases=(GlobalPhase("buckets", bucket_tasks, bucket_edges),), build=build,
+              uses=("clip",), option_prefix="dedup", prepare=prepare, phases=(GlobalPhase("buckets", bucket_tasks, bucket_edges),), build=build,
               doc="MinHash+LSH near-duplicate caption groups; one kept per group (highest clip_score, else first uid)")
