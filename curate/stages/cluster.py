@@ -125,7 +125,7 @@ def near_reference(centroids: np.ndarray, reference: np.ndarray, nearest: int) -
     return np.unique(top)
 
 
-SEMDEDUP_ROWS_PER_TASK = 200_000  # embeddings one semdedup task holds (clusters are grouped up to about this)
+SEMDEDUP_ROWS_PER_TASK = 100_000  # embeddings one semdedup task holds (~0.3 GB of 768-d float32; clusters grouped up to about this)
 
 
 def _folder(pool) -> Path:

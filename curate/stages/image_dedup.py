@@ -95,7 +95,7 @@ def exact_pairs(sha1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, rows[first[inverse]]
 
 
-SEARCH_ROWS_PER_TASK = 200_000  # (image, list) entries one search task holds: ~0.6 GB of 768-d float32 embeddings
+SEARCH_ROWS_PER_TASK = 100_000  # (image, list) entries one search task holds: ~0.3 GB of 768-d float32 embeddings
 
 
 def approximate(pool, cfg: ImageDedupConfig) -> bool:
