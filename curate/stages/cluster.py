@@ -147,17 +147,17 @@ def assign_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[str]
 
 def assign_shard(pool, cfg: ClusterConfig, joined: tuple[str, ...], task: str) -> dict:
     from curate import atomic
-    from curate.stages.embeddings import nearest_centroids, normalised, require, shard_image_embeddings
+    from curate.stages.embeddings import assign_shard as nearest, require
 
-    vectors = normalised(shard_image_embeddings(pool, require(pool), int(task)))
     centroids = np.load(_folder(pool) / "centroids.npy", allow_pickle=False)
     if len(centroids):
-        sims, ids = nearest_centroids(vectors, centroids, 1)
+        sims, ids = nearest(pool, require(pool), int(task), centroids, 1)
     else:
-        sims, ids = np.full((len(vectors), 1), np.nan, np.float32), np.full((len(vectors), 1), -1, np.int64)
+        rows = pl.scan_parquet(pool.meta_path(int(task))).select(pl.len()).collect().item()
+        sims, ids = np.full((rows, 1), np.nan, np.float32), np.full((rows, 1), -1, np.int64)
     atomic.write_npy(_folder(pool) / "assign_id" / f"{task}.npy", ids[:, 0].astype(np.int32))
     atomic.write_npy(_folder(pool) / "assign_dist" / f"{task}.npy", np.maximum(0.0, 1.0 - sims[:, 0]).astype(np.float32))
-    return {"rows": len(vectors), "with_embedding": int((ids[:, 0] >= 0).sum())}
+    return {"rows": len(ids), "with_embedding": int((ids[:, 0] >= 0).sum())}
 
 
 def _assigned(pool, name: str) -> np.ndarray:

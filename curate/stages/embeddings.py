@@ -63,10 +63,33 @@ def require(pool) -> EmbeddingSource:
     return source
 
 
+BLOCK_ROWS = 16_384  # rows read at once (~50 MB of 768-d float16 image + text)
+
+
+def iter_blocks(pool, source: EmbeddingSource, shard: int, block: int = BLOCK_ROWS):
+    """(first row, float32 image embeddings) of one shard, block by block, with plain reads.
+
+    Not a memory map: pages a map touches count as the process's memory until
+    it is unmapped, and kernel read-ahead around random accesses pulls in most
+    of the file, so a map of a 3 GB embeddings pool showed as 3.7 GB of RSS.
+    """
+    path = pool.embeddings_path(source.tag, shard)
+    header = np.load(path, mmap_mode="r", allow_pickle=False)  # shape, dtype and data offset only
+    rows, width, dtype, offset = header.shape[0], header.shape[1:], header.dtype, header.offset
+    del header
+    row_items = int(np.prod(width))
+    with open(path, "rb") as handle:
+        for start in range(0, rows, block):
+            count = min(block, rows - start)
+            handle.seek(offset + start * row_items * dtype.itemsize)
+            raw = np.fromfile(handle, dtype=dtype, count=count * row_items).reshape(count, *width)
+            yield start, raw[:, 0].astype(np.float32)
+
+
 def shard_image_embeddings(pool, source: EmbeddingSource, shard: int) -> np.ndarray:
-    """One shard's image embeddings as float32 (NaN rows = no embedding); read from a memory map."""
-    array = np.load(pool.embeddings_path(source.tag, shard), mmap_mode="r", allow_pickle=False)
-    return np.asarray(array[:, 0], dtype=np.float32)
+    """One shard's image embeddings as float32 (NaN rows = no embedding)."""
+    parts = [block for _, block in iter_blocks(pool, source, shard)]
+    return np.concatenate(parts) if parts else np.zeros((0, embedding_dim(pool, source)), np.float32)
 
 
 def iter_image_embeddings(pool, source: EmbeddingSource):
@@ -87,26 +110,33 @@ def write_record(folder: Path, info: dict) -> None:
 
 # -- streaming helpers for the stages that partition embeddings (cluster, image_dedup at scale) --------------
 def gather_rows(pool, source: EmbeddingSource, rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """L2-normalised float32 image embeddings of the given global rows (sorted or not), read from memory maps."""
-    maps = [np.load(pool.embeddings_path(source.tag, s), mmap_mode="r", allow_pickle=False) for s in pool.shard_ids()]
-    out = np.empty((len(rows), maps[0].shape[2]), dtype=np.float32)
-    shard = np.searchsorted(offsets, rows, side="right") - 1
-    for s in np.unique(shard):
-        mine = shard == s
-        out[mine] = maps[s][rows[mine] - offsets[s], 0]
+    """L2-normalised float32 image embeddings of the given global rows (in the given order), read block by block."""
+    dim = embedding_dim(pool, source)
+    out = np.empty((len(rows), dim), dtype=np.float32)
+    order = np.argsort(rows, kind="stable")
+    wanted = rows[order]
+    for shard in pool.shard_ids():
+        lo, hi = np.searchsorted(wanted, [offsets[shard], offsets[shard + 1]])
+        if lo == hi:
+            continue
+        local = wanted[lo:hi] - offsets[shard]
+        for start, block in iter_blocks(pool, source, shard):
+            a, b = np.searchsorted(local, [start, start + len(block)])
+            out[order[lo + a:lo + b]] = block[local[a:b] - start]
     return normalised(out)
+
+
+def valid_rows(pool, source: EmbeddingSource, offsets: np.ndarray) -> np.ndarray:
+    """Global rows that have an image embedding (no NaN), block by block."""
+    found = [np.flatnonzero(~np.isnan(block).any(axis=1)) + offsets[s] + start
+             for s in pool.shard_ids() for start, block in iter_blocks(pool, source, s)]
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
     """Unit rows (undoes float16 rounding of the stored unit vectors); NaN rows stay NaN."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.ascontiguousarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), dtype=np.float32)
-
-
-def valid_rows(pool, source: EmbeddingSource, offsets: np.ndarray) -> np.ndarray:
-    """Global rows that have an image embedding (no NaN), shard by shard."""
-    found = [np.flatnonzero(~np.isnan(v).any(axis=1)) + offsets[s] for s, v in iter_image_embeddings(pool, source)]
-    return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
 def train_centroids(pool, source: EmbeddingSource, k: int, niter: int, seed: int, max_points_per_centroid: int = 256) -> np.ndarray:
@@ -141,3 +171,11 @@ def nearest_centroids(vectors: np.ndarray, centroids: np.ndarray, n: int) -> tup
     if ok.any():
         sims[ok], ids[ok] = index.search(np.ascontiguousarray(vectors[ok]), n)
     return sims, ids
+
+
+def assign_shard(pool, source: EmbeddingSource, shard: int, centroids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine, centroid id) of the n nearest centroids of every image of one shard, block by block."""
+    found = [nearest_centroids(normalised(block), centroids, n) for _, block in iter_blocks(pool, source, shard)]
+    if not found:
+        return np.zeros((0, n), np.float32), np.zeros((0, n), np.int64)
+    return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])

@@ -123,13 +123,12 @@ def list_tasks(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> list[str
 
 def assign_lists(pool, cfg: ImageDedupConfig, joined: tuple[str, ...], task: str) -> dict:
     from curate import atomic
-    from curate.stages.embeddings import nearest_centroids, normalised, require, shard_image_embeddings
+    from curate.stages.embeddings import assign_shard, require
 
     centroids = np.load(global_dir(pool, "image_dedup") / "list_centroids.npy", allow_pickle=False)
-    vectors = normalised(shard_image_embeddings(pool, require(pool), int(task)))
-    _, ids = nearest_centroids(vectors, centroids, min(cfg.probe, len(centroids)))
+    _, ids = assign_shard(pool, require(pool), int(task), centroids, min(cfg.probe, len(centroids)))
     atomic.write_npy(global_dir(pool, "image_dedup") / "lists" / f"{task}.npy", ids.astype(np.int32))
-    return {"rows": len(vectors)}
+    return {"rows": len(ids)}
 
 
 def search_tasks(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> list[str]:
