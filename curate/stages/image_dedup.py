@@ -177,6 +177,7 @@ def near_edges(pool, cfg: ImageDedupConfig, n_rows: int) -> tuple[np.ndarray, np
         return left, right, f"{source.tag} ({source.origin}), exact search"
     files = sorted((global_dir(pool, "image_dedup") / "edges").glob("*.npy"))
     edges = np.concatenate([np.load(f, allow_pickle=False) for f in files]) if files else np.zeros((0, 2), np.int64)
+    edges = np.unique(edges, axis=0)  # a pair sharing two lists of different groups is in two files
     return edges[:, 0], edges[:, 1], f"{source.tag} ({source.origin}), {n_lists(pool, cfg)} inverted lists, probe {cfg.probe}"
 
 
