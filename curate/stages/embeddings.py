@@ -155,9 +155,20 @@ def train_centroids(pool, source: EmbeddingSource, k: int, niter: int, seed: int
     sample = np.sort(np.random.default_rng(seed).choice(rows, size=sample_size, replace=False))
     vectors = gather_rows(pool, source, sample, offsets)
     model = faiss.Kmeans(vectors.shape[1], k, niter=niter, seed=seed, spherical=True, min_points_per_centroid=1,
-                         max_points_per_centroid=max_points_per_centroid, verbose=False)
+                         max_points_per_centroid=max_points_per_centroid, verbose=False, gpu=use_gpu())
     model.train(vectors)
     return model.centroids
+
+
+def use_gpu() -> bool:
+    """True with faiss-gpu and a CUDA device: k-means and centroid search then run on the GPUs.
+
+    Not exercised here (faiss-cpu, no GPU on the development box); results may differ from the CPU's in
+    the last float bits, so compare runs on the same kind of machine.
+    """
+    import faiss
+
+    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
 
 def nearest_centroids(vectors: np.ndarray, centroids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +177,8 @@ def nearest_centroids(vectors: np.ndarray, centroids: np.ndarray, n: int) -> tup
 
     index = faiss.IndexFlatIP(centroids.shape[1])
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    if use_gpu():
+        index = faiss.index_cpu_to_all_gpus(index)
     sims, ids = np.full((len(vectors), n), np.nan, np.float32), np.full((len(vectors), n), -1, np.int64)
     ok = ~np.isnan(vectors).any(axis=1)
     if ok.any():
