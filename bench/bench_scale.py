@@ -41,12 +41,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-scale"), help="folder for inputs and pools")
     parser.add_argument("--workers", type=int, default=2, help="runner worker processes")
     parser.add_argument("--stages", default=",".join(STAGES), help="stages to time")
+    parser.add_argument("--clusters", type=int, default=100, help="cluster stage: k of k-means")
     parser.add_argument("--recall", action="store_true", help="measure image_dedup recall vs exact search instead")
+    parser.add_argument("--text-only", action="store_true", help="with --recall: only compare text_dedup with MinHashLSH")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # internal: time one stage on one pool in this process
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)  # internal: build one pool in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(time_stage(Path(args.one[0]), args.one[1], args.workers)))
+        print(json.dumps(time_stage(Path(args.one[0]), args.one[1], args.workers, args.clusters)))
         return
     if args.build:
         build_pool(args.work, args.build)
@@ -58,12 +60,14 @@ def main() -> None:
     if args.recall:
         for n in sizes:
             print(json.dumps(text_groups_vs_in_memory(pools[n], args.workers)), flush=True)
-            print(json.dumps(recall(pools[n], args.workers)), flush=True)
+            if not args.text_only:
+                print(json.dumps(recall(pools[n], args.workers)), flush=True)
         return
     results = {}
     for n in sizes:
         for stage in args.stages.split(","):
-            out = subprocess.run([sys.executable, __file__, "--one", str(pools[n]), stage, "--workers", str(args.workers)],
+            out = subprocess.run([sys.executable, __file__, "--one", str(pools[n]), stage, "--workers", str(args.workers),
+                                  "--clusters", str(args.clusters)],
                                  capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-3000:], file=sys.stderr)
@@ -140,12 +144,13 @@ def build_pool(work: Path, n: int) -> Path:
 
 
 # -- one measurement ----------------------------------------------------------------------------
-def time_stage(pool: Path, stage: str, workers: int) -> dict:
+def time_stage(pool: Path, stage: str, workers: int, clusters: int = 100) -> dict:
     from curate.pool import Pool
     from curate.scoring.runner import score_pool
+    from curate.stages.cluster import ClusterConfig
 
     start = time.perf_counter()
-    [report] = score_pool(pool, [stage], workers=workers, force=True, progress=False)
+    [report] = score_pool(pool, [stage], {"cluster": ClusterConfig(k=clusters)}, workers=workers, force=True, progress=False)
     seconds = time.perf_counter() - start
     build = report.build or {}
     return {"rows": Pool(pool).info.n_samples, "seconds": round(seconds, 2),
