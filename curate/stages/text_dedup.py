@@ -203,7 +203,7 @@ def bucket_edges(pool, cfg: TextDedupConfig, joined: tuple[str, ...], task: str)
     band, sub, subs = (int(x) for x in task.split("-"))
     offsets = shard_offsets(pool)
     keys, rows = band_keys(pool, band, sub, subs, offsets)
-    sig_hash = ShardArrays(pool, "text_dedup", "sig_hash", offsets).take(rows)
+    sig_hash = np.concatenate(load_parts(pool, "text_dedup", "sig_hash"))[rows]  # 8 bytes a row
     signatures_ = ShardArrays(pool, "text_dedup", "signatures", offsets)
     left, right, candidates = [], [], 0
     for kind, a, b in bucket_pairs(keys, rows, sig_hash, cfg.max_bucket):
