@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=100, help="cluster stage: k of k-means")
     parser.add_argument("--recall", action="store_true", help="measure image_dedup recall vs exact search instead")
     parser.add_argument("--text-only", action="store_true", help="with --recall: only compare text_dedup with MinHashLSH")
+    parser.add_argument("--hard", action="store_true", help="near-copy images spread around the 0.95 threshold (for --recall)")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # internal: time one stage on one pool in this process
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)  # internal: build one pool in this process
     args = parser.parse_args()
@@ -51,12 +52,13 @@ def main() -> None:
         print(json.dumps(time_stage(Path(args.one[0]), args.one[1], args.workers, args.clusters)))
         return
     if args.build:
-        build_pool(args.work, args.build)
+        build_pool(args.work, args.build, args.hard)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     for n in sizes:  # in a subprocess: Linux keeps a parent's peak RSS across fork+exec, so this process stays small
-        subprocess.run([sys.executable, __file__, "--build", str(n), "--work", str(args.work)], check=True)
-    pools = {n: args.work / f"pool-{n}" for n in sizes}
+        subprocess.run([sys.executable, __file__, "--build", str(n), "--work", str(args.work), *(["--hard"] if args.hard else [])],
+                       check=True)
+    pools = {n: args.work / (f"pool-hard-{n}" if args.hard else f"pool-{n}") for n in sizes}
     if args.recall:
         for n in sizes:
             print(json.dumps(text_groups_vs_in_memory(pools[n], args.workers)), flush=True)
@@ -102,25 +104,31 @@ def make_captions(rng, n: int, words: list[str]) -> list[str]:
     return captions
 
 
-def make_embeddings(rng, n: int, centers) -> tuple:
-    """Unit image embeddings around 1000 topic centres; ~10 % near-copies (cosine ~0.99) of an earlier row; text = image + noise."""
+def make_embeddings(rng, n: int, centers, hard: bool = False) -> tuple:
+    """Unit image embeddings around 1000 topic centres; ~10 % near-copies of an earlier row; text = image + noise.
+
+    Near-copies are at cosine ~0.9999, or with `hard` spread over ~0.93-0.996 (about 60 % above the 0.95
+    threshold), where pairs near the threshold can fall into different inverted lists.
+    """
     image = centers[rng.integers(0, len(centers), n)] + 0.6 * rng.standard_normal((n, DIM), dtype=np.float32)
     copies = np.flatnonzero(rng.random(n) < 0.1)
     copies = copies[copies > 0]
-    image[copies] = image[(rng.random(len(copies)) * copies).astype(np.int64)] + 0.01 * rng.standard_normal((len(copies), DIM), dtype=np.float32)
+    scale = rng.uniform(0.1, 0.5, (len(copies), 1)).astype(np.float32) if hard else np.float32(0.01)
+    image[copies] = image[(rng.random(len(copies)) * copies).astype(np.int64)] + scale * rng.standard_normal((len(copies), DIM), dtype=np.float32)
     image /= np.linalg.norm(image, axis=1, keepdims=True)
     text = image + 0.5 * rng.standard_normal((n, DIM), dtype=np.float32)
     text /= np.linalg.norm(text, axis=1, keepdims=True)
     return image.astype(np.float16), text.astype(np.float16)
 
 
-def build_pool(work: Path, n: int) -> Path:
+def build_pool(work: Path, n: int, hard: bool = False) -> Path:
     import polars as pl
 
     from curate.ingest.datacomp import open_datacomp
     from curate.ingest.run import run_ingest
 
-    source, pool = work / f"dc-{n}", work / f"pool-{n}"
+    label = f"hard-{n}" if hard else f"{n}"
+    source, pool = work / f"dc-{label}", work / f"pool-{label}"
     if (pool / "pool.json").exists():
         return pool
     rng = np.random.default_rng(n)
@@ -137,7 +145,7 @@ def build_pool(work: Path, n: int) -> Path:
             "original_width": rng.integers(100, 1500, rows), "original_height": rng.integers(100, 1500, rows),
             "clip_b32_similarity_score": rng.random(rows), "clip_l14_similarity_score": rng.random(rows),
         }).write_parquet(path)
-        image, text = make_embeddings(rng, rows, centers)
+        image, text = make_embeddings(rng, rows, centers, hard)
         np.savez(path.with_suffix(".npz"), l14_img=image, l14_txt=text)
     run_ingest(open_datacomp(source, "l14"), pool, shard_size=max(2_500, n // 8))
     return pool
