@@ -114,7 +114,8 @@ def make_embeddings(rng, n: int, centers, hard: bool = False) -> tuple:
     copies = np.flatnonzero(rng.random(n) < 0.1)
     copies = copies[copies > 0]
     scale = rng.uniform(0.1, 0.5, (len(copies), 1)).astype(np.float32) if hard else np.float32(0.01)
-    image[copies] = image[(rng.random(len(copies)) * copies).astype(np.int64)] + scale * rng.standard_normal((len(copies), DIM), dtype=np.float32)
+    sources = (rng.random(len(copies)) * copies).astype(np.int64)
+    image[copies] = image[sources] + scale * rng.standard_normal((len(copies), DIM), dtype=np.float32)
     image /= np.linalg.norm(image, axis=1, keepdims=True)
     text = image + 0.5 * rng.standard_normal((n, DIM), dtype=np.float32)
     text /= np.linalg.norm(text, axis=1, keepdims=True)

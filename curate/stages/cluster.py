@@ -147,7 +147,8 @@ def assign_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[str]
 
 def assign_shard(pool, cfg: ClusterConfig, joined: tuple[str, ...], task: str) -> dict:
     from curate import atomic
-    from curate.stages.embeddings import assign_shard as nearest, require
+    from curate.stages.embeddings import assign_shard as nearest
+    from curate.stages.embeddings import require
 
     centroids = np.load(_folder(pool) / "centroids.npy", allow_pickle=False)
     if len(centroids):

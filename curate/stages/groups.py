@@ -33,7 +33,7 @@ def keep_one_per_group(group: np.ndarray, uid: list[str] | pl.Series, score: np.
 
 
 def global_uids_and_scores(pool, joined: tuple[str, ...]) -> tuple[pl.Series, np.ndarray | None]:
-    """All uids in pool order (a polars Series: ~40 bytes a row, not a Python list), and clip_score when the clip stage is complete (else None)."""
+    """All uids in pool order (a polars Series: ~40 bytes a row, not a Python list), and clip_score when clip is complete."""
     uids = pool.scan_meta().select("uid").collect()["uid"]
     if "clip" not in joined:
         return uids, None

@@ -33,7 +33,19 @@ import numpy as np
 import polars as pl
 
 from curate.errors import UserError
-from curate.stages.base import IMAGES, GlobalPhase, ShardContext, Stage, global_dir, load_parts, option, parts_path, save_global, shard_offsets, shard_slice
+from curate.stages.base import (
+    IMAGES,
+    GlobalPhase,
+    ShardContext,
+    Stage,
+    global_dir,
+    load_parts,
+    option,
+    parts_path,
+    save_global,
+    shard_offsets,
+    shard_slice,
+)
 from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
 
 PRODUCES = {"image_dup_group": pl.Int64, "image_dup_keep": pl.Boolean, "image_sha1": pl.Utf8}
@@ -171,7 +183,8 @@ def near_edges(pool, cfg: ImageDedupConfig, n_rows: int) -> tuple[np.ndarray, np
 
     source = pool_embeddings(pool)
     if source is None:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), "skipped: no image embeddings (no complete clip stage, none imported): exact duplicates only"
+        skipped = "skipped: no image embeddings (no complete clip stage, none imported): exact duplicates only"
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), skipped
     if not approximate(pool, cfg):
         left, right = near_pairs(load_image_embeddings(pool), cfg.threshold, cfg.neighbours)
         return left, right, f"{source.tag} ({source.origin}), exact search"

@@ -42,8 +42,20 @@ import numpy as np
 import polars as pl
 
 from curate.errors import UserError
-from curate.stages.base import (GlobalPhase, ShardArrays, ShardContext, Stage, option, global_dir, load_parts, parts_path, phase_stats,
-                                save_global, shard_offsets, shard_slice)
+from curate.stages.base import (
+    GlobalPhase,
+    ShardArrays,
+    ShardContext,
+    Stage,
+    global_dir,
+    load_parts,
+    option,
+    parts_path,
+    phase_stats,
+    save_global,
+    shard_offsets,
+    shard_slice,
+)
 from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
 
 PRODUCES = {"dup_group": pl.Int64, "dup_keep": pl.Boolean}
@@ -257,5 +269,6 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: TextDedupConfig, c
 
 
 STAGE = Stage(name="text_dedup", produces=PRODUCES, compute=compute, config=TextDedupConfig, needs=("uid", "caption"),
-              uses=("clip",), option_prefix="dedup", prepare=prepare, phases=(GlobalPhase("buckets", bucket_tasks, bucket_edges),), build=build,
+              uses=("clip",), option_prefix="dedup", prepare=prepare,
+              phases=(GlobalPhase("buckets", bucket_tasks, bucket_edges),), build=build,
               doc="MinHash+LSH near-duplicate caption groups; one kept per group (highest clip_score, else first uid)")
