@@ -249,7 +249,7 @@ def print_table(results: dict, sizes: list[int], stages: list[str]) -> None:
         print(f"| {stage} | {exponent:.2f} | {ratio:.2f} | {seconds / 60:,.0f} min | {rss / 1024:,.1f} GiB |")
     print(f"\nwhole score at {TARGET:,} rows on this box: ~{total / 3600:.1f} h")
     print(f"one 8-GPU node, assuming {NODE_CORES} CPU cores and every phase task-parallel (shards, LSH bands, list and "
-          f"cluster groups; FAISS on CPU, the GPU index is not used): ~{total * 2 / NODE_CORES / 60:.0f} min "
+          f"cluster groups; FAISS on CPU, the GPU index is not used): ~{total * 2 / NODE_CORES / 60:.1f} min "
           f"(an assumption-based projection, not a measurement)")
 
 
