@@ -52,18 +52,6 @@ class ClusterConfig:
             raise UserError("cluster: need --clusters >= 1, --kmeans-iters >= 1, --ref-nearest >= 1 and 0 <= --semdedup-eps <= 2")
 
 
-def kmeans(vectors: np.ndarray, cfg: ClusterConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(centroids, nearest centroid per vector) of spherical k-means; k is capped at the number of vectors."""
-    import faiss
-
-    k = min(cfg.k, len(vectors))
-    model = faiss.Kmeans(vectors.shape[1], k, niter=cfg.niter, seed=cfg.seed, spherical=True,
-                         min_points_per_centroid=1, verbose=False)
-    model.train(vectors)
-    _, nearest = model.index.search(vectors, 1)
-    return model.centroids, nearest[:, 0]
-
-
 def greedy_keep(vectors: np.ndarray, max_sim: float, block: int = 1024) -> np.ndarray:
     """Keep each vector (in the given order) unless its cosine to an already kept one exceeds max_sim.
 

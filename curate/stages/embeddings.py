@@ -141,9 +141,7 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
 
 def train_centroids(pool, source: EmbeddingSource, k: int, niter: int, seed: int, max_points_per_centroid: int = 256) -> np.ndarray:
     """Spherical faiss k-means trained on a sample of at most k x max_points_per_centroid embeddings (FAISS's own cap),
-    read row by row from the shards: the whole pool's embeddings are never in memory at once."""
-    import faiss
-
+    read block by block from the shards: the whole pool's embeddings are never in memory at once."""
     from curate.stages.base import shard_offsets
 
     offsets = shard_offsets(pool)
@@ -153,8 +151,14 @@ def train_centroids(pool, source: EmbeddingSource, k: int, niter: int, seed: int
     k = min(k, len(rows))
     sample_size = min(len(rows), k * max_points_per_centroid)
     sample = np.sort(np.random.default_rng(seed).choice(rows, size=sample_size, replace=False))
-    vectors = gather_rows(pool, source, sample, offsets)
-    model = faiss.Kmeans(vectors.shape[1], k, niter=niter, seed=seed, spherical=True, min_points_per_centroid=1,
+    return fit_kmeans(gather_rows(pool, source, sample, offsets), k, niter, seed, max_points_per_centroid)
+
+
+def fit_kmeans(vectors: np.ndarray, k: int, niter: int, seed: int, max_points_per_centroid: int = 256) -> np.ndarray:
+    """Centroids of spherical faiss k-means over unit vectors (k capped at their number)."""
+    import faiss
+
+    model = faiss.Kmeans(vectors.shape[1], min(k, len(vectors)), niter=niter, seed=seed, spherical=True, min_points_per_centroid=1,
                          max_points_per_centroid=max_points_per_centroid, verbose=False, gpu=use_gpu())
     model.train(vectors)
     return model.centroids

@@ -17,6 +17,7 @@ from curate.ingest.run import run_ingest
 from curate.pool import Pool
 from curate.scoring.runner import score_pool
 from curate.stages.cluster import ClusterConfig
+from curate.validate import validate_pool
 from tests.curate.ingest_data import write_datacomp
 
 DIM = 24
@@ -54,6 +55,7 @@ def test_npz_features_round_trip_into_the_pool_embedding_format(tmp_path):
     record = json.loads((tmp_path / "pool" / "embeddings" / "ViT-L-14-openai" / "embeddings.json").read_text())
     assert (record["model"], record["pretrained"], record["image_key"]) == ("ViT-L-14", "openai", "l14_img")
     assert pool.scan_meta().collect()["uid"].to_list() == source["uid"].to_list()
+    assert validate_pool(pool).ok
 
 
 def test_b32_without_text_key_stores_nan_text_half(tmp_path):
