@@ -151,10 +151,10 @@ def check_npz(path: Path, features: NpzFeatures, rows: int) -> int:
     return dims.pop()
 
 
-def _pool_embeddings(npz, features: NpzFeatures) -> np.ndarray:
+def _pool_embeddings(image: np.ndarray, text: np.ndarray | None) -> np.ndarray:
     """(rows, 2, dim) float16, L2-normalised, [:, 1] NaN when the file has no text key."""
-    image = np.asarray(npz[features.image_key], dtype=np.float32)
-    text = np.asarray(npz[features.text_key], dtype=np.float32) if features.text_key in npz.files else np.full_like(image, np.nan)
+    image = np.asarray(image, dtype=np.float32)
+    text = np.asarray(text, dtype=np.float32) if text is not None else np.full_like(image, np.nan)
     both = np.stack([image, text], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         both /= np.linalg.norm(both, axis=2, keepdims=True)
@@ -162,24 +162,28 @@ def _pool_embeddings(npz, features: NpzFeatures) -> np.ndarray:
 
 
 def _batches(files: list[Path], features: NpzFeatures | None = None) -> Iterator[tuple[pl.DataFrame, np.ndarray | None]]:
-    """(frame, embeddings or None) per parquet batch; one file's `.npz` is read whole (DataComp's are a few hundred MB at most)."""
+    """(frame, embeddings or None) per parquet batch. An `.npz` cannot be read in parts: one file's features are
+    held as stored (float16 in DataComp's), and converted to the pool's format one batch at a time."""
     import pyarrow.parquet as pq
 
     for path in files:
         parquet = pq.ParquetFile(path)
         present = [c for c in COLUMN_TYPES if c in parquet.schema_arrow.names]
-        embeddings = None
+        image = text = None
         if features is not None:
             with np.load(npz_path(path), allow_pickle=False) as npz:
-                embeddings = _pool_embeddings(npz, features)
+                image = npz[features.image_key]
+                text = npz[features.text_key] if features.text_key in npz.files else None
         start = 0
         for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=present):
             frame = pl.from_arrow(batch).select(
                 pl.col(c).cast(t, strict=False) if c in present else pl.lit(None, dtype=t).alias(c)
                 for c, t in COLUMN_TYPES.items()
             )
-            yield frame, None if embeddings is None else embeddings[start:start + frame.height]
-            start += frame.height
+            stop = start + frame.height
+            embeddings = None if image is None else _pool_embeddings(image[start:stop], None if text is None else text[start:stop])
+            yield frame, embeddings
+            start = stop
 
 
 def rebatch(chunks: Iterator[tuple[pl.DataFrame, np.ndarray | None]], size: int) -> Iterator[tuple[pl.DataFrame, np.ndarray | None]]:
