@@ -86,13 +86,17 @@ def ingest_datacomp(
     source: Path = typer.Argument(..., help="DataComp metadata: a .parquet file or a folder of them (searched recursively)."),
     out: Path = OUT,
     shard_size: int = typer.Option(100_000, "--shard-size", help="Rows per pool shard."),
+    embeddings: str = typer.Option("l14", "--embeddings",
+        help="CLIP features to import from the .npz beside each parquet as the pool's embeddings: l14 (OpenAI ViT-L-14, "
+             "what DataComp's image-based baseline uses), b32 (OpenAI ViT-B-32), or none (metadata only)."),
     name: str = NAME,
 ) -> None:
-    """Ingest DataComp metadata as a metadata-only pool; its CLIP scores become the `datacomp` sidecar."""
+    """Ingest DataComp metadata as a metadata-only pool; its CLIP scores become the `datacomp` sidecar, its .npz features the embeddings."""
     from curate.ingest.datacomp import open_datacomp
     from curate.ingest.run import run_ingest
 
-    _finish(run_ingest(open_datacomp(source), out, shard_size, name), out)
+    chosen = None if embeddings == "none" else embeddings
+    _finish(run_ingest(open_datacomp(source, chosen), out, shard_size, name), out)
 
 
 def download(

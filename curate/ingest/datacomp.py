@@ -10,6 +10,14 @@ DataComp ships, per pool, parquet files with `uid` (32 hex), `url`, `text`,
   them like any other row; `Pool.has_images()` is False for such a pool (the convention).
 - `scores/datacomp/NNNNN.parquet` (+ `_stats`, `_done`): uid + the two CLIP scores, so
   `curate filter` can select on DataComp's own scores before anything is downloaded.
+- `embeddings/MODEL_TAG/NNNNN.npy` (unless `embeddings=None`): the CLIP features of the
+  `.npz` DataComp ships beside every metadata parquet (`X.npz` for `X.parquet`, one row per
+  parquet row, keys `l14_img`, `l14_txt`, `b32_img`, `b32_txt`), in the pool's embedding
+  format (float16, (rows, 2, dim), L2-normalised; [:, 1] = the text features, NaN when the
+  `.npz` has no text key) with `embeddings.json` recording the model. `l14` (OpenAI
+  ViT-L-14, what DataComp's image-based baseline clusters) or `b32` (OpenAI ViT-B-32).
+  Every `.npz` is checked before anything is written: present, the key there, floating
+  point, 2-D, and exactly as many rows as its parquet, else a one-line error naming it.
 
 Millions of rows stream through in shard-sized polars frames (vectorised checks); only
 the set of uids seen so far (8 bytes each, seen.py) grows with the pool.
@@ -18,6 +26,8 @@ the set of uids seen so far (8 bytes each, seen.py) grows with the pool.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +50,40 @@ SCORE_COLUMNS = ("clip_b32_similarity_score", "clip_l14_similarity_score")
 READ_BATCH_ROWS = 65_536
 
 
-def open_datacomp(root: Path) -> Source:
+@dataclass(frozen=True)
+class NpzFeatures:
+    """Which `.npz` keys become the pool's embeddings, and the open_clip model that made them."""
+
+    image_key: str
+    text_key: str
+    model: str
+    pretrained: str = "openai"
+
+    @property
+    def tag(self) -> str:  # the same folder name the clip stage would use for this model
+        return f"{self.model}-{self.pretrained}"
+
+
+EMBEDDINGS = {"l14": NpzFeatures("l14_img", "l14_txt", "ViT-L-14"), "b32": NpzFeatures("b32_img", "b32_txt", "ViT-B-32")}
+DEFAULT_EMBEDDINGS = "l14"  # DataComp's image-based baseline (baselines/image_based_clustering.py) reads l14_img
+
+
+def open_datacomp(root: Path, embeddings: str | None = None) -> Source:
+    """A source over DataComp metadata; `embeddings` ("l14", "b32" or None) imports the `.npz` features too."""
+    if embeddings is not None and embeddings not in EMBEDDINGS:
+        raise UserError(f"--embeddings must be one of {', '.join(EMBEDDINGS)} or none, not {embeddings!r}")
     files = _metadata_files(Path(root))
-    total = sum(_check_schema(path) for path in files)
-    config = {"source": "datacomp", "input": str(Path(root).resolve()), "files": [p.name for p in files]}
-    return Source("datacomp", config, _batches(files), total=total, write=write_frames)
+    features = EMBEDDINGS[embeddings] if embeddings else None
+    total = 0
+    for path in files:
+        rows = _check_schema(path)
+        if features is not None:
+            check_npz(npz_path(path), features, rows)
+        total += rows
+    config = {"source": "datacomp", "input": str(Path(root).resolve()), "files": [p.name for p in files],
+              "embeddings": embeddings}
+    write = partial(write_frames, features=features)
+    return Source("datacomp", config, _batches(files, features), total=total, write=write)
 
 
 def _metadata_files(root: Path) -> list[Path]:
@@ -73,40 +112,113 @@ def _check_schema(path: Path) -> int:
     return parquet.metadata.num_rows
 
 
-def _batches(files: list[Path]) -> Iterator[pl.DataFrame]:
+def npz_path(parquet: Path) -> Path:
+    return parquet.with_suffix(".npz")
+
+
+def _npz_header(npz, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of one array in an .npz, from its header only (nothing else is read)."""
+    with npz.zip.open(f"{key}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(member)
+    return shape, dtype
+
+
+def check_npz(path: Path, features: NpzFeatures, rows: int) -> int:
+    """The embedding dim of a DataComp `.npz` whose keys, dtype and row count match its parquet; else a UserError."""
+    hint = "pass --embeddings none to ingest the metadata only"
+    if not path.is_file():
+        raise UserError(f"{path}: missing; DataComp ships it beside {path.with_suffix('.parquet').name} ({hint})")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as exc:  # zipfile.BadZipFile, OSError, ValueError: not an .npz
+        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    with npz:
+        if features.image_key not in npz.files:
+            raise UserError(f"{path}: no key {features.image_key!r} (keys: {', '.join(npz.files) or 'none'}; {hint})")
+        keys = [features.image_key] + ([features.text_key] if features.text_key in npz.files else [])
+        shapes = {key: _npz_header(npz, key) for key in keys}
+    for key, (shape, dtype) in shapes.items():
+        if dtype.kind != "f" or len(shape) != 2:
+            raise UserError(f"{path}: {key} has dtype {dtype} and shape {shape}; expected floating point (rows, dim)")
+        if shape[0] != rows:
+            raise UserError(f"{path}: {key} has {shape[0]} rows but {path.with_suffix('.parquet').name} has {rows}; "
+                            "the two must be row-aligned")
+    dims = {shape[1] for shape, _ in shapes.values()}
+    if len(dims) != 1:
+        raise UserError(f"{path}: image and text features differ in dim ({sorted(dims)})")
+    return dims.pop()
+
+
+def _pool_embeddings(image: np.ndarray, text: np.ndarray | None) -> np.ndarray:
+    """(rows, 2, dim) float16, L2-normalised, [:, 1] NaN when the file has no text key."""
+    image = np.asarray(image, dtype=np.float32)
+    text = np.asarray(text, dtype=np.float32) if text is not None else np.full_like(image, np.nan)
+    both = np.stack([image, text], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        both /= np.linalg.norm(both, axis=2, keepdims=True)
+    return both.astype(np.float16)
+
+
+def _batches(files: list[Path], features: NpzFeatures | None = None) -> Iterator[tuple[pl.DataFrame, np.ndarray | None]]:
+    """(frame, embeddings or None) per parquet batch. An `.npz` cannot be read in parts: one file's features are
+    held as stored (float16 in DataComp's), and converted to the pool's format one batch at a time."""
     import pyarrow.parquet as pq
 
     for path in files:
         parquet = pq.ParquetFile(path)
         present = [c for c in COLUMN_TYPES if c in parquet.schema_arrow.names]
+        image = text = None
+        if features is not None:
+            with np.load(npz_path(path), allow_pickle=False) as npz:
+                image = npz[features.image_key]
+                text = npz[features.text_key] if features.text_key in npz.files else None
+        start = 0
         for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=present):
-            frame = pl.from_arrow(batch)
-            yield frame.select(
+            frame = pl.from_arrow(batch).select(
                 pl.col(c).cast(t, strict=False) if c in present else pl.lit(None, dtype=t).alias(c)
                 for c, t in COLUMN_TYPES.items()
             )
+            stop = start + frame.height
+            embeddings = None if image is None else _pool_embeddings(image[start:stop], None if text is None else text[start:stop])
+            yield frame, embeddings
+            start = stop
 
 
-def rebatch(frames: Iterator[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
-    """Frames of exactly `size` rows (the last may be shorter)."""
-    pending, held = [], 0
-    for frame in frames:
-        pending.append(frame)
+def rebatch(chunks: Iterator[tuple[pl.DataFrame, np.ndarray | None]], size: int) -> Iterator[tuple[pl.DataFrame, np.ndarray | None]]:
+    """(frame, embeddings) chunks of exactly `size` rows (the last may be shorter); embeddings stay row-aligned."""
+    frames, arrays, held = [], [], 0
+    for frame, array in chunks:
+        frames.append(frame)
+        arrays.append(array)
         held += frame.height
         while held >= size:
-            whole = pl.concat(pending)
-            yield whole.head(size)
-            rest = whole.slice(size)
-            pending, held = [rest], rest.height
+            whole, together = pl.concat(frames), _concat(arrays)
+            yield whole.head(size), None if together is None else together[:size]
+            frames, arrays = [whole.slice(size)], [None if together is None else together[size:]]
+            held = frames[0].height
     if held:
-        yield pl.concat(pending)
+        yield pl.concat(frames), _concat(arrays)
+
+
+def _concat(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    return None if arrays[0] is None else np.concatenate(arrays)
 
 
 # -- writing -----------------------------------------------------------------------------
-def write_frames(frames: Iterator[pl.DataFrame], cfg: WriterConfig, report: IngestReport, progress=None) -> IngestReport:
+def write_frames(frames: Iterator[tuple[pl.DataFrame, np.ndarray | None]], cfg: WriterConfig, report: IngestReport,
+                 progress=None, features: NpzFeatures | None = None) -> IngestReport:
+    from curate.stages.embeddings import write_record
+
     seen = SeenSet()
     first_row = 0
-    for shard, frame in enumerate(rebatch(frames, cfg.shard_size)):
+    if features is not None:
+        write_record(cfg.out / "embeddings" / features.tag,
+                     {"source": "datacomp", "image_key": features.image_key, "text_key": features.text_key,
+                      "model": features.model, "pretrained": features.pretrained,
+                      "note": "L2-normalised float16; [:, 1] is NaN where the .npz has no text key"})
+    for shard, (frame, embeddings) in enumerate(rebatch(frames, cfg.shard_size)):
         meta_path = cfg.out / "meta" / f"{shard_name(shard)}.parquet"
         if meta_path.is_file():
             done = pl.read_parquet(meta_path, columns=["uid", "status"])
@@ -116,7 +228,9 @@ def write_frames(frames: Iterator[pl.DataFrame], cfg: WriterConfig, report: Inge
         else:
             meta = shard_meta(frame, shard, first_row, seen)
             _write_sidecar(cfg.out, shard, meta.select("uid"), frame)
-            write_meta(cfg.out, shard, meta)
+            if features is not None:
+                atomic.write_npy(cfg.out / "embeddings" / features.tag / f"{shard_name(shard)}.npy", embeddings)
+            write_meta(cfg.out, shard, meta)  # last: the shard's completion marker
             report.count(meta["status"].to_list())
         report.n_shards += 1
         first_row += frame.height

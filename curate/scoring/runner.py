@@ -4,7 +4,8 @@ One run at a time per pool (`POOL/.score.lock`, see curate/procs.py). For each s
 1. check its options against `scores/STAGE/_config.json` (a stage computed
    with other options is an error unless `force`, which recomputes it);
 2. global stages only: `prepare` every shard without `_parts/_done/NNNNN`,
-   then `build` once unless `_global/_done` exists;
+   then each global phase's tasks without `_global/_tasks/PHASE/TASK.json`
+   (through the engine, like shards), then `build` once unless `_global/_done` exists;
 3. `compute` every shard without a completion marker, check the output
    (uid + exactly the declared columns and dtypes, same rows, same order)
    and write it with `Pool.write_scores` (sidecar, stats JSON, marker).
@@ -32,7 +33,7 @@ from curate.errors import UserError
 from curate.pool import Pool, shard_name
 from curate.procs import RunLock
 from curate.stages import STAGES
-from curate.stages.base import IMAGES, ShardContext, Stage, global_dir, parts_path
+from curate.stages.base import EMBEDDINGS, IMAGES, ShardContext, Stage, global_dir, parts_path
 
 SCORE_LOCK = ".score.lock"  # beside scores/, so sidecar folders stay byte-identical between runs
 
@@ -50,6 +51,16 @@ class ShardTask:
     phase: str  # "prepare" or "compute"
     joined: tuple[str, ...]
     with_images: bool
+
+
+@dataclass(frozen=True)
+class PhaseTask:
+    pool_root: str
+    stage: str
+    cfg: Any
+    phase: str
+    task: str
+    joined: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -91,8 +102,15 @@ def check_needs(pool: Pool, stage: Stage, available_stages: set[str]) -> None:
         if dep not in available_stages:
             raise UserError(f"{pool.scores_dir(dep)}: the '{stage.name}' stage needs the '{dep}' sidecar, which is missing or "
                             f"incomplete; run `curate score {pool.root} --stages {dep},{stage.name}`")
+    if EMBEDDINGS in stage.needs and "clip" not in available_stages:
+        from curate.stages.embeddings import imported
+
+        if imported(pool) is None:
+            raise UserError(f"{pool.scores_dir('clip')}: the '{stage.name}' stage needs the 'clip' sidecar (or image embeddings "
+                            f"imported by `curate ingest datacomp`), which is missing or incomplete; "
+                            f"run `curate score {pool.root} --stages clip,{stage.name}`")
     columns = pl.read_parquet_schema(pool.meta_path(0)).keys() if pool.info.n_shards else ()
-    for column in (n for n in stage.needs if n != IMAGES and n not in STAGES):
+    for column in (n for n in stage.needs if n not in (IMAGES, EMBEDDINGS) and n not in STAGES):
         if column not in columns:
             raise UserError(f"{pool.meta_path(0)}: the '{stage.name}' stage needs meta column '{column}'")
     if IMAGES in stage.needs and not pool.has_images():
@@ -176,6 +194,11 @@ def _run_stage(pool: Pool, stage: Stage, cfg: Any, engine, progress: bool = True
         todo = [s for s in pool.shard_ids() if not parts_done_path(pool, stage.name, s).exists()]
         _drain(engine.map(run_shard, tasks("prepare", todo, images), stage.max_workers), f"{stage.name} prepare", len(todo), progress)
         images = False  # the prepare phase read them
+    if not (global_dir(pool, stage.name) / "_done").exists():
+        for phase in stage.phases:
+            todo = [t for t in phase.tasks(pool, cfg, joined) if not phase_done_path(pool, stage.name, phase.name, t).exists()]
+            work = [PhaseTask(str(pool.root), stage.name, cfg, phase.name, t, joined) for t in todo]
+            _drain(engine.map(run_phase_task, work), f"{stage.name} {phase.name}", len(todo), progress)
     if stage.build is not None:
         build_stats = run_build(pool, stage, cfg, joined)
     todo = [s for s in pool.shard_ids() if not pool.is_done(stage.name, s)]
@@ -199,6 +222,10 @@ def run_build(pool: Pool, stage: Stage, cfg: Any, joined: tuple[str, ...]) -> di
     stats = stage.build(pool, cfg, joined)
     atomic.write_json(marker, stats)
     return stats
+
+
+def phase_done_path(pool: Pool, stage: str, phase: str, task: str) -> Path:
+    return global_dir(pool, stage) / "_tasks" / phase / f"{task}.json"
 
 
 def parts_done_path(pool: Pool, stage: str, shard: int) -> Path:
@@ -236,6 +263,15 @@ def run_shard(task: ShardTask) -> int:
     return meta.height
 
 
+def run_phase_task(task: PhaseTask) -> int:
+    """One task of a global phase (runs in a worker process); its stats JSON is its completion marker."""
+    stage, pool = STAGES[task.stage], Pool(task.pool_root)
+    phase = next(p for p in stage.phases if p.name == task.phase)
+    stats = phase.run(pool, task.cfg, task.joined, task.task)
+    atomic.write_json(phase_done_path(pool, stage.name, phase.name, task.task), stats)
+    return int(stats.get("rows", 0))
+
+
 def attach_sidecars(pool: Pool, shard: int, meta: pl.DataFrame, stages: tuple[str, ...]) -> pl.DataFrame:
     """Meta with the columns of complete sidecars alongside (they are row-aligned; the uids are checked)."""
     for name in stages:
@@ -261,6 +297,9 @@ def iter_images(pool: Pool, shard: int, keys: list[str]) -> Iterator[bytes | Non
 
 def write_parts(pool: Pool, stage: Stage, shard: int, arrays: dict[str, np.ndarray], rows: int) -> None:
     for name, array in arrays.items():
+        if isinstance(array, pl.DataFrame):  # a long table (e.g. LSH band keys), not row-aligned
+            atomic.write_parquet(parts_path(pool, stage.name, name, shard).with_suffix(".parquet"), array)
+            continue
         if len(array) != rows:
             raise StageOutputError(f"stage '{stage.name}' prepared {len(array)} rows of '{name}' for {rows} meta rows")
         atomic.write_npy(parts_path(pool, stage.name, name, shard), array)

@@ -19,7 +19,6 @@ from curate import atomic
 from curate.pool import Pool, gt_flag_columns
 from curate.selection import charts
 from curate.selection.inspect_rows import (
-    SCORE_COLUMNS,
     InspectConfig,
     fetch_samples,
     gallery_rows,
@@ -27,6 +26,7 @@ from curate.selection.inspect_rows import (
     reason_counts,
     row_table,
 )
+from curate.selection.sources import score_columns
 from curate.subset import Subset
 
 STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
@@ -70,7 +70,7 @@ def draw_charts(rows: pl.DataFrame, out: Path) -> list[tuple[str, str]]:
     drawn = []
     reasons = reason_counts(rows)
     drawn.append(("Rows per reason", charts.bar_counts(reasons, "rows per reason", out / "reasons.png").name))
-    for column in [c for c in SCORE_COLUMNS if c in rows.columns]:
+    for column in [c for c in score_columns() if c in rows.columns]:
         groups = {"kept": finite(rows.filter(pl.col("reason").is_null())[column]),
                   "rejected": finite(rows.filter(pl.col("reason").is_not_null())[column])}
         name = f"hist_{column}.png"
@@ -154,7 +154,7 @@ def render(pool: Pool, subset: Subset | None, rows: pl.DataFrame, drawn: list[tu
     parts = _summary(pool, subset, rows)
     parts.append("<h2>Charts</h2>")
     parts += [f'<img class="chart" src="{esc(name)}" alt="{esc(title)}" title="{esc(title)}">' for title, name in drawn]
-    scores = [c for c in SCORE_COLUMNS if c in rows.columns]
+    scores = [c for c in score_columns() if c in rows.columns]
     flags = gt_flag_columns(rows.schema)
     parts.append(f"<h2>Gallery (up to {config.per_reason} per reason)</h2>")
     for group, members in picked.group_by("group", maintain_order=True):

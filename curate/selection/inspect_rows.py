@@ -19,10 +19,9 @@ import polars as pl
 from curate.errors import UserError
 from curate.pool import OK, Pool, read_tar_samples
 from curate.selection.config import FilterConfig
-from curate.selection.sources import ColumnIndex, scan_columns
+from curate.selection.sources import ColumnIndex, scan_columns, score_columns
 from curate.subset import Subset, check_subset_pool, read_subset
 
-SCORE_COLUMNS = ("clip_score", "clip_b32_similarity_score", "clip_l14_similarity_score", "lang_prob")
 KEPT = "kept"
 
 
@@ -60,7 +59,7 @@ def row_table(pool: Pool, subset: Subset | None) -> pl.DataFrame:
     """One row per pool sample: uid, shard, key, status, scores, gt flags and `reason` (null = kept)."""
     index = ColumnIndex(pool)
     complete = set(pool.stages())
-    scores = [c for c in SCORE_COLUMNS if _available(index, c, complete)]
+    scores = [c for c in score_columns() if _available(index, c, complete)]
     frame = scan_columns(index, ["shard", "key", "status", *scores, *index.gt_flags()]).select(
         "uid", "shard", "key", "status", *scores, *index.gt_flags()).collect()
     status_reason = pl.when(pl.col("status") != OK).then(pl.col("status"))

@@ -77,6 +77,10 @@ def reshard(subset_path: str | Path, pool: Pool, out: str | Path, config: Reshar
     if found != subset.n:
         raise UserError(f"{subset.path}: {subset.n - found} of {subset.n} uids are not in pool {pool.name} ({pool.root})")
     atomic.write_json(out / "subset_manifest.json", subset.manifest)
+    for model in models:  # imported embeddings keep their model record (curate.stages.embeddings)
+        record = pool.root / "embeddings" / model / "embeddings.json"
+        if record.is_file() and written:
+            atomic.write_bytes(out / "embeddings" / model / record.name, record.read_bytes())
     name = config.name or f"{pool.name}-{subset.name}"
     write_pool_info(out, PoolInfo(name, f"reshard of subset {subset.path} of pool {pool.root}",
                                   datetime.now(UTC).isoformat(timespec="seconds"), found, written))

@@ -15,20 +15,29 @@ import polars as pl
 from curate.errors import UserError
 from curate.pool import Pool, gt_flag_columns
 
-# Which stage produces a column (the contract between the parts): used only to
-# tell the user which command to run when a column is missing.
-PRODUCERS = {
-    "caption_chars": "basic", "caption_words": "basic", "caption_nonalpha_frac": "basic",
-    "image_width": "basic", "image_height": "basic", "aspect_ratio": "basic", "decodable": "basic",
-    "lang": "lang", "lang_prob": "lang", "lang_datacomp": "lang",
-    "clip_score": "clip",
-    "dup_group": "text_dedup", "dup_keep": "text_dedup",
-    "image_dup_group": "image_dedup", "image_dup_keep": "image_dedup", "image_sha1": "image_dedup",
-    "cluster_id": "cluster", "cluster_dist": "cluster", "semdedup_keep": "cluster", "cluster_near_ref": "cluster",
-    "clip_b32_similarity_score": "datacomp", "clip_l14_similarity_score": "datacomp",
-}
-# Stages written by another command than `curate score`.
+# Stages written by another command than `curate score`, and their columns.
 PRODUCER_COMMANDS = {"datacomp": "curate ingest datacomp ... --out {pool}"}
+
+
+def producers() -> dict[str, str]:
+    """Which stage produces a column (used to tell the user which command to run when a column is missing).
+
+    Derived from each stage's own `produces` in `curate.stages.STAGES`, plus the `datacomp` sidecar of ingest.
+    """
+    from curate.ingest.datacomp import SCORE_COLUMNS as DATACOMP_SCORES
+    from curate.ingest.datacomp import STAGE as DATACOMP
+    from curate.stages import STAGES
+
+    found = {column: name for name, stage in STAGES.items() for column in stage.produces}
+    return {**found, **dict.fromkeys(DATACOMP_SCORES, DATACOMP)}
+
+
+def score_columns() -> tuple[str, ...]:
+    """Columns that are scores (inspect and the report list them): each stage's `scores`, then DataComp's two CLIP scores."""
+    from curate.ingest.datacomp import SCORE_COLUMNS as DATACOMP_SCORES
+    from curate.stages import STAGES
+
+    return (*(c for stage in STAGES.values() for c in stage.scores), *DATACOMP_SCORES)
 
 
 def stage_command(pool: Pool, stage: str) -> str:
@@ -79,7 +88,7 @@ class ColumnIndex:
         return self.meta[column] if stage is None else self.sidecars[stage][column]
 
     def missing_message(self, column: str) -> str:
-        stage = PRODUCERS.get(column)
+        stage = producers().get(column)
         if stage is not None and stage in self.sidecars:
             return (f"{self.pool.scores_dir(stage)}: no column '{column}' (written by an older tierclip); "
                     f"run `{stage_command(self.pool, stage)} --force` to recompute it")

@@ -12,17 +12,21 @@ pool has no image shards. `cfg` is the stage's frozen config dataclass and
 `ctx` says which pool and shard this is (for side outputs such as embeddings
 and for reading a global stage's structure).
 
-Global stages (near-duplicates, clusters) add two phases before `compute`:
-`prepare` (per shard, e.g. MinHash signatures; returns named arrays that the
-runner saves as `scores/STAGE/_parts/NAME/00000.npy`) and `build` (once, over
-the whole pool; writes `scores/STAGE/_global/*.npy`). Their `compute` then
-slices the global per-row arrays for one shard.
+Global stages (near-duplicates, clusters) add phases before `compute`:
+`prepare` (per shard, e.g. MinHash signatures and LSH band keys; returns named
+arrays that the runner saves as `scores/STAGE/_parts/NAME/00000.npy`, or polars
+frames saved as `.parquet`), then any `phases` (each a list of independent
+tasks, e.g. one LSH band partition, run by the engine like shards; a task
+writes its own files under `_global/` and the runner records its stats in
+`_global/_tasks/PHASE/TASK.json`, so a killed run redoes only unfinished
+tasks), then `build` (once, the reduce step; writes `scores/STAGE/_global/*.npy`).
+Their `compute` then slices the global per-row arrays for one shard.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ import polars as pl
 from curate.pool import Pool
 
 IMAGES = "images"  # in `needs`: the stage cannot run without image shards; in `uses`: it reads them when present
+EMBEDDINGS = "image_embeddings"  # in `needs`: the pool's image embeddings (clip stage, or imported; see stages/embeddings.py)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,15 @@ class ShardContext:
 
 
 @dataclass(frozen=True)
+class GlobalPhase:
+    """A global step split into independent tasks that the engine runs (local processes or Ray), like shards."""
+
+    name: str
+    tasks: Callable[..., list[str]]  # (pool, cfg, joined) -> task names; deterministic (it may write shared inputs once)
+    run: Callable[..., dict]  # (pool, cfg, joined, task) -> stats; writes the task's outputs under _global/
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     produces: dict[str, Any]  # column name -> polars dtype
@@ -54,13 +68,20 @@ class Stage:
     needs: tuple[str, ...] = ()  # meta columns, IMAGES, or names of stages that must be complete
     uses: tuple[str, ...] = ()  # IMAGES or stages whose columns are attached when they are complete
     prepare: Callable[..., dict[str, np.ndarray]] | None = None
+    phases: tuple[GlobalPhase, ...] = ()  # between prepare and build
     build: Callable[..., dict] | None = None  # (pool, cfg, joined) -> stats dict
     max_workers: int | None = None  # e.g. 1 for a stage that holds one big model and its own loader workers
     doc: str = ""
+    scores: tuple[str, ...] = ()  # produced columns that are scores (listed by inspect and the report)
+    option_prefix: str = ""  # `curate score` option prefix of its config fields (default: the name, dashed)
+
+    @property
+    def prefix(self) -> str:
+        return self.option_prefix or self.name.replace("_", "-")
 
     @property
     def stage_deps(self) -> tuple[str, ...]:
-        return tuple(n for n in self.needs if n != IMAGES and not _is_meta_column(n))
+        return tuple(n for n in self.needs if n not in (IMAGES, EMBEDDINGS) and not _is_meta_column(n))
 
     @property
     def reads_images(self) -> bool:
@@ -71,6 +92,14 @@ def _is_meta_column(name: str) -> bool:
     from curate.pool import META_COLUMNS
 
     return name in META_COLUMNS or name.startswith("gt_")
+
+
+def option(default: Any, help: str, flag: str | None = None, path: bool = False) -> Any:
+    """A config field that `curate score` exposes as `flag` (default --PREFIX-FIELD) with this help text.
+
+    `path`: the value names a file or folder; it is made absolute when it exists (else kept, e.g. a pretrained tag).
+    """
+    return field(default=default, metadata={"help": help, "flag": flag, "path": path})
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,45 @@ def parts_path(pool: Pool, stage: str, name: str, shard: int) -> Path:
     from curate.pool import shard_name
 
     return pool.scores_dir(stage) / "_parts" / name / f"{shard_name(shard)}.npy"
+
+
+def phase_stats(pool: Pool, stage: str, phase: str) -> list[dict]:
+    """The stats every task of a phase returned, in task-name order."""
+    import json
+
+    folder = global_dir(pool, stage) / "_tasks" / phase
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+class ShardArrays:
+    """Rows of a per-shard prepared array picked by global row index, read row by row with `os.pread`.
+
+    Not a memory map: kernel read-ahead around random accesses pulls most of
+    each file in, and mapped pages count as the process's memory (text_dedup's
+    verification showed the whole pool's signatures as RSS).
+    """
+
+    def __init__(self, pool: Pool, stage: str, name: str, offsets: np.ndarray | None = None):
+        self.offsets = shard_offsets(pool) if offsets is None else offsets
+        self.paths = [parts_path(pool, stage, name, s) for s in pool.shard_ids()]
+        header = np.load(self.paths[0], mmap_mode="r", allow_pickle=False)
+        self.row_shape, self.dtype = header.shape[1:], header.dtype
+        self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        import os
+
+        out = np.empty((len(rows), *self.row_shape), dtype=self.dtype)
+        shard = np.searchsorted(self.offsets, rows, side="right") - 1
+        for s in np.unique(shard):
+            mine = np.flatnonzero(shard == s)
+            wanted, inverse = np.unique(rows[mine] - self.offsets[s], return_inverse=True)
+            data_offset = np.load(self.paths[s], mmap_mode="r", allow_pickle=False).offset
+            with open(self.paths[s], "rb") as handle:
+                fd = handle.fileno()
+                raw = b"".join(os.pread(fd, self.row_bytes, data_offset + int(r) * self.row_bytes) for r in wanted)
+            out[mine] = np.frombuffer(raw, dtype=self.dtype).reshape(len(wanted), *self.row_shape)[inverse]
+        return out
 
 
 def load_parts(pool: Pool, stage: str, name: str) -> list[np.ndarray]:

