@@ -200,7 +200,7 @@ def recall(pool: Path, workers: int) -> dict:
     """Share of the exact search's above-threshold pairs that the inverted lists find, per probe."""
     from curate.pool import Pool
     from curate.scoring.runner import score_pool
-    from curate.stages.clip import load_image_embeddings
+    from curate.stages.embeddings import load_image_embeddings
     from curate.stages.image_dedup import ImageDedupConfig, near_pairs
 
     cfg = ImageDedupConfig()

@@ -131,7 +131,7 @@ def exact_sha1_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec) ->
 
 def image_dedup_at_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec) -> np.ndarray:
     """image_dedup re-grouped at cosine threshold `spec.param` with the stage's own functions (the sidecar keeps its threshold)."""
-    from curate.stages.clip import load_image_embeddings
+    from curate.stages.embeddings import load_image_embeddings
     from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
     from curate.stages.image_dedup import ImageDedupConfig, exact_pairs, near_pairs
 
@@ -146,8 +146,8 @@ def image_dedup_at_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec
 
 def semdedup_at_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec) -> np.ndarray:
     """SemDeDup at eps `spec.param` over the cluster stage's clusters, with the stage's own pruning function."""
-    from curate.stages.clip import load_image_embeddings
     from curate.stages.cluster import semdedup_keep
+    from curate.stages.embeddings import load_image_embeddings
 
     pool = selected.pool
     embeddings = load_image_embeddings(pool)

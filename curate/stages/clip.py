@@ -168,18 +168,6 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClipConfig, ctx: S
     return pl.DataFrame({"uid": meta["uid"], "clip_score": score.astype(np.float32)}).with_columns(pl.col("clip_score").fill_nan(None))
 
 
-def load_image_embeddings(pool, shard: int | None = None) -> np.ndarray:
-    """The pool's L2-normalised image embeddings as float32 (one shard, or all in pool order); NaN rows = no image.
-
-    The clip stage's when it is complete, else the ones imported at ingest (see `curate.stages.embeddings`).
-    """
-    from curate.stages.embeddings import require, shard_image_embeddings
-
-    source = require(pool)
-    shards = pool.shard_ids() if shard is None else [shard]
-    return np.concatenate([shard_image_embeddings(pool, source, s) for s in shards])
-
-
 def clip_config_of(pool) -> ClipConfig:
     """The options the pool's clip sidecar was computed with (the runner records them in scores/clip/_config.json)."""
     import json

@@ -196,3 +196,13 @@ def assign_shard(pool, source: EmbeddingSource, shard: int, centroids: np.ndarra
     if not found:
         return np.zeros((0, n), np.float32), np.zeros((0, n), np.int64)
     return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+
+
+def load_image_embeddings(pool, shard: int | None = None) -> np.ndarray:
+    """The pool's L2-normalised image embeddings as float32 (one shard, or all in pool order); NaN rows = no image.
+
+    The clip stage's when it is complete, else the ones imported at ingest.
+    """
+    source = require(pool)
+    shards = pool.shard_ids() if shard is None else [shard]
+    return np.concatenate([shard_image_embeddings(pool, source, s) for s in shards])

@@ -178,8 +178,7 @@ def search_lists(pool, cfg: ImageDedupConfig, joined: tuple[str, ...], task: str
 
 def near_edges(pool, cfg: ImageDedupConfig, n_rows: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Near-duplicate pairs: exact search for a small pool, the `search` phase's files for a large one."""
-    from curate.stages.clip import load_image_embeddings
-    from curate.stages.embeddings import pool_embeddings
+    from curate.stages.embeddings import load_image_embeddings, pool_embeddings
 
     source = pool_embeddings(pool)
     if source is None:

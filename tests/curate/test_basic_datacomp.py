@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from curate.runner import score_pool
 
+from curate.scoring.runner import score_pool
 from curate.selection.config import FilterConfig
 from curate.selection.query import filter_pool
 from curate.stages import lang
