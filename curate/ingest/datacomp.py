@@ -25,6 +25,7 @@ the set of uids seen so far (8 bytes each, seen.py) grows with the pool.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -38,7 +39,7 @@ from curate.errors import UserError
 from curate.ingest.report import IngestReport
 from curate.ingest.seen import SeenSet
 from curate.ingest.source import Source
-from curate.ingest.writer import WriterConfig
+from curate.ingest.writer import WriterConfig, shard_delay
 from curate.pool import META_SCHEMA, OK, shard_name, write_meta
 from curate.uids import derive_uid
 
@@ -213,6 +214,7 @@ def write_frames(frames: Iterator[tuple[pl.DataFrame, np.ndarray | None]], cfg: 
 
     seen = SeenSet()
     first_row = 0
+    delay = shard_delay()
     if features is not None:
         write_record(cfg.out / "embeddings" / features.tag,
                      {"source": "datacomp", "image_key": features.image_key, "text_key": features.text_key,
@@ -232,6 +234,7 @@ def write_frames(frames: Iterator[tuple[pl.DataFrame, np.ndarray | None]], cfg: 
                 atomic.write_npy(cfg.out / "embeddings" / features.tag / f"{shard_name(shard)}.npy", embeddings)
             write_meta(cfg.out, shard, meta)  # last: the shard's completion marker
             report.count(meta["status"].to_list())
+            time.sleep(delay)
         report.n_shards += 1
         first_row += frame.height
         if progress is not None:

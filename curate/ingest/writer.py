@@ -29,6 +29,11 @@ from curate.uids import derive_uid, normalize_uid
 SHARD_DELAY_ENV = "TIERCLIP_TEST_INGEST_SHARD_DELAY"
 
 
+def shard_delay() -> float:
+    """The test hook's delay in seconds (0 unless the environment sets it); every ingest writer sleeps it per shard."""
+    return float(os.environ.get(SHARD_DELAY_ENV, "0") or 0)
+
+
 @dataclass(frozen=True)
 class Record:
     """One input sample. `status`/`error` carry a problem the source already knows (e.g. failed_to_download)."""
@@ -106,7 +111,7 @@ def write_records(records: Iterable[Record], cfg: WriterConfig, report: IngestRe
                   progress=None) -> IngestReport:
     report = report or IngestReport()
     uniques = _Uniques()
-    delay = float(os.environ.get(SHARD_DELAY_ENV, "0") or 0)
+    delay = shard_delay()
     for shard, chunk in enumerate(_chunks(iter(records), cfg.shard_size)):
         meta_path = cfg.out / "meta" / f"{shard_name(shard)}.parquet"
         if meta_path.is_file():
