@@ -24,7 +24,23 @@ class MethodConfig:
     ssl_temperature: float = 0.1
     ssl_mlp_dim: int | None = None  # None: from the CLIP width (train/methods/slip.py), capped at SLIP's 4096
     ssl_emb_dim: int | None = None  # None: half the CLIP width, capped at SLIP's 256
-    # CLIP+Aug / SLIP views: options for train.augment.make_view_transform (empty = its defaults).
+    # DeCLIP / DeFILIP (Li et al. 2022, Sense-GVT/DeCLIP yfcc15m configs): loss weights (L = 0.4 mv + 0.2 simsiam
+    # + 0.2 mlm + 0.2 nn), the nearest-neighbour queue, the MLM mask rate and the SimSiam head's widths.
+    declip_clip_weight: float = 0.4
+    declip_simsiam_weight: float = 0.2
+    declip_mlm_weight: float = 0.2
+    declip_nn_weight: float = 0.2
+    declip_queue_size: int = 65536
+    declip_mask_rate: float = 0.15
+    declip_simsiam_dim: int = 1024       # projector width (and output)
+    declip_simsiam_pred_dim: int = 512   # predictor bottleneck
+    # FILIP (Yao et al. 2022) and DeFILIP: weight of the token-wise loss beside the CLIP loss (FILIP) or the
+    # DeCLIP loss (DeFILIP), tokens kept per sample as keys before the gather (0 = all), token projection width.
+    filip_weight: float = 1.0
+    defilip_filip_weight: float = 0.2
+    filip_topk: int = 16
+    filip_dim: int = 256
+    # CLIP+Aug / SLIP / DeCLIP views: options for train.augment.make_view_transform (empty = its defaults).
     aug: dict = field(default_factory=dict)
     # Distributed context (filled in by the loop; 1 process = rank 0 of 1).
     rank: int = 0

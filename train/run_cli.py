@@ -11,7 +11,7 @@ def run(
     pool: Path = typer.Option(..., help="Pool folder to train on (curate ingest / curate synth)."),
     out: Path = typer.Option(..., help="Run folder to write (config.json, metrics.jsonl, checkpoint.pt, results.json, DONE)."),
     subset: Path = typer.Option(None, help="Subset folder (uids.parquet + manifest.json) of POOL; default: the whole pool."),
-    method: str = typer.Option("clip", help="Training method: clip, clip-aug, slip or flip (train/methods/)."),
+    method: str = typer.Option("clip", help="Training method: clip, clip-aug, slip, flip, declip, filip or defilip (train/methods/, docs/methods.md)."),
     scale: str = typer.Option(
         "cpu-small", help="Named scale (model, batch, lr, warmup, samples seen, wd): debug, cpu-small, small or medium."
     ),
@@ -40,7 +40,19 @@ def run(
     ssl_temperature: float = typer.Option(0.1, help="SLIP: SimCLR temperature."),
     ssl_mlp_dim: int = typer.Option(None, help="SLIP: hidden width of the SimCLR MLP (default: 8x the embedding width, at most 4096)."),
     ssl_emb_dim: int = typer.Option(None, help="SLIP: output width of the SimCLR MLP (default: half the embedding width, at most 256)."),
-    aug: list[str] = typer.Option(None, help="Augmentation option KEY=VALUE for clip-aug/slip views (repeatable), e.g. jitter=0.2."),
+    declip_clip_weight: float = typer.Option(0.4, help="DeCLIP/DeFILIP: weight of the multi-view CLIP loss (clip_loss)."),
+    declip_simsiam_weight: float = typer.Option(0.2, help="DeCLIP/DeFILIP: weight of the SimSiam image loss (simsiam_loss)."),
+    declip_mlm_weight: float = typer.Option(0.2, help="DeCLIP/DeFILIP: weight of the masked-language loss (mlm_loss)."),
+    declip_nn_weight: float = typer.Option(0.2, help="DeCLIP/DeFILIP: weight of the nearest-neighbour loss (nn_loss)."),
+    declip_queue_size: int = typer.Option(65536, help="DeCLIP/DeFILIP: caption embeddings kept in the nearest-neighbour queue."),
+    declip_mask_rate: float = typer.Option(0.15, help="DeCLIP/DeFILIP: share of caption tokens masked for the MLM loss."),
+    declip_simsiam_dim: int = typer.Option(1024, help="DeCLIP/DeFILIP: SimSiam projector width."),
+    declip_simsiam_pred_dim: int = typer.Option(512, help="DeCLIP/DeFILIP: SimSiam predictor bottleneck width."),
+    filip_weight: float = typer.Option(1.0, help="FILIP: weight of the token-wise loss beside the CLIP loss (filip_loss)."),
+    defilip_filip_weight: float = typer.Option(0.2, help="DeFILIP: weight of the token-wise loss beside the DeCLIP loss."),
+    filip_topk: int = typer.Option(16, help="FILIP/DeFILIP: tokens per sample kept as keys of the token-wise max (0 = all)."),
+    filip_dim: int = typer.Option(256, help="FILIP/DeFILIP: width the tokens are projected to."),
+    aug: list[str] = typer.Option(None, help="Augmentation option KEY=VALUE for clip-aug/slip/declip views (repeatable), e.g. jitter=0.2."),
 ) -> None:
     """Train a CLIP-family model on a pool subset; evaluate it when --eval is given."""
     from train.config import MethodConfig, make_run_config
@@ -48,7 +60,12 @@ def run(
 
     method_cfg = MethodConfig(mask_ratio=mask_ratio, unmasked_tuning=unmasked_tuning, ssl_scale=ssl_scale,
                               ssl_temperature=ssl_temperature, ssl_mlp_dim=ssl_mlp_dim, ssl_emb_dim=ssl_emb_dim,
-                              aug=parse_key_values(aug or []))
+                              declip_clip_weight=declip_clip_weight, declip_simsiam_weight=declip_simsiam_weight,
+                              declip_mlm_weight=declip_mlm_weight, declip_nn_weight=declip_nn_weight,
+                              declip_queue_size=declip_queue_size, declip_mask_rate=declip_mask_rate,
+                              declip_simsiam_dim=declip_simsiam_dim, declip_simsiam_pred_dim=declip_simsiam_pred_dim,
+                              filip_weight=filip_weight, defilip_filip_weight=defilip_filip_weight, filip_topk=filip_topk,
+                              filip_dim=filip_dim, aug=parse_key_values(aug or []))
     cfg = make_run_config(out, pool, subset, method, scale, model, samples_seen, epochs, batch_size, lr, warmup, wd,
                           method_cfg, pretrained=pretrained, seed=seed, eval_roots=tuple(str(e) for e in eval or ()),
                           resume=resume, keep_resume=keep_resume, checkpoint_every=checkpoint_every, log_every=log_every,

@@ -41,3 +41,32 @@ def clip_loss(out, cfg):
                        rank=rank, world_size=world_size)
     out = clip_outputs(out)
     return loss_fn(out["image_features"], out["text_features"], out["logit_scale"], logit_bias=out.get("logit_bias"))
+
+
+def gather_all(tensor, cfg, with_grad: bool = True):
+    """Every rank's `tensor` concatenated along dim 0 in rank order (the single-process batch); as is on one process.
+
+    With gradients through `torch.distributed.nn.all_gather` (what open_clip's gather_with_grad uses), so a loss
+    computed on the gathered batch on every rank gives, after DDP's averaging, the single-process gradient.
+    """
+    import torch
+    import torch.distributed as dist
+
+    rank, world_size = rank_world(cfg)
+    if world_size == 1 or not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    if with_grad:
+        import torch.distributed.nn
+
+        return torch.cat(torch.distributed.nn.all_gather(tensor), dim=0)
+    parts = [torch.empty_like(tensor) for _ in range(world_size)]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+def normalized_clip_loss(image_features, text_features, logit_scale, cfg):
+    """`clip_loss` on unnormalised embeddings (what the towers return) and the model's learnable log-scale."""
+    import torch.nn.functional as F
+
+    return clip_loss({"image_features": F.normalize(image_features, dim=-1),
+                      "text_features": F.normalize(text_features, dim=-1), "logit_scale": logit_scale.exp()}, cfg)
