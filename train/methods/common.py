@@ -59,9 +59,10 @@ def gather_all(tensor, cfg, with_grad: bool = True):
         import torch.distributed.nn
 
         return torch.cat(torch.distributed.nn.all_gather(tensor), dim=0)
-    parts = [torch.empty_like(tensor) for _ in range(world_size)]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts, dim=0)
+    sent = tensor.to(torch.uint8) if tensor.dtype == torch.bool else tensor.contiguous()  # gloo has no bool all_gather
+    parts = [torch.empty_like(sent) for _ in range(world_size)]
+    dist.all_gather(parts, sent)
+    return torch.cat(parts, dim=0).to(tensor.dtype)
 
 
 def normalized_clip_loss(image_features, text_features, logit_scale, cfg):
