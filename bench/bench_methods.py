@@ -51,8 +51,9 @@ def run_args(pool: Path, out: Path, model: str, method: str, seed: int, args) ->
 
 
 def train_all(pool: Path, runs: Path, args) -> None:
-    for seed in args.seeds:
-        for model, methods in GRID.items():
+    """Model by model (the cheap ConvNet first), seed by seed: an interrupted benchmark has whole seeds."""
+    for model, methods in GRID.items():
+        for seed in args.seeds:
             for method in methods:
                 out = runs / f"{model}-{method}-s{seed}"
                 if (out / "DONE").exists():
