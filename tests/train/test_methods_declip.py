@@ -206,3 +206,46 @@ def test_flop_count_covers_views_heads_and_token_interaction():
     clip_logits = 4 * (8 - 2) * embed
     assert method_gflops_per_sample(filip, model, 32, CONTEXT, batch=8) * 1e9 / 3 == pytest.approx(
         method_gflops_per_sample(filip, model, 32, CONTEXT, global_batch=8) * 1e9 / 3 + clip_logits, rel=1e-9)
+
+
+# --- Distributed: FILIP's gathered token interaction gives one process's loss and gradients ------------------------
+
+def _filip_on_two_ranks(rank, world_size, rendezvous, inputs, out_dir):
+    import torch.distributed as dist
+
+    from train.methods.filip import FilipHead
+
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)
+        head = FilipHead(6, 5, MethodConfig(filip_dim=8, filip_topk=2, rank=rank, world_size=world_size))
+        image, text = (inputs[k].chunk(world_size)[rank].clone().requires_grad_(True) for k in ("image", "text"))
+        loss = head(image, text, inputs["valid"].chunk(world_size)[rank])
+        loss.backward()
+        # DDP averages parameter gradients over ranks; the gathers' backward sums the input gradients.
+        torch.save({"loss": loss.item(), "image": image.grad / world_size, "text": text.grad / world_size,
+                    "proj": head.image_proj.weight.grad / world_size}, out_dir / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_filip_under_two_gloo_processes_matches_one_process(tmp_path):
+    """A regression test: gloo's all_to_all (the all-gather's backward) garbles the non-contiguous gradients an
+    einsum produces unless they are made contiguous (train.methods.common._contiguous_grad)."""
+    from train.methods.filip import FilipHead
+
+    generator = torch.Generator().manual_seed(1)
+    inputs = {"image": torch.randn(8, 4, 6, generator=generator), "text": torch.randn(8, 3, 5, generator=generator),
+              "valid": torch.ones(8, 3, dtype=torch.bool)}
+    inputs["valid"][::2, 2] = False
+    torch.multiprocessing.spawn(_filip_on_two_ranks, args=(2, tmp_path / "rendezvous", inputs, tmp_path), nprocs=2)
+    torch.manual_seed(0)
+    head = FilipHead(6, 5, MethodConfig(filip_dim=8, filip_topk=2))
+    image, text = inputs["image"].clone().requires_grad_(True), inputs["text"].clone().requires_grad_(True)
+    loss = head(image, text, inputs["valid"])
+    loss.backward()
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert all(r["loss"] == pytest.approx(loss.item(), rel=1e-6) for r in ranks)
+    assert torch.allclose(torch.cat([r["image"] for r in ranks]), image.grad, atol=1e-6)
+    assert torch.allclose(torch.cat([r["text"] for r in ranks]), text.grad, atol=1e-6)
+    assert torch.allclose(ranks[0]["proj"] + ranks[1]["proj"], head.image_proj.weight.grad, atol=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 
 def unwrap(model):
     """The bare open_clip model behind a DistributedDataParallel (or similar) wrapper."""
@@ -58,7 +60,7 @@ def gather_all(tensor, cfg, with_grad: bool = True):
     if with_grad:
         import torch.distributed.nn
 
-        return torch.cat(torch.distributed.nn.all_gather(tensor), dim=0)
+        return _contiguous_grad(torch.cat(torch.distributed.nn.all_gather(tensor), dim=0))
     sent = tensor.to(torch.uint8) if tensor.dtype == torch.bool else tensor.contiguous()  # gloo has no bool all_gather
     parts = [torch.empty_like(sent) for _ in range(world_size)]
     dist.all_gather(parts, sent)
@@ -71,3 +73,24 @@ def normalized_clip_loss(image_features, text_features, logit_scale, cfg):
 
     return clip_loss({"image_features": F.normalize(image_features, dim=-1),
                       "text_features": F.normalize(text_features, dim=-1), "logit_scale": logit_scale.exp()}, cfg)
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose gradient is made contiguous on the way back.
+
+    torch.distributed.nn's all_gather sends the gradient slices back with gloo's all_to_all, which garbles
+    non-contiguous tensors: an einsum's gradient (FILIP's token interaction) is a permuted view, and without
+    this the ranks' summed gradients were wrong (ClipLoss's matmul gradients happen to be contiguous).
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
+
+
+def _contiguous_grad(tensor):
+    return _ContiguousGrad.apply(tensor)
