@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import tomllib
 
 from curate.errors import UserError
+from train.config import MethodConfig
 
-METHOD_OPTIONS = ("mask_ratio", "unmasked_tuning", "ssl_scale", "ssl_temperature", "ssl_mlp_dim", "ssl_emb_dim", "aug")
+# Every MethodConfig field but the ones the run fills in itself (DeCLIP's and FILIP's options included).
+METHOD_OPTIONS = tuple(f.name for f in fields(MethodConfig) if f.name not in ("name", "rank", "world_size"))
 RUN_OPTIONS = ("model", "pretrained", "batch_size", "lr", "warmup", "wd", "epochs", "checkpoint_every", "log_every",
                "workers", "threads", "keep_resume", "accum_steps", "grad_clip", "device")
 SPEC_KEYS = ("pool", "scale", "subsets", "methods", "seeds", "samples_seen", "eval", "options")
@@ -125,7 +127,7 @@ def plan_runs(spec: SweepSpec, out_root: str | Path) -> list[PlannedRun]:
 
 def run_sweep(spec: SweepSpec, runs: list[PlannedRun]) -> dict[str, int]:
     """Run every planned run in turn: skip finished ones, resume unfinished ones."""
-    from train.config import MethodConfig, make_run_config
+    from train.config import make_run_config
     from train.run import DONE, run_training
 
     counts = {"skipped": 0, "resumed": 0, "started": 0}

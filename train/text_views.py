@@ -183,7 +183,7 @@ def mlm_view(cfg, text: TextContext) -> MlmView:
 TEXT_VIEWS = {"text_eda": eda_view, "text_mlm": mlm_view}
 
 
-def blank_text_view(view: str, batch: int, context_length: int, cfg=None) -> torch.Tensor:
+def blank_text_view(view: str, batch: int, context_length: int, cfg=None):
     """Zero token ids shaped like `view`'s output, for FLOP counting (train/flops.py).
 
     `text_mlm`: `declip_mask_rate` of the positions between start and end carry a label, i.e. as many as a

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from curate.errors import UserError
-from tests.train.test_methods import PATCHES, RN, TEXT_CFG, VIT, tiny_model_configs  # noqa: F401  (autouse fixture)
-from tests.train.test_methods import trainable
+from tests.train.test_methods import PATCHES, RN, TEXT_CFG, VIT, tiny_model_configs, trainable  # noqa: F401  (autouse fixture)
 from train.methods import MethodConfig, build_method, model_overrides
 from train.text_views import IGNORE, TextContext, mask_tokens
 
