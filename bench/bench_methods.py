@@ -1,6 +1,7 @@
 """Every training method on the same clean synthetic pool at equal samples seen: zero-shot top-1, cost, speed.
 
     nice .venv/bin/python bench/bench_methods.py --out /tmp/bench-methods [--samples-seen 8000] [--seeds 0,1,2]
+    nice .venv/bin/python bench/bench_methods.py --out /tmp/bench-methods --speed   # training-step speed only
 
 Builds (once) a clean-profile synthetic pool (`curate synth --profile clean`: every sample is a correct pair, so
 the pool is its own clean tier) with its eval set, then runs `train run` for each seed, model and method:
@@ -13,6 +14,9 @@ Reported per model and method: zero-shot top-1 on the eval set's shape and colou
 GFLOPs per sample from results.json (the method's whole compute, load-independent) and its ratio to CLIP on the
 same model, and training samples/s (median of the logged windows after the first 10 steps, mean over seeds)
 relative to CLIP: measured while other work shares the CPU, so only the ratio means much.
+`--speed` measures the training step alone, back to back: each method's forward, backward and AdamW step on
+the same in-memory batch (real caption views, random images), alternating the methods `--repeats` times and
+keeping each one's best pass, so that a change of load between methods matters less than in the runs.
 DeCLIP's nearest-neighbour queue is sized to the run (`--queue-size`, default half the samples seen) as the
 DeCLIP paper's 65,536 would never fill in a run this short.
 """
@@ -103,6 +107,57 @@ def table(runs: Path, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def step_rates(model_name: str, methods: tuple[str, ...], batch: int, steps: int, repeats: int, queue: int) -> dict:
+    """Samples/s of one training step (forward, backward, AdamW) per method, best of `repeats` alternating passes."""
+    import random
+    import time
+
+    import torch
+
+    from train.methods import MethodConfig, build_method, model_overrides
+    from train.methods.towers import vocab_size
+    from train.models import create_model, get_tokenizer
+    from train.text_views import EdaView, MlmView, TextContext
+
+    tokenizer = get_tokenizer(model_name)
+    words = "red green blue yellow circle square star triangle".split()
+    rng = random.Random(0)
+    captions = [f"a photo of a {rng.choice(words[:4])} {rng.choice(words[4:])}" for _ in range(batch)]
+    setups = {}
+    for method in methods:
+        cfg = MethodConfig(name=method, declip_queue_size=queue)
+        torch.manual_seed(0)
+        model = create_model(model_name, overrides=model_overrides(method, cfg, model_name))[0]
+        module = build_method(method, model, cfg)
+        text = TextContext(tokenizer, vocab_size(model))
+        views = {"text": tokenizer(captions), "text_eda": torch.stack([EdaView(text)(c) for c in captions]),
+                 "text_mlm": torch.stack([MlmView(text, cfg.declip_mask_rate)(c) for c in captions])}
+        size = model.visual.image_size
+        size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        views |= {v: torch.randn(batch, 3, *size) for v in module.views if v.startswith("image")}
+        optimizer = torch.optim.AdamW([*model.parameters(), *module.parameters()], lr=1e-4)
+        setups[method] = (model.train(), module.train(), {v: views[v] for v in module.views}, optimizer)
+    best = dict.fromkeys(methods, 0.0)
+    for _ in range(repeats):
+        for method, (model, module, views, optimizer) in setups.items():
+            for step in range(steps + 1):
+                if step == 1:
+                    started = time.perf_counter()
+                optimizer.zero_grad()
+                module(model, views)["loss"].backward()
+                optimizer.step()
+            best[method] = max(best[method], steps * batch / (time.perf_counter() - started))
+    return best
+
+
+def speed_table(rates: dict) -> str:
+    lines = ["| model | method | samples/s (step only) | × CLIP speed |", "|---|---|---|---|"]
+    for model, by_method in rates.items():
+        for method, rate in by_method.items():
+            lines.append(f"| {model} | {method} | {rate:.0f} | {rate / by_method['clip']:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="scratch folder (pool, runs, table)")
@@ -113,7 +168,22 @@ def main() -> None:
     parser.add_argument("--queue-size", type=int, default=0, help="DeCLIP queue (0 = half the samples seen)")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--table-only", action="store_true", help="only print the table of the finished runs")
+    parser.add_argument("--speed", action="store_true", help="only the back-to-back training-step speed table")
+    parser.add_argument("--speed-batch", type=int, default=64)
+    parser.add_argument("--speed-steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    if args.speed:
+        import torch
+
+        torch.set_num_threads(1)
+        rates = {model: step_rates(model, methods, args.speed_batch, args.speed_steps, args.repeats,
+                                   args.queue_size or args.samples_seen // 2) for model, methods in GRID.items()}
+        text = speed_table(rates)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "speed.md").write_text(text + "\n")
+        print(text)
+        return
 
     pool = make_pool(args.out / "pool", args.pool_size, args.eval_n)
     if not args.table_only:
