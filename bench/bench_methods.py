@@ -2,6 +2,7 @@
 
     nice .venv/bin/python bench/bench_methods.py --out /tmp/bench-methods [--samples-seen 8000] [--seeds 0,1,2]
     nice .venv/bin/python bench/bench_methods.py --out /tmp/bench-methods --speed   # training-step speed only
+    nice .venv/bin/python bench/bench_methods.py --out /tmp/bench-methods --flops   # GFLOPs per sample only
 
 Builds (once) a clean-profile synthetic pool (`curate synth --profile clean`: every sample is a correct pair, so
 the pool is its own clean tier) with its eval set, then runs `train run` for each seed, model and method:
@@ -14,6 +15,8 @@ Reported per model and method: zero-shot top-1 on the eval set's shape and colou
 GFLOPs per sample from results.json (the method's whole compute, load-independent) and its ratio to CLIP on the
 same model, and training samples/s (median of the logged windows after the first 10 steps, mean over seeds)
 relative to CLIP: measured while other work shares the CPU, so only the ratio means much.
+`--flops` counts each method's GFLOPs per sample (train/flops.py, what results.json reports) on the tiny configs
+at batch 128 and on ViT-B-32 / RN50 at DataComp's global batch of 4,096 (FILIP's token interaction grows with it).
 `--speed` measures the training step alone, back to back: each method's forward, backward and AdamW step on
 the same in-memory batch (real caption views, random images), alternating the methods `--repeats` times and
 keeping each one's best pass, so that a change of load between methods matters less than in the runs.
@@ -150,6 +153,30 @@ def step_rates(model_name: str, methods: tuple[str, ...], batch: int, steps: int
     return best
 
 
+FLOP_MODELS = {"tc-rn-tiny": (GRID["tc-rn-tiny"], 128), "tc-vit-tiny": (GRID["tc-vit-tiny"], 128),
+               "RN50": (GRID["tc-rn-tiny"], 4096), "ViT-B-32": (GRID["tc-vit-tiny"], 4096)}
+
+
+def flops_table() -> str:
+    import open_clip
+
+    from train.flops import method_gflops_per_sample
+    from train.methods import MethodConfig, build_method, model_overrides
+    from train.models import create_model
+
+    lines = ["| model | global batch | method | GFLOPs/sample | × CLIP |", "|---|---|---|---|---|"]
+    for model_name, (methods, batch) in FLOP_MODELS.items():
+        counts = {}
+        for method in methods:
+            cfg = MethodConfig(name=method)
+            model = create_model(model_name, overrides=model_overrides(method, cfg, model_name))[0]
+            size = open_clip.get_model_preprocess_cfg(model)["size"]
+            counts[method] = method_gflops_per_sample(build_method(method, model, cfg), model, size, model.context_length,
+                                                      global_batch=batch)
+            lines.append(f"| {model_name} | {batch} | {method} | {counts[method]:.3f} | {counts[method] / counts['clip']:.2f} |")
+    return "\n".join(lines)
+
+
 def speed_table(rates: dict) -> str:
     lines = ["| model | method | samples/s (step only) | × CLIP speed |", "|---|---|---|---|"]
     for model, by_method in rates.items():
@@ -169,10 +196,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--table-only", action="store_true", help="only print the table of the finished runs")
     parser.add_argument("--speed", action="store_true", help="only the back-to-back training-step speed table")
+    parser.add_argument("--flops", action="store_true", help="only the GFLOPs-per-sample table (tiny and B-size models)")
     parser.add_argument("--speed-batch", type=int, default=64)
     parser.add_argument("--speed-steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    if args.flops:
+        text = flops_table()
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "flops.md").write_text(text + "\n")
+        print(text)
+        return
     if args.speed:
         import torch
 

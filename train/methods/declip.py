@@ -114,9 +114,11 @@ class Declip(Clip):
         return bare.encode_image(batch["image_moco1"]), bare.encode_image(batch["image_moco2"]), None
 
     def forward(self, model, batch: dict) -> dict:
-        return self.total(self.losses(model, batch))
+        parts, _ = self.losses(model, batch)
+        return self.total(parts)
 
-    def losses(self, model, batch: dict) -> dict:
+    def losses(self, model, batch: dict) -> tuple[dict, tuple]:
+        """The four DeCLIP parts, and (view 1's image tokens or None, the caption's tokens, their validity) for DeFILIP."""
         bare = unwrap(model)
         image1, image2, image1_tokens = self.encode_images(model, batch)
         ids, labels = batch["text_mlm"][:, 0], batch["text_mlm"][:, 1]
@@ -126,11 +128,9 @@ class Declip(Clip):
         mv = torch.stack([normalized_clip_loss(i, t, scale, self.cfg) for i in (image1, image2) for t in (caption, eda)])
         parts = {"clip_loss": mv.mean(), "simsiam_loss": self.simsiam_loss(image1, image2),
                  "mlm_loss": self.mlm_loss(caption_tokens, labels), "nn_loss": self.nn_loss((image1, image2), (caption, eda), scale)}
-        parts["_tokens"] = (image1_tokens, caption_tokens, text_valid_mask(ids))
-        return parts
+        return parts, (image1_tokens, caption_tokens, text_valid_mask(ids))
 
     def total(self, parts: dict) -> dict:
-        parts.pop("_tokens", None)
         weights = {"clip_loss": "declip_clip_weight", "simsiam_loss": "declip_simsiam_weight",
                    "mlm_loss": "declip_mlm_weight", "nn_loss": "declip_nn_weight", "filip_loss": "defilip_filip_weight"}
         loss = sum(float(getattr(self.cfg, weights[name])) * value for name, value in parts.items())
@@ -179,8 +179,8 @@ class Defilip(Declip):
         return image1, unwrap(model).encode_image(batch["image_moco2"]), tokens
 
     def forward(self, model, batch: dict) -> dict:
-        parts = self.losses(model, batch)
-        parts["filip_loss"] = self.filip(*parts["_tokens"])
+        parts, tokens = self.losses(model, batch)
+        parts["filip_loss"] = self.filip(*tokens)
         return self.total(parts)
 
     def pairwise_flops(self, batch: int, model) -> int:
