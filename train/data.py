@@ -42,12 +42,12 @@ from curate.errors import UserError
 from curate.pool import IMAGE_EXTS, OK, Pool, split_member_name
 
 MAX_REPLACEMENTS = 64
+DETERMINISTIC_VIEWS = ("image", "text")  # the eval-style preprocess and the tokenizer
 
 
 def is_text_view(name: str) -> bool:
     """Loader views named text* (`text`, `text_eda`, `text_mlm`) are made from the caption, the others from the image."""
     return name.startswith("text")
-DETERMINISTIC_VIEWS = ("image", "text")  # the eval-style preprocess and the tokenizer
 
 
 @dataclass(frozen=True)
