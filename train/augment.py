@@ -7,6 +7,10 @@ Views (the keys methods list in `Method.views`):
   random resized crop, colour jitter, grayscale, Gaussian blur.
 - `image_ssl1`, `image_ssl2`: SimCLR's views as SLIP uses them (random resized crop down to 8% of the
   image, colour jitter, grayscale, Gaussian blur, horizontal flip); two independent draws per sample.
+- `image_moco1`, `image_moco2`: MoCo v2's views as DeCLIP uses them (the same pipeline with crops down to
+  20% of the image); two independent draws per sample.
+- `text_eda`, `text_mlm`: caption views (EDA, BERT masking) from train/text_views.py; they take the caption
+  and need a `TextContext` (the tokenizer and the model's vocabulary size).
 
 Every knob lives in `AugmentConfig`; a run sets them through `MethodConfig.aug` (a dict of its fields).
 
@@ -29,6 +33,8 @@ class AugmentConfig:
     crop_scale: tuple[float, float] = (0.5, 1.0)
     # image_ssl1/2 (SimCLR, SLIP): crops down to 8% of the image.
     ssl_crop_scale: tuple[float, float] = (0.08, 1.0)
+    # image_moco1/2 (MoCo v2, DeCLIP): crops down to 20% of the image.
+    moco_crop_scale: tuple[float, float] = (0.2, 1.0)
     # Colour jitter strength s: brightness, contrast, saturation s, hue s/4 (SimCLR/SLIP: 0.4, 0.4, 0.4, 0.1).
     jitter: float = 0.4
     jitter_p: float = 0.8
@@ -39,9 +45,9 @@ class AugmentConfig:
     flip_p: float = 0.5
 
     def __post_init__(self):
-        for name in ("crop_scale", "ssl_crop_scale", "blur_sigma"):
+        for name in ("crop_scale", "ssl_crop_scale", "moco_crop_scale", "blur_sigma"):
             object.__setattr__(self, name, _pair(name, getattr(self, name)))
-        for name in ("crop_scale", "ssl_crop_scale"):
+        for name in ("crop_scale", "ssl_crop_scale", "moco_crop_scale"):
             low, high = getattr(self, name)
             if not 0.0 < low <= high <= 1.0:
                 raise UserError(f"aug: {name} must satisfy 0 < low <= high <= 1, got {(low, high)}")
@@ -119,16 +125,29 @@ def simclr_view(image_size, mean, std, aug: AugmentConfig):
     return _strong(image_size, mean, std, aug, aug.ssl_crop_scale, flip_p=aug.flip_p)
 
 
-VIEWS = {"image": plain_view, "image_aug": clip_aug_view, "image_ssl1": simclr_view, "image_ssl2": simclr_view}
+def moco_view(image_size, mean, std, aug: AugmentConfig):
+    return _strong(image_size, mean, std, aug, aug.moco_crop_scale, flip_p=aug.flip_p)
 
 
-def make_view_transform(view: str, image_size: int, mean, std, cfg=None):
-    """A callable PIL image -> normalised float tensor (3, image_size, image_size) for one loader view.
+VIEWS = {"image": plain_view, "image_aug": clip_aug_view, "image_ssl1": simclr_view, "image_ssl2": simclr_view,
+         "image_moco1": moco_view, "image_moco2": moco_view}
 
-    `cfg` is a MethodConfig (its `aug` dict), an AugmentConfig, or None for the defaults.
+
+def make_view_transform(view: str, image_size: int, mean, std, cfg=None, text=None):
+    """A callable for one loader view: PIL image -> normalised float tensor (3, image_size, image_size); for a
+    text view (`TEXT_VIEWS` of train/text_views.py) caption -> token ids, which needs `text` (a TextContext).
+
+    `cfg` is a MethodConfig (its `aug` dict and text-view options), an AugmentConfig, or None for the defaults.
     """
+    from train.text_views import TEXT_VIEWS
+
+    if view in TEXT_VIEWS:
+        if text is None:
+            raise UserError(f"text view {view!r} needs the tokenizer and the model's vocabulary size (a TextContext)")
+        return TEXT_VIEWS[view](cfg, text)
     builder = VIEWS.get(view)
     if builder is None:
-        raise UserError(f"unknown image view {view!r}; known views: {', '.join(VIEWS)} (text is tokenised, not transformed)")
+        raise UserError(f"unknown image view {view!r}; known views: {', '.join(VIEWS)}, text views: {', '.join(TEXT_VIEWS)} "
+                        "(text is tokenised, not transformed)")
     size = tuple(int(side) for side in image_size) if isinstance(image_size, (list, tuple)) else int(image_size)
     return builder(size, mean, std, _config(cfg))

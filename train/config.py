@@ -25,7 +25,23 @@ class MethodConfig:
     ssl_temperature: float = 0.1
     ssl_mlp_dim: int | None = None  # None: from the CLIP width (train/methods/slip.py), capped at SLIP's 4096
     ssl_emb_dim: int | None = None  # None: half the CLIP width, capped at SLIP's 256
-    # CLIP+Aug / SLIP views: options for train.augment.make_view_transform (empty = its defaults).
+    # DeCLIP / DeFILIP (Li et al. 2022, Sense-GVT/DeCLIP yfcc15m configs): loss weights (L = 0.4 mv + 0.2 simsiam
+    # + 0.2 mlm + 0.2 nn), the nearest-neighbour queue, the MLM mask rate and the SimSiam head's widths.
+    declip_clip_weight: float = 0.4
+    declip_simsiam_weight: float = 0.2
+    declip_mlm_weight: float = 0.2
+    declip_nn_weight: float = 0.2
+    declip_queue_size: int = 65536
+    declip_mask_rate: float = 0.15
+    declip_simsiam_dim: int = 1024       # projector width (and output)
+    declip_simsiam_pred_dim: int = 512   # predictor bottleneck
+    # FILIP (Yao et al. 2022) and DeFILIP: weight of the token-wise loss beside the CLIP loss (FILIP) or the
+    # DeCLIP loss (DeFILIP), tokens kept per sample as keys before the gather (0 = all), token projection width.
+    filip_weight: float = 1.0
+    defilip_filip_weight: float = 0.2
+    filip_topk: int = 16
+    filip_dim: int = 256
+    # CLIP+Aug / SLIP / DeCLIP views: options for train.augment.make_view_transform (empty = its defaults).
     aug: dict = field(default_factory=dict)
     # Distributed context (filled in by the loop; 1 process = rank 0 of 1).
     rank: int = 0
@@ -119,11 +135,12 @@ def make_run_config(out: str, pool: str, subset: str | None = None, method: str 
 
 
 # RunConfig field -> the `train run` option that sets it (for messages; one place to rename an option).
-OPTION_NAMES = {"warmup_steps": "--warmup", "weight_decay": "--wd", "grad_clip": "--grad-clip", "loader_workers": "--loader-workers",
-                "torch_threads": "--torch-threads", "accum_steps": "--accum-steps", "checkpoint_every": "--checkpoint-every",
-                "log_every": "--log-every", "mask_ratio": "--mask-ratio", "unmasked_tuning": "--unmasked-tuning",
-                "ssl_scale": "--ssl-scale", "ssl_temperature": "--ssl-temperature", "ssl_mlp_dim": "--ssl-mlp-dim",
-                "ssl_emb_dim": "--ssl-emb-dim"}
+# Fields whose command-line flag is not `--` + the field name with dashes.
+OPTION_NAMES = {"warmup_steps": "--warmup", "weight_decay": "--wd"}
+
+
+def option_flag(field_name: str) -> str:
+    return OPTION_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
 
 
 def check_options(cfg: RunConfig) -> None:
@@ -149,10 +166,19 @@ def check_options(cfg: RunConfig) -> None:
         ("ssl_temperature", m.ssl_temperature, _finite(m.ssl_temperature) and m.ssl_temperature > 0, "a finite number > 0"),
         ("ssl_mlp_dim", m.ssl_mlp_dim, m.ssl_mlp_dim is None or m.ssl_mlp_dim >= 1, "1 or more"),
         ("ssl_emb_dim", m.ssl_emb_dim, m.ssl_emb_dim is None or m.ssl_emb_dim >= 1, "1 or more"),
+        *[(name, getattr(m, name), _finite(getattr(m, name)) and getattr(m, name) >= 0, "a finite number >= 0")
+          for name in ("declip_clip_weight", "declip_simsiam_weight", "declip_mlm_weight", "declip_nn_weight",
+                       "filip_weight", "defilip_filip_weight")],
+        ("declip_queue_size", m.declip_queue_size, m.declip_queue_size >= 1, "1 or more"),
+        ("declip_mask_rate", m.declip_mask_rate, _finite(m.declip_mask_rate) and 0 < m.declip_mask_rate < 1, "in (0, 1)"),
+        ("declip_simsiam_dim", m.declip_simsiam_dim, m.declip_simsiam_dim >= 1, "1 or more"),
+        ("declip_simsiam_pred_dim", m.declip_simsiam_pred_dim, m.declip_simsiam_pred_dim >= 1, "1 or more"),
+        ("filip_topk", m.filip_topk, m.filip_topk >= 0, "0 or more (0 = every token)"),
+        ("filip_dim", m.filip_dim, m.filip_dim >= 1, "1 or more"),
     ]
     for name, value, ok, must in rules:
         if not ok:
-            raise UserError(f"{OPTION_NAMES[name]} {value}: must be {must}")
+            raise UserError(f"{option_flag(name)} {value}: must be {must}")
     if not (_finite(cfg.optim.lr) and cfg.optim.lr > 0):
         raise UserError(f"--lr {cfg.optim.lr}: must be a finite number > 0")
 

@@ -45,6 +45,11 @@ MAX_REPLACEMENTS = 64
 DETERMINISTIC_VIEWS = ("image", "text")  # the eval-style preprocess and the tokenizer
 
 
+def is_text_view(name: str) -> bool:
+    """Loader views named text* (`text`, `text_eda`, `text_mlm`) are made from the caption, the others from the image."""
+    return name.startswith("text")
+
+
 @dataclass(frozen=True)
 class SampleIndex:
     """Where each usable sample's bytes live: parallel arrays, one row per sample."""
@@ -168,8 +173,8 @@ class PositionDataset:
         fixed = cached or self._fixed_views(row, image, caption)
         if not self.random_views:
             return dict(fixed)
-        with _seeded(self.seed, position):
-            return fixed | {name: self.views[name](image) for name in self.random_views}
+        with _seeded(self.seed, position):  # text views (EDA, MLM masking; train/text_views.py) take the caption
+            return fixed | {name: self.views[name](caption if is_text_view(name) else image) for name in self.random_views}
 
     def _fixed_views(self, row: int, image, caption: str) -> dict:
         fixed = {"text": self.tokenizer([caption])[0]}

@@ -22,9 +22,15 @@ Convention (as in Kaplan et al. 2020 and Chinchilla's accounting):
 `gflops_per_sample` counts the open_clip model only (one image, one caption).
 `method_gflops_per_sample` counts a training method's whole forward instead
 (every view it asks for, its own heads and its loss), so SLIP's two extra
-image-tower passes and projection MLP are included; for CLIP, CLIP+Aug and FLIP
-the two agree up to the (tiny) loss. Its losses gather across ranks under DDP:
-call it on every rank together, or outside a process group.
+image-tower passes and projection MLP are included, and DeCLIP's two image
+views, two text views, SimSiam head, MLM head (on `declip_mask_rate` of the
+context: an upper bound for shorter captions) and nearest-neighbour look-up
+over the whole queue; for CLIP, CLIP+Aug and FLIP the two agree up to the
+(tiny) loss. Parts whose cost per sample grows with the batch (FILIP's token
+interaction, batch × tokens × kept tokens × width per sample) are added at
+`global_batch` from the method's own `pairwise_flops`; the CLIP logits (batch ×
+embedding per sample) stay left out as above. Its losses gather across ranks
+under DDP: call it on every rank together, or outside a process group.
 """
 
 from __future__ import annotations
@@ -39,24 +45,39 @@ def gflops_per_sample(model, image_size, context_length: int) -> float:
 
 def forward_gflops_per_sample(model, image_size, context_length: int, batch: int = 2) -> float:
     """Forward GFLOPs per pair, counted on a batch of `batch` blank images and captions, divided by `batch`."""
-    inputs = _blank_batch(model, image_size, context_length, batch, ("image",))
+    inputs = _blank_batch(model, image_size, context_length, batch)
     return _count(lambda: (model.encode_image(inputs["image"]), model.encode_text(inputs["text"])), model) / batch / 1e9
 
 
-def method_gflops_per_sample(method, model, image_size, context_length: int, batch: int = 2) -> float:
-    """Forward + backward GFLOPs per sample of `method(model, batch)`: 3 × the counted forward of every view it uses."""
-    inputs = _blank_batch(model, image_size, context_length, batch, tuple(v for v in method.views if v != "text"))
-    return 3 * _count(lambda: method(model, inputs), model, method) / batch / 1e9
+def method_gflops_per_sample(method, model, image_size, context_length: int, batch: int = 2,
+                             global_batch: int | None = None) -> float:
+    """Forward + backward GFLOPs per sample of `method(model, batch)`: 3 × the counted forward of every view it uses.
+
+    With `global_batch`, a method's parts that grow as batch² (`method.pairwise_flops(n, model)`: FILIP's
+    token interaction) are counted at that batch instead of the small counting batch.
+    """
+    inputs = _blank_batch(model, image_size, context_length, batch, method.views, getattr(method, "cfg", None))
+    forward = _count(lambda: method(model, inputs), model, method) / batch
+    pairwise = getattr(method, "pairwise_flops", None)
+    if pairwise is not None and global_batch is not None:
+        forward += pairwise(global_batch, model) / global_batch - pairwise(batch, model) / batch
+    return 3 * forward / 1e9
 
 
-def _blank_batch(model, image_size, context_length: int, batch: int, image_views: tuple[str, ...]) -> dict:
-    """Zero images for each image view and zero token ids for "text", on the model's device and dtype."""
+def _blank_batch(model, image_size, context_length: int, batch: int, views: tuple[str, ...] = ("image", "text"),
+                 cfg=None) -> dict:
+    """Zero images for each image view and zero token ids for each text view, on the model's device and dtype."""
     import torch
+
+    from train.data import is_text_view
+    from train.text_views import blank_text_view
 
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     parameter = next(model.parameters())
-    inputs = {view: torch.zeros((batch, 3, height, width), device=parameter.device, dtype=parameter.dtype) for view in image_views}
-    inputs["text"] = torch.zeros((batch, context_length), device=parameter.device, dtype=torch.long)
+    inputs = {view: torch.zeros((batch, 3, height, width), device=parameter.device, dtype=parameter.dtype)
+              for view in views if not is_text_view(view)}
+    for view in {"text", *(v for v in views if is_text_view(v))}:
+        inputs[view] = blank_text_view(view, batch, context_length, cfg).to(parameter.device)
     return inputs
 
 

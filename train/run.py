@@ -146,11 +146,11 @@ def run_training(cfg: RunConfig) -> Path:
             models.write_model_config(cfg.model, out / "model_configs")
             atomic.write_json(out / CONFIG, _config_record(cfg, data, ctx))
         distributed.barrier(ctx)
-        flops_start = _gflops(model, method)
+        flops_start = _gflops(model, method, cfg.batch_size)
         from train.loop import train_loop
 
         state = train_loop(model, method, dataset, cfg, ctx, out)
-        flops_end = _gflops(model, method)  # on every rank: a method's losses gather across ranks
+        flops_end = _gflops(model, method, cfg.batch_size)  # on every rank: a method's losses gather across ranks
         if ctx.is_main:
             _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg), model_info)
         distributed.barrier(ctx)
@@ -164,11 +164,15 @@ def _dataset(model, method, method_cfg, cfg: RunConfig, index):
 
     from train.augment import make_view_transform
     from train.data import PositionDataset
+    from train.methods.towers import vocab_size
     from train.models import get_tokenizer
+    from train.text_views import TextContext
 
     pre = open_clip.get_model_preprocess_cfg(model)
-    views = {v: make_view_transform(v, pre["size"], pre["mean"], pre["std"], method_cfg) for v in method.views if v != "text"}
-    return PositionDataset(index, views, get_tokenizer(cfg.model), cfg.seed)
+    tokenizer = get_tokenizer(cfg.model)
+    text = TextContext(tokenizer, vocab_size(model))  # the vocabulary read from the model, never assumed
+    views = {v: make_view_transform(v, pre["size"], pre["mean"], pre["std"], method_cfg, text) for v in method.views if v != "text"}
+    return PositionDataset(index, views, tokenizer, cfg.seed)
 
 
 def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
@@ -196,14 +200,15 @@ def _model_info(model) -> dict:
     return describe_model(model, open_clip.get_model_preprocess_cfg(model)["size"])
 
 
-def _gflops(model, method) -> float:
-    """Forward+backward GFLOPs per sample of the whole method as it stands now (train/flops.py): SLIP's extra
-    image views and head count too, FLIP's patch dropout saves what it saves."""
+def _gflops(model, method, global_batch: int) -> float:
+    """Forward+backward GFLOPs per sample of the whole method as it stands now (train/flops.py): SLIP's and DeCLIP's
+    extra views and heads count too, FILIP's token interaction at the global batch, FLIP's patch dropout saves what it saves."""
     import open_clip
 
     from train.flops import method_gflops_per_sample
 
-    return method_gflops_per_sample(method, model, open_clip.get_model_preprocess_cfg(model)["size"], model.context_length)
+    return method_gflops_per_sample(method, model, open_clip.get_model_preprocess_cfg(model)["size"], model.context_length,
+                                    global_batch=global_batch)
 
 
 def _run_gflops(start: float, end: float, cfg: RunConfig) -> tuple[float, float]:

@@ -6,13 +6,19 @@ from pathlib import Path
 
 import typer
 
+from train.config import MethodConfig
+
+_DEFAULTS = MethodConfig()  # method options default to the config's values (one place for the reference's defaults)
+
 
 def run(
     pool: Path = typer.Argument(None, show_default=False, help="Pool folder to train on (curate ingest / curate synth)."),
     pool_option: Path = typer.Option(None, "--pool", hidden=True, help="Old spelling of POOL (kept so older scripts run)."),
     out: Path = typer.Option(..., help="Run folder to write (config.json, metrics.jsonl, checkpoint.pt, results.json, DONE)."),
     subset: Path = typer.Option(None, help="Subset folder (uids.parquet + manifest.json) of POOL; default: the whole pool."),
-    method: str = typer.Option("clip", help="Training method: clip, clip-aug, slip or flip (train/methods/)."),
+    method: str = typer.Option(
+        "clip", help="Training method: clip, clip-aug, slip, flip, declip, filip or defilip (train/methods/, docs/methods.md)."
+    ),
     scale: str = typer.Option(
         "cpu-small", help="Named scale (model, batch, lr, warmup, samples seen, wd): debug, cpu-small, small or medium."
     ),
@@ -42,7 +48,39 @@ def run(
     ssl_temperature: float = typer.Option(0.1, help="SLIP: SimCLR temperature."),
     ssl_mlp_dim: int = typer.Option(None, help="SLIP: hidden width of the SimCLR MLP (default: 8x the embedding width, at most 4096)."),
     ssl_emb_dim: int = typer.Option(None, help="SLIP: output width of the SimCLR MLP (default: half the embedding width, at most 256)."),
-    aug: list[str] = typer.Option(None, help="Augmentation option KEY=VALUE for clip-aug/slip views (repeatable), e.g. jitter=0.2."),
+    declip_clip_weight: float = typer.Option(
+        _DEFAULTS.declip_clip_weight, help="DeCLIP/DeFILIP: weight of the multi-view CLIP loss (clip_loss)."
+    ),
+    declip_simsiam_weight: float = typer.Option(
+        _DEFAULTS.declip_simsiam_weight, help="DeCLIP/DeFILIP: weight of the SimSiam image loss (simsiam_loss)."
+    ),
+    declip_mlm_weight: float = typer.Option(
+        _DEFAULTS.declip_mlm_weight, help="DeCLIP/DeFILIP: weight of the masked-language loss (mlm_loss)."
+    ),
+    declip_nn_weight: float = typer.Option(
+        _DEFAULTS.declip_nn_weight, help="DeCLIP/DeFILIP: weight of the nearest-neighbour loss (nn_loss)."
+    ),
+    declip_queue_size: int = typer.Option(
+        _DEFAULTS.declip_queue_size, help="DeCLIP/DeFILIP: caption embeddings kept in the nearest-neighbour queue."
+    ),
+    declip_mask_rate: float = typer.Option(
+        _DEFAULTS.declip_mask_rate, help="DeCLIP/DeFILIP: share of caption tokens masked for the MLM loss."
+    ),
+    declip_simsiam_dim: int = typer.Option(_DEFAULTS.declip_simsiam_dim, help="DeCLIP/DeFILIP: SimSiam projector width."),
+    declip_simsiam_pred_dim: int = typer.Option(
+        _DEFAULTS.declip_simsiam_pred_dim, help="DeCLIP/DeFILIP: SimSiam predictor bottleneck width."
+    ),
+    filip_weight: float = typer.Option(
+        _DEFAULTS.filip_weight, help="FILIP: weight of the token-wise loss beside the CLIP loss (filip_loss)."
+    ),
+    defilip_filip_weight: float = typer.Option(
+        _DEFAULTS.defilip_filip_weight, help="DeFILIP: weight of the token-wise loss beside the DeCLIP loss."
+    ),
+    filip_topk: int = typer.Option(
+        _DEFAULTS.filip_topk, help="FILIP/DeFILIP: tokens per sample kept as keys of the token-wise max (0 = all)."
+    ),
+    filip_dim: int = typer.Option(_DEFAULTS.filip_dim, help="FILIP/DeFILIP: width the tokens are projected to."),
+    aug: list[str] = typer.Option(None, help="Augmentation option KEY=VALUE for clip-aug/slip/declip views (repeatable), e.g. jitter=0.2."),
     allow_pool_mismatch: bool = typer.Option(False, "--allow-pool-mismatch", help="Train even if the subset was built from "
                                              "another pool or some of its uids are not in POOL (the missing count is printed)."),
 ) -> None:
@@ -52,7 +90,12 @@ def run(
 
     method_cfg = MethodConfig(mask_ratio=mask_ratio, unmasked_tuning=unmasked_tuning, ssl_scale=ssl_scale,
                               ssl_temperature=ssl_temperature, ssl_mlp_dim=ssl_mlp_dim, ssl_emb_dim=ssl_emb_dim,
-                              aug=parse_key_values(aug or []))
+                              declip_clip_weight=declip_clip_weight, declip_simsiam_weight=declip_simsiam_weight,
+                              declip_mlm_weight=declip_mlm_weight, declip_nn_weight=declip_nn_weight,
+                              declip_queue_size=declip_queue_size, declip_mask_rate=declip_mask_rate,
+                              declip_simsiam_dim=declip_simsiam_dim, declip_simsiam_pred_dim=declip_simsiam_pred_dim,
+                              filip_weight=filip_weight, defilip_filip_weight=defilip_filip_weight, filip_topk=filip_topk,
+                              filip_dim=filip_dim, aug=parse_key_values(aug or []))
     pool = pool_argument(pool, pool_option)
     cfg = make_run_config(out, pool, subset, method, scale, model, samples_seen, epochs, batch_size, lr, warmup, wd,
                           method_cfg, pretrained=pretrained, seed=seed, eval_roots=tuple(str(e) for e in eval or ()),

@@ -34,12 +34,14 @@ import json
 import re
 import shlex
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from curate.errors import UserError
+from train.config import MethodConfig
 
-METHOD_OPTIONS = ("mask_ratio", "unmasked_tuning", "ssl_scale", "ssl_temperature", "ssl_mlp_dim", "ssl_emb_dim", "aug")
+# Every MethodConfig field but the ones the run fills in itself (DeCLIP's and FILIP's options included).
+METHOD_OPTIONS = tuple(f.name for f in fields(MethodConfig) if f.name not in ("name", "rank", "world_size"))
 RUN_OPTIONS = ("model", "pretrained", "batch_size", "lr", "warmup", "wd", "epochs", "checkpoint_every", "log_every",
                "loader_workers", "torch_threads", "keep_resume", "accum_steps", "grad_clip", "device")
 # [options] keys renamed with the CLI options (docs/cli.md): old key -> new key, named in the error.
@@ -140,7 +142,7 @@ def plan_runs(spec: SweepSpec, out_root: str | Path) -> list[PlannedRun]:
 
 def run_sweep(spec: SweepSpec, runs: list[PlannedRun]) -> dict[str, int]:
     """Run every planned run in turn: skip finished ones, resume unfinished ones."""
-    from train.config import MethodConfig, make_run_config
+    from train.config import make_run_config
     from train.models import model_config
     from train.run import DONE, run_training
 

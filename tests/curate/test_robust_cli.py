@@ -181,7 +181,9 @@ def test_bad_numbers_are_one_line_before_anything_is_written(tmp_path, monkeypat
     line = refused(curate_main, ["score", str(pool.root), "--stages", "basic", "--workers", "-1"], monkeypatch, capsys)
     assert "--workers -1" in line and not (pool.root / "scores").exists()
     for args, message in ((["--lr", "nan"], "--lr nan"), (["--wd", "nan"], "--wd nan: must be a finite number >= 0"),
-                          (["--loader-workers", "-1"], "--loader-workers -1: must be 0 or more"), (["--lr", "-1"], "--lr -1.0")):
+                          (["--loader-workers", "-1"], "--loader-workers -1: must be 0 or more"), (["--lr", "-1"], "--lr -1.0"),
+                          (["--declip-mask-rate", "2"], "--declip-mask-rate 2.0: must be in (0, 1)"),
+                          (["--filip-weight", "nan"], "--filip-weight nan: must be a finite number >= 0")):
         line = refused(train_main, ["run", str(pool.root), "--out", str(out), *args], monkeypatch, capsys, "train")
         assert message in line and "lower --lr" not in line, line
         assert not out.exists()

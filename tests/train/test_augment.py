@@ -43,7 +43,7 @@ def test_plain_view_is_open_clips_eval_preprocess_and_deterministic():
     assert plain(picture().convert("L")).shape == (3, 32, 32)   # grayscale inputs become RGB
 
 
-@pytest.mark.parametrize("view", ["image_aug", "image_ssl1", "image_ssl2"])
+@pytest.mark.parametrize("view", ["image_aug", "image_ssl1", "image_ssl2", "image_moco1", "image_moco2"])
 def test_augmented_views_differ_from_the_plain_view_and_between_draws(view):
     torch.manual_seed(0)
     image = picture()

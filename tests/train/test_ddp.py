@@ -15,25 +15,38 @@ from train.run import run_training
 
 # A ViT tower: LayerNorm only. (A ResNet tower's BatchNorm normalises each process's share of the batch,
 # so its loss under DDP differs from one process's by design; see docs/train.md.)
-COMMON = dict(scale="debug", method="clip", model="tc-vit-tiny", samples_seen=32, batch_size=8, seed=5)
+# DeCLIP/DeFILIP: every loss over the gathered batch, the SimSiam head (BatchNorm) on the gathered embeddings, the
+# NN queue filled from the gathered captions; FILIP: the token interaction over the gathered batch. A queue of 16
+# so that the NN loss is on from step 2 and the queue wraps.
+COMMON = dict(scale="debug", model="tc-vit-tiny", samples_seen=32, batch_size=8, seed=5)
+METHODS = ["clip", pytest.param("declip", marks=pytest.mark.slow), pytest.param("filip", marks=pytest.mark.slow),
+           pytest.param("defilip", marks=pytest.mark.slow)]
 
 
 @pytest.mark.timeout(600)
-def test_two_gloo_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("method", METHODS)
+def test_two_gloo_processes_match_one_process(tmp_path, method):
+    from train.config import MethodConfig
+
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=8)
-    args = [str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", "clip",
+    args = [str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", method,
             "--model", "tc-vit-tiny", "--samples-seen", "32", "--batch-size", "8", "--seed", "5", "--log-every", "1",
-            "--loader-workers", "0", "--device", "cpu"]
+            "--loader-workers", "0", "--device", "cpu", "--declip-queue-size", "16"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "train.cli", "run"]
     done = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=500)
     assert done.returncode == 0, done.stderr[-3000:]
-    run_training(make_run_config(tmp_path / "single", pool.root, log_every=1, loader_workers=0, device="cpu", **COMMON))
+    run_training(make_run_config(tmp_path / "single", pool.root, log_every=1, loader_workers=0, device="cpu", method=method,
+                                 method_cfg=MethodConfig(declip_queue_size=16), **COMMON))
 
-    def losses(run):
-        return [json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    def losses(run, part="loss"):
+        return [json.loads(line)[part] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
 
     assert len(losses("ddp")) == len(losses("single")) == 4
     assert losses("ddp") == pytest.approx(losses("single"), rel=1e-4)
+    for part in set(json.loads((tmp_path / "single" / "metrics.jsonl").read_text().splitlines()[-1])) - {"loss"}:
+        if part.endswith("_loss"):
+            # parts near 0 (SimSiam) carry float noise of the gather and the reduction: an absolute tolerance
+            assert losses("ddp", part) == pytest.approx(losses("single", part), rel=1e-4, abs=1e-3), part
     ddp_results = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert ddp_results["world_size"] == 2 and ddp_results["samples_seen"] == 32

@@ -168,15 +168,16 @@ def test_flip_refuses_a_resnet_tower_and_a_bad_mask_ratio():
 
 def test_registry_contract_and_unknown_method():
     from train.augment import VIEWS
+    from train.text_views import TEXT_VIEWS
 
     for name, method in METHODS.items():
-        assert set(method.views) <= set(VIEWS) | {"text"}, name
-        assert "text" in method.views and isinstance(method.model_overrides, dict)
+        assert set(method.views) <= set(VIEWS) | set(TEXT_VIEWS) | {"text"}, name
+        assert any(view.startswith("text") for view in method.views) and isinstance(method.model_overrides, dict)
         assert callable(method.on_progress) and callable(method.forward)
     assert model_overrides("clip", MethodConfig()) == {}
     assert METHODS["flip"].model_overrides == {"force_patch_dropout": 0.5}
-    with pytest.raises(UserError, match="clip, clip-aug, slip, flip"):
-        build_method("declip", None, MethodConfig())
+    with pytest.raises(UserError, match="clip, clip-aug, slip, flip, declip, filip, defilip"):
+        build_method("siglip", None, MethodConfig())
     with pytest.raises(UserError, match="unknown method 'nope'"):
         model_overrides("nope", MethodConfig())
 

@@ -17,18 +17,24 @@ from train.config import make_run_config
 from train.run import run_training
 
 # FLIP on the tiny ViT: patch dropout draws from the torch RNG every step, so the RNG restore is exercised too.
-ARGS = dict(scale="debug", method="flip", model="tc-vit-tiny", samples_seen=192, batch_size=8, seed=3)
+# DeCLIP, FILIP, DeFILIP: their heads, FILIP's temperature and DeCLIP's nearest-neighbour queue (method state in
+# resume.pt); their random views (MoCo crops, EDA, MLM masks) are seeded by data position. A small queue (64
+# embeddings) so that it wraps around within the run.
+ARGS = dict(scale="debug", model="tc-vit-tiny", samples_seen=192, batch_size=8, seed=3)
+METHODS = ["flip", pytest.param("declip", marks=pytest.mark.slow), pytest.param("filip", marks=pytest.mark.slow),
+           pytest.param("defilip", marks=pytest.mark.slow)]
+QUEUE = 64
 
 
-def _cli_args(pool, out) -> list[str]:
-    return [str(pool), "--out", str(out), "--scale", "debug", "--method", "flip", "--model", "tc-vit-tiny",
+def _cli_args(pool, out, method) -> list[str]:
+    return [str(pool), "--out", str(out), "--scale", "debug", "--method", method, "--model", "tc-vit-tiny",
             "--samples-seen", "192", "--batch-size", "8", "--seed", "3", "--checkpoint-every", "3", "--log-every", "1",
-            "--loader-workers", "0"]
+            "--loader-workers", "0", "--declip-queue-size", str(QUEUE)]
 
 
-def _kill_after_first_checkpoint(pool, out) -> int:
+def _kill_after_first_checkpoint(pool, out, method) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "run", *_cli_args(pool, out)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "run", *_cli_args(pool, out, method)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -52,13 +58,20 @@ def one_thread():
 
 
 @pytest.mark.timeout(600)
-def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, one_thread):
-    pool = color_pool(tmp_path / "pool", shards=2, per_shard=16)
-    killed_at = _kill_after_first_checkpoint(pool.root, tmp_path / "resumed")
-    assert 0 < killed_at < 24 and not (tmp_path / "resumed" / "DONE").exists()
+@pytest.mark.parametrize("method", METHODS)
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, one_thread, method):
+    from train.config import MethodConfig
 
-    run_training(make_run_config(tmp_path / "resumed", pool.root, resume=True, checkpoint_every=3, log_every=1, loader_workers=0, **ARGS))
-    run_training(make_run_config(tmp_path / "straight", pool.root, checkpoint_every=3, log_every=1, loader_workers=0, **ARGS))
+    pool = color_pool(tmp_path / "pool", shards=2, per_shard=16)
+    killed_at = _kill_after_first_checkpoint(pool.root, tmp_path / "resumed", method)
+    assert 0 < killed_at < 24 and not (tmp_path / "resumed" / "DONE").exists()
+    if method in ("declip", "defilip"):
+        queue = torch.load(tmp_path / "resumed" / "resume.pt", weights_only=True)["method"]
+        assert int(queue["nn_queue.filled"]) == min(QUEUE, 8 * killed_at)
+
+    args = dict(ARGS, method=method, method_cfg=MethodConfig(declip_queue_size=QUEUE))
+    run_training(make_run_config(tmp_path / "resumed", pool.root, resume=True, checkpoint_every=3, log_every=1, loader_workers=0, **args))
+    run_training(make_run_config(tmp_path / "straight", pool.root, checkpoint_every=3, log_every=1, loader_workers=0, **args))
 
     resumed = json.loads((tmp_path / "resumed" / "results.json").read_text())
     straight = json.loads((tmp_path / "straight" / "results.json").read_text())

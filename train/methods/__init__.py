@@ -2,18 +2,21 @@
 
 The loop knows only this interface (see docs/methods.md):
 
-- `Method.views`: the loader keys a batch must carry (`image`, `text`, `image_aug`, `image_ssl1`, `image_ssl2`);
-  `train.augment.make_view_transform(view, ...)` builds each image view's transform.
+- `Method.views`: the loader keys a batch must carry (`image`, `text`, `image_aug`, `image_ssl1`, `image_ssl2`,
+  `image_moco1`, `image_moco2`, `text_eda`, `text_mlm`); `train.augment.make_view_transform(view, ...)` builds
+  each view's transform (text views: train/text_views.py).
 - `model_overrides(name, cfg)`: kwargs to merge into `open_clip.create_model_and_transforms` (FLIP:
   `force_patch_dropout=cfg.mask_ratio`). The class attribute `Method.model_overrides` holds the defaults.
 - `build_method(name, model, cfg)`: the method module, with any heads of its own (SLIP's projection
   MLP) among its parameters: optimise `model.parameters()` and `method.parameters()` together.
 - `method(model, batch) -> {"loss": ..., "clip_loss": ..., ...}`; `method.on_progress(model, progress)` every step.
+- optional `method.pairwise_flops(batch, model)`: forward FLOPs of parts that grow as batch² (FILIP's token
+  interaction), which train/flops.py adds at the run's global batch.
 
 Under DDP, wrap `MethodStep(model, method)` (one module holding both) in DistributedDataParallel, so the
 method's heads are reduced too and SLIP's extra passes through the image tower run inside DDP's forward.
 
-A new method (DeCLIP, FILIP, ...) is a new file here and one line in `METHODS`; the loop does not change.
+A new method is a new file here and one line in `METHODS`; the loop does not change.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ from curate.errors import UserError
 from train.config import MethodConfig
 from train.methods.clip import Clip
 from train.methods.clip_aug import ClipAug
+from train.methods.declip import Declip, Defilip
+from train.methods.filip import Filip
 from train.methods.flip import Flip
 from train.methods.slip import Slip
 
-METHODS = {"clip": Clip, "clip-aug": ClipAug, "slip": Slip, "flip": Flip}
+METHODS = {"clip": Clip, "clip-aug": ClipAug, "slip": Slip, "flip": Flip, "declip": Declip, "filip": Filip,
+           "defilip": Defilip}
 
 __all__ = ["METHODS", "MethodConfig", "MethodStep", "build_method", "method_class", "model_overrides"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 
 def unwrap(model):
     """The bare open_clip model behind a DistributedDataParallel (or similar) wrapper."""
@@ -41,3 +43,54 @@ def clip_loss(out, cfg):
                        rank=rank, world_size=world_size)
     out = clip_outputs(out)
     return loss_fn(out["image_features"], out["text_features"], out["logit_scale"], logit_bias=out.get("logit_bias"))
+
+
+def gather_all(tensor, cfg, with_grad: bool = True):
+    """Every rank's `tensor` concatenated along dim 0 in rank order (the single-process batch); as is on one process.
+
+    With gradients through `torch.distributed.nn.all_gather` (what open_clip's gather_with_grad uses), so a loss
+    computed on the gathered batch on every rank gives, after DDP's averaging, the single-process gradient.
+    """
+    import torch
+    import torch.distributed as dist
+
+    rank, world_size = rank_world(cfg)
+    if world_size == 1 or not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    if with_grad:
+        import torch.distributed.nn
+
+        return _contiguous_grad(torch.cat(torch.distributed.nn.all_gather(tensor), dim=0))
+    sent = tensor.to(torch.uint8) if tensor.dtype == torch.bool else tensor.contiguous()  # gloo has no bool all_gather
+    parts = [torch.empty_like(sent) for _ in range(world_size)]
+    dist.all_gather(parts, sent)
+    return torch.cat(parts, dim=0).to(tensor.dtype)
+
+
+def normalized_clip_loss(image_features, text_features, logit_scale, cfg):
+    """`clip_loss` on unnormalised embeddings (what the towers return) and the model's learnable log-scale."""
+    import torch.nn.functional as F
+
+    return clip_loss({"image_features": F.normalize(image_features, dim=-1),
+                      "text_features": F.normalize(text_features, dim=-1), "logit_scale": logit_scale.exp()}, cfg)
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose gradient is made contiguous on the way back.
+
+    torch.distributed.nn's all_gather sends the gradient slices back with gloo's all_to_all, which garbles
+    non-contiguous tensors: an einsum's gradient (FILIP's token interaction) is a permuted view, and without
+    this the ranks' summed gradients were wrong (ClipLoss's matmul gradients happen to be contiguous).
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
+
+
+def _contiguous_grad(tensor):
+    return _ContiguousGrad.apply(tensor)

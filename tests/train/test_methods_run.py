@@ -1,0 +1,71 @@
+"""`train run --method defilip` end to end: every loss part logged, the checkpoint a plain open_clip model that the
+curate `clip` stage scores with, the whole method's compute in results.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.train.helpers import color_pool
+from train.cli import app
+
+
+@pytest.fixture(scope="module")
+def defilip_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("defilip")
+    pool = color_pool(tmp / "pool", shards=2, per_shard=8)
+    result = CliRunner().invoke(app, ["run", "--pool", str(pool.root), "--out", str(tmp / "run"), "--method", "defilip",
+                                      "--model", "tc-vit-tiny", "--scale", "debug", "--samples-seen", "32", "--batch-size", "8",
+                                      "--log-every", "1", "--workers", "0", "--declip-queue-size", "16", "--filip-topk", "8"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return tmp
+
+
+def test_every_loss_part_is_logged_and_the_queue_is_saved(defilip_run):
+    rows = [json.loads(line) for line in (defilip_run / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    for row in rows:
+        assert {"loss", "clip_loss", "simsiam_loss", "mlm_loss", "nn_loss", "filip_loss"} <= set(row)
+    assert rows[0]["nn_loss"] == 0.0 and rows[1]["nn_loss"] > 0  # the queue is empty on the first step only
+    config = json.loads((defilip_run / "run" / "config.json").read_text())["run"]["method_cfg"]
+    assert config["declip_queue_size"] == 16 and config["filip_topk"] == 8 and config["declip_clip_weight"] == 0.4
+    method_state = torch.load(defilip_run / "run" / "resume.pt", weights_only=True)["method"]
+    assert int(method_state["nn_queue.filled"]) == 16 and "filip.logit_scale" in method_state
+
+
+def test_checkpoint_is_a_plain_open_clip_model(defilip_run):
+    import open_clip
+
+    from train.models import create_model
+
+    saved = torch.load(defilip_run / "run" / "checkpoint.pt", weights_only=True)["state_dict"]
+    plain = create_model("tc-vit-tiny")[0].state_dict()
+    assert {k: v.shape for k, v in saved.items()} == {k: v.shape for k, v in plain.items()}  # no head, no grown vocabulary
+    open_clip.add_model_config(defilip_run / "run" / "model_configs")
+    model, _, _ = open_clip.create_model_and_transforms("tc-vit-tiny", pretrained=str(defilip_run / "run" / "checkpoint.pt"))
+    assert torch.equal(model.state_dict()["logit_scale"], saved["logit_scale"])
+
+
+def test_checkpoint_scores_a_pool_with_the_clip_stage(defilip_run):
+    from curate.cli import app as curate_app
+    from curate.pool import Pool
+
+    result = CliRunner().invoke(curate_app, ["score", str(defilip_run / "pool"), "--stages", "clip", "--model", "tc-vit-tiny",
+                                             "--pretrained", str(defilip_run / "run" / "checkpoint.pt"), "--workers", "1"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    scores = Pool(defilip_run / "pool").scan_scores("clip").collect()
+    assert scores.height == 16 and scores["clip_score"].is_not_null().all()
+
+
+def test_results_count_the_whole_method(defilip_run):
+    """DeFILIP costs more than two CLIP passes (two image and two text views, heads, token interaction)."""
+    from train.flops import gflops_per_sample
+    from train.models import create_model
+
+    results = json.loads((defilip_run / "run" / "results.json").read_text())
+    clip = gflops_per_sample(create_model("tc-vit-tiny")[0], 32, 16)
+    assert results["gflops_per_sample"] > 2 * clip
+    assert results["gflops"] == pytest.approx(results["gflops_per_sample"] * 32)

@@ -1,0 +1,187 @@
+"""DeCLIP (Li et al. 2022, "Supervision Exists Everywhere", arXiv:2110.05208) and DeFILIP (CLIP-benchmark,
+Cui et al. 2022, arXiv:2203.05796): CLIP plus self-, multi-view and nearest-neighbour supervision.
+
+After Sense-GVT/DeCLIP (`prototype/model/declip.py`, `defilip.py`, `prototype/solver/declip_solver.py`, the
+yfcc15m configs). Loss = 0.4 L_mv + 0.2 L_simsiam + 0.2 L_mlm + 0.2 L_nn (weights `declip_*_weight`):
+
+- L_mv (`clip_loss`): two MoCo v2 image views (`image_moco1/2`) x two captions (`text_mlm`, the masked caption,
+  and `text_eda`, its EDA augmentation): four symmetric CLIP losses (open_clip `ClipLoss`), averaged. As in the
+  reference the caption's embedding comes from the masked tokens, in the same pass as the MLM prediction.
+- L_simsiam (`simsiam_loss`): SimSiam on the two image views' projected, unnormalised embeddings; projector
+  Linear(d,1024)-BN-ReLU-Linear-BN-ReLU-Linear-BN, predictor Linear(1024,512)-BN-ReLU-Linear(512,1024);
+  -1/2 [cos(p1, sg z2) + cos(p2, sg z1)].
+- L_mlm (`mlm_loss`): cross-entropy of Linear(text width, vocabulary) on the text tower's final token outputs at
+  the masked positions (train/text_views.py chooses them; the vocabulary is read from the model).
+- L_nn (`nn_loss`): a FIFO queue of detached, L2-normalised caption embeddings; each caption's (and each EDA
+  caption's) nearest queued neighbour is an extra positive for both image views: CE(image, NN(text)), averaged
+  over the four pairs. The neighbours are detached, so the gradient reaches the image tower (and the shared
+  temperature) only. The queue is filled from the all-gathered batch after the look-up.
+
+DeFILIP adds `defilip_filip_weight` (0.2) x FILIP's token-wise loss on image view 1 and the masked caption.
+
+Distributed: every loss is computed over the whole gathered batch on each rank (gradients through the gather),
+the SimSiam head runs on the gathered embeddings (so its BatchNorm sees the global batch) and the queue is
+filled from the gathered captions in rank order: two processes compute what one process computes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from curate.errors import UserError
+from train.methods.clip import Clip
+from train.methods.common import gather_all, normalized_clip_loss, unwrap
+from train.methods.filip import FilipHead, check_vit_config, token_counts
+from train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
+from train.methods.towers import vocab_size as model_vocab_size
+from train.text_views import IGNORE, check_mask_rate
+
+WEIGHTS = ("declip_clip_weight", "declip_simsiam_weight", "declip_mlm_weight", "declip_nn_weight")
+
+
+def simsiam_head(in_dim: int, dim: int, pred_dim: int) -> nn.ModuleDict:
+    """DeCLIP's SimSiam projector and predictor (the SimSiam paper's, on the CLIP embedding)."""
+    projector = nn.Sequential(OrderedDict([
+        ("layer1", nn.Linear(in_dim, dim)), ("bn1", nn.BatchNorm1d(dim)), ("relu1", nn.ReLU(inplace=True)),
+        ("layer2", nn.Linear(dim, dim)), ("bn2", nn.BatchNorm1d(dim)), ("relu2", nn.ReLU(inplace=True)),
+        ("layer3", nn.Linear(dim, dim)), ("bn3", nn.BatchNorm1d(dim)),
+    ]))
+    predictor = nn.Sequential(OrderedDict([
+        ("layer1", nn.Linear(dim, pred_dim)), ("bn1", nn.BatchNorm1d(pred_dim)), ("relu1", nn.ReLU(inplace=True)),
+        ("layer2", nn.Linear(pred_dim, dim)),
+    ]))
+    return nn.ModuleDict({"projector": projector, "predictor": predictor})
+
+
+def simsiam_loss(p1, p2, z1, z2):
+    """-1/2 [cos(p1, sg z2) + cos(p2, sg z1)], averaged over the batch."""
+    return -0.5 * (F.cosine_similarity(p1, z2.detach(), dim=-1).mean() + F.cosine_similarity(p2, z1.detach(), dim=-1).mean())
+
+
+class NNQueue(nn.Module):
+    """FIFO of detached, L2-normalised caption embeddings (buffers: saved in resume.pt with the method)."""
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        if size <= 0:
+            raise UserError(f"declip: declip_queue_size must be positive, got {size}")
+        self.register_buffer("queue", torch.zeros(size, dim))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("next_row", torch.zeros((), dtype=torch.long))
+
+    def nearest(self, queries):
+        """Each query's most similar queued embedding (cosine), or None while the queue is empty.
+
+        Scores the whole buffer (empty rows masked), so the cost is the same from the first step on."""
+        sims = queries.float() @ self.queue.T
+        filled = int(self.filled)
+        if filled == 0:
+            return None
+        empty = torch.arange(self.queue.shape[0], device=sims.device) >= filled
+        return self.queue[sims.masked_fill(empty[None, :], float("-inf")).argmax(dim=1)]
+
+    @torch.no_grad()
+    def push(self, embeddings) -> None:
+        size = self.queue.shape[0]
+        embeddings = embeddings[-size:].float()
+        rows = (self.next_row + torch.arange(len(embeddings), device=embeddings.device)) % size
+        self.queue[rows] = embeddings
+        self.next_row.copy_((self.next_row + len(embeddings)) % size)
+        self.filled.copy_(torch.clamp(self.filled + len(embeddings), max=size))
+
+
+class Declip(Clip):
+    views: tuple[str, ...] = ("image_moco1", "image_moco2", "text_mlm", "text_eda")
+
+    def __init__(self, model, cfg):
+        super().__init__(model, cfg)
+        for name in WEIGHTS:
+            if float(getattr(cfg, name)) < 0:
+                raise UserError(f"declip: {name} must be >= 0, got {getattr(cfg, name)}")
+        check_mask_rate(cfg.declip_mask_rate)
+        embed = int(unwrap(model).visual.output_dim)
+        self.simsiam = simsiam_head(embed, int(cfg.declip_simsiam_dim), int(cfg.declip_simsiam_pred_dim))
+        self.mlm_head = nn.Linear(text_width(model, "declip"), model_vocab_size(model))
+        self.nn_queue = NNQueue(int(cfg.declip_queue_size), embed)
+
+    def encode_images(self, model, batch: dict) -> tuple:
+        """(view 1, view 2) projected image embeddings; DeFILIP also keeps view 1's tokens."""
+        bare = unwrap(model)
+        return bare.encode_image(batch["image_moco1"]), bare.encode_image(batch["image_moco2"]), None
+
+    def forward(self, model, batch: dict) -> dict:
+        parts, _ = self.losses(model, batch)
+        return self.total(parts)
+
+    def losses(self, model, batch: dict) -> tuple[dict, tuple]:
+        """The four DeCLIP parts, and (view 1's image tokens or None, the caption's tokens, their validity) for DeFILIP."""
+        bare = unwrap(model)
+        image1, image2, image1_tokens = self.encode_images(model, batch)
+        ids, labels = batch["text_mlm"][:, 0], batch["text_mlm"][:, 1]
+        caption, caption_tokens = encode_text_tokens(model, ids)
+        eda = bare.encode_text(batch["text_eda"])
+        scale = bare.logit_scale
+        mv = torch.stack([normalized_clip_loss(i, t, scale, self.cfg) for i in (image1, image2) for t in (caption, eda)])
+        parts = {"clip_loss": mv.mean(), "simsiam_loss": self.simsiam_loss(image1, image2),
+                 "mlm_loss": self.mlm_loss(caption_tokens, labels), "nn_loss": self.nn_loss((image1, image2), (caption, eda), scale)}
+        return parts, (image1_tokens, caption_tokens, text_valid_mask(ids))
+
+    def total(self, parts: dict) -> dict:
+        weights = {"clip_loss": "declip_clip_weight", "simsiam_loss": "declip_simsiam_weight",
+                   "mlm_loss": "declip_mlm_weight", "nn_loss": "declip_nn_weight", "filip_loss": "defilip_filip_weight"}
+        loss = sum(float(getattr(self.cfg, weights[name])) * value for name, value in parts.items())
+        return {"loss": loss, **parts}
+
+    def simsiam_loss(self, image1, image2):
+        z1, z2 = (self.simsiam["projector"](gather_all(view, self.cfg)) for view in (image1, image2))
+        p1, p2 = self.simsiam["predictor"](z1), self.simsiam["predictor"](z2)
+        return simsiam_loss(p1, p2, z1, z2)
+
+    def mlm_loss(self, tokens, labels):
+        """Mean cross-entropy over the masked tokens of the whole (gathered) batch; the head runs on those only."""
+        chosen = labels != IGNORE
+        logits = self.mlm_head(tokens[chosen]).float()
+        local_sum = F.cross_entropy(logits, labels[chosen], reduction="sum")
+        total = gather_all(local_sum[None], self.cfg).sum()
+        count = gather_all(chosen.sum()[None], self.cfg, with_grad=False).sum()
+        return total / count.clamp(min=1)
+
+    def nn_loss(self, images, captions, scale):
+        texts = [gather_all(F.normalize(t.detach().float(), dim=-1), self.cfg, with_grad=False) for t in captions]
+        neighbours = [self.nn_queue.nearest(t) for t in texts]
+        if self.training:
+            self.nn_queue.push(texts[0])
+        if neighbours[0] is None:  # the very first step: nothing queued yet
+            return images[0].sum() * 0.0
+        gathered = [gather_all(F.normalize(i, dim=-1), self.cfg) for i in images]
+        labels = torch.arange(gathered[0].shape[0], device=gathered[0].device)
+        losses = [F.cross_entropy(scale.exp() * image.float() @ nn_text.T, labels) for image in gathered for nn_text in neighbours]
+        return torch.stack(losses).mean()
+
+
+class Defilip(Declip):
+    """DeCLIP + `defilip_filip_weight` x FILIP on (image view 1, masked caption); needs a ViT tower."""
+
+    def __init__(self, model, cfg):
+        super().__init__(model, cfg)
+        self.filip = FilipHead(vision_token_width(model, "defilip"), text_width(model, "defilip"), cfg)
+
+    @classmethod
+    def check_model_config(cls, model_name: str, model_cfg: dict) -> None:
+        check_vit_config("defilip", model_name, model_cfg)
+
+    def encode_images(self, model, batch: dict) -> tuple:
+        image1, tokens = encode_image_tokens(model, batch["image_moco1"])
+        return image1, unwrap(model).encode_image(batch["image_moco2"]), tokens
+
+    def forward(self, model, batch: dict) -> dict:
+        parts, tokens = self.losses(model, batch)
+        parts["filip_loss"] = self.filip(*tokens)
+        return self.total(parts)
+
+    def pairwise_flops(self, batch: int, model) -> int:
+        return self.filip.pairwise_flops(batch, *token_counts(model))

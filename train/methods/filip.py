@@ -1,0 +1,136 @@
+"""FILIP (Yao et al. 2022, "FILIP: Fine-grained Interactive Language-Image Pre-Training", arXiv:2111.07783).
+
+Token-wise late interaction, after Sense-GVT/DeCLIP `prototype/model/filip.py` (CLIP-benchmark's FILIP):
+- image patch tokens (after `ln_post`) and caption tokens (after `ln_final`) are projected to `filip_dim`
+  (256) by two linear heads owned by this module and L2-normalised;
+- s_I(i, j) = mean over image i's patch tokens of the max over caption j's tokens of <x, y>;
+  s_T(j, i) = mean over caption j's tokens of the max over image i's tokens; padding never counts (the
+  reference includes it; the paper excludes it, and so do we);
+- each sample keeps its `filip_topk` (16) best-matching tokens as the *keys* of the max (scored against its
+  own pair, as the reference does) before the all-gather; queries are all tokens (0 = keep every token);
+- a symmetric InfoNCE over s_I and s_T with its own learnable temperature (init 1/0.07, clamped at 100).
+
+The `filip` method trains `clip_loss + filip_weight * filip_loss`: the pooled CLIP loss keeps the global
+embeddings trained, which zero-shot evaluation and the curate `clip` stage use. Under DDP the whole gathered
+batch is scored on every rank (as `ClipLoss(local_loss=False)`), so the loss equals one process's.
+
+Needs open_clip's ViT tower: a ResNet's final feature map on the CPU configs is 1x1 (one token), so FILIP on
+a ResNet tower is refused up front.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from curate.errors import UserError
+from train.methods.clip import Clip
+from train.methods.common import gather_all, normalized_clip_loss, unwrap
+from train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
+
+FILIP_INIT_SCALE, FILIP_MAX_SCALE = 1 / 0.07, 100.0
+
+
+def late_interaction(queries, query_valid, keys, key_valid):
+    """(A, B): for query sample a and key sample b, the mean over a's valid tokens of the max over b's valid tokens
+    of the dot product. queries (A, n, D), keys (B, m, D), validity masks (A, n), (B, m)."""
+    sims = torch.einsum("and,bmd->abnm", queries, keys)
+    sims = sims.masked_fill(~key_valid[None, :, None, :], float("-inf"))
+    best = sims.amax(dim=-1)                                   # (A, B, n)
+    weights = query_valid[:, None, :].to(best.dtype)
+    best = torch.where(weights > 0, best, torch.zeros_like(best))  # padded queries: -inf never reaches the mean
+    return (best * weights).sum(-1) / weights.sum(-1).clamp(min=1)
+
+
+def select_keys(tokens, valid, scores, k: int):
+    """Each sample's k highest-scoring valid tokens (and their validity): FILIP's token selection before the gather."""
+    if k <= 0 or k >= tokens.shape[1]:
+        return tokens, valid
+    with torch.no_grad():
+        index = scores.masked_fill(~valid, float("-inf")).topk(k, dim=1).indices
+    picked = torch.gather(tokens, 1, index[..., None].expand(-1, -1, tokens.shape[-1]))
+    return picked, torch.gather(valid, 1, index)
+
+
+class FilipHead(nn.Module):
+    """FILIP's token projections, temperature and loss."""
+
+    def __init__(self, image_width: int, text_width_: int, cfg):
+        super().__init__()
+        dim, self.topk = int(cfg.filip_dim), int(cfg.filip_topk)
+        if dim <= 0 or self.topk < 0:
+            raise UserError(f"filip: filip_dim must be positive and filip_topk >= 0, got {dim}, {self.topk}")
+        self.cfg = cfg
+        self.image_proj = nn.Linear(image_width, dim)
+        self.text_proj = nn.Linear(text_width_, dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(FILIP_INIT_SCALE)))
+
+    def similarities(self, image_tokens, text_tokens, text_valid):
+        """(s_I, s_T) over this process's batch against the gathered batch's kept tokens (everything on 1 process)."""
+        x = F.normalize(self.image_proj(image_tokens), dim=-1)
+        y = F.normalize(self.text_proj(text_tokens), dim=-1)
+        image_valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        with torch.no_grad():  # each token's total similarity to its own pair's valid tokens (the reference's rule)
+            own = torch.einsum("bnd,bmd->bnm", x, y).masked_fill(~text_valid[:, None, :], 0.0)
+        image_keys, image_keys_valid = select_keys(x, image_valid, own.sum(2), self.topk)
+        text_keys, text_keys_valid = select_keys(y, text_valid, own.sum(1), self.topk)
+        gather = lambda t, grad=True: gather_all(t, self.cfg, with_grad=grad)  # noqa: E731
+        x_all, y_all, text_valid_all = gather(x), gather(y), gather(text_valid, grad=False)
+        image_valid_all = torch.ones(x_all.shape[:2], dtype=torch.bool, device=x.device)
+        s_image = late_interaction(x_all, image_valid_all, gather(text_keys), gather(text_keys_valid, grad=False))
+        s_text = late_interaction(y_all, text_valid_all, gather(image_keys), gather(image_keys_valid, grad=False))
+        return s_image, s_text
+
+    def forward(self, image_tokens, text_tokens, text_valid):
+        s_image, s_text = self.similarities(image_tokens, text_tokens, text_valid)
+        scale = self.logit_scale.exp().clamp(max=FILIP_MAX_SCALE)
+        labels = torch.arange(s_image.shape[0], device=s_image.device)
+        return (F.cross_entropy(scale * s_image, labels) + F.cross_entropy(scale * s_text, labels)) / 2
+
+    def pairwise_flops(self, batch: int, image_tokens: int, text_tokens: int) -> int:
+        """Forward FLOPs of the two token-interaction einsums on a (gathered) batch of `batch` pairs: they grow as
+        batch², so a count on a small batch misses them (train/flops.py adds them at the run's global batch)."""
+        dim = self.image_proj.out_features
+        keep = (lambda n: n if self.topk <= 0 else min(self.topk, n))  # noqa: E731
+        return 2 * batch * batch * dim * (image_tokens * keep(text_tokens) + text_tokens * keep(image_tokens))
+
+
+def check_vit_config(method: str, model_name: str, model_cfg: dict) -> None:
+    vision_cfg = model_cfg.get("vision_cfg", {})
+    if isinstance(vision_cfg.get("layers"), (list, tuple)):
+        raise UserError(f"{method}: model {model_name} has a ResNet image tower; FILIP's token-wise similarity needs "
+                        "a ViT tower (a tiny ResNet's final feature map is a single position)")
+    if vision_cfg.get("timm_model_name") or vision_cfg.get("hf_model_name"):
+        raise UserError(f"{method}: model {model_name} has a timm/HF image tower; FILIP needs open_clip's own ViT tower")
+
+
+class Filip(Clip):
+    views: tuple[str, ...] = ("image", "text")
+
+    def __init__(self, model, cfg):
+        super().__init__(model, cfg)
+        self.filip = FilipHead(vision_token_width(model, "filip"), text_width(model, "filip"), cfg)
+
+    @classmethod
+    def check_model_config(cls, model_name: str, model_cfg: dict) -> None:
+        check_vit_config("filip", model_name, model_cfg)
+
+    def forward(self, model, batch: dict) -> dict:
+        image_features, image_tokens = encode_image_tokens(model, batch["image"])
+        text_features, text_tokens = encode_text_tokens(model, batch["text"])
+        clip = normalized_clip_loss(image_features, text_features, unwrap(model).logit_scale, self.cfg)
+        filip = self.filip(image_tokens, text_tokens, text_valid_mask(batch["text"]))
+        return {"loss": clip + float(self.cfg.filip_weight) * filip, "clip_loss": clip, "filip_loss": filip}
+
+    def pairwise_flops(self, batch: int, model) -> int:
+        return self.filip.pairwise_flops(batch, *token_counts(model))
+
+
+def token_counts(model) -> tuple[int, int]:
+    """(image patch tokens, text context positions) of an open_clip ViT + CLIP text tower."""
+    bare = unwrap(model)
+    grid = bare.visual.grid_size
+    return int(grid[0] * grid[1]), int(bare.context_length)
