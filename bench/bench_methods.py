@@ -50,9 +50,9 @@ def make_pool(root: Path, n: int, eval_n: int) -> Path:
 
 def run_args(pool: Path, out: Path, model: str, method: str, seed: int, args) -> list[str]:
     steps = -(-args.samples_seen // args.batch_size)
-    return [console("train"), "run", "--pool", str(pool), "--out", str(out), "--method", method, "--model", model,
+    return [console("train"), "run", str(pool), "--out", str(out), "--method", method, "--model", model,
             "--scale", "cpu-small", "--samples-seen", str(args.samples_seen), "--batch-size", str(args.batch_size),
-            "--warmup", str(max(1, steps // 10)), "--seed", str(seed), "--threads", "1", "--workers", "1",
+            "--warmup", str(max(1, steps // 10)), "--seed", str(seed), "--torch-threads", "1", "--loader-workers", "1",
             "--log-every", "5", "--checkpoint-every", str(10**6), "--eval", str(pool / "eval"),
             "--declip-queue-size", str(args.queue_size or args.samples_seen // 2)]
 

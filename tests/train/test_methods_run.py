@@ -17,9 +17,9 @@ from train.cli import app
 def defilip_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("defilip")
     pool = color_pool(tmp / "pool", shards=2, per_shard=8)
-    result = CliRunner().invoke(app, ["run", "--pool", str(pool.root), "--out", str(tmp / "run"), "--method", "defilip",
+    result = CliRunner().invoke(app, ["run", str(pool.root), "--out", str(tmp / "run"), "--method", "defilip",
                                       "--model", "tc-vit-tiny", "--scale", "debug", "--samples-seen", "32", "--batch-size", "8",
-                                      "--log-every", "1", "--workers", "0", "--declip-queue-size", "16", "--filip-topk", "8"])
+                                      "--log-every", "1", "--loader-workers", "0", "--declip-queue-size", "16", "--filip-topk", "8"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return tmp
 
