@@ -56,6 +56,26 @@ def trainable(model, method) -> dict:
     return {name: p for name, p in named.items() if p.requires_grad}
 
 
+def train_steps(model, method, params: dict, batch: dict, steps: int) -> tuple[list[float], dict]:
+    """AdamW steps on one batch: every loss part finite at every step, and after the last step a gradient on every
+    parameter in `params` (checked after the last step: open_clip's ResNet zero-initialises each block's last
+    batch-norm scale, so on the very first step its residual branches get no gradient, by design).
+    Returns the losses and the last step's output."""
+    optimizer = torch.optim.AdamW(params.values(), lr=1e-3)
+    losses = []
+    for step in range(steps):
+        method.on_progress(model, step / steps)
+        out = method(model, batch)
+        assert all(math.isfinite(value.item()) for value in out.values()), out
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+        losses.append(out["loss"].item())
+    silent = [n for n, p in params.items() if p.grad is None or p.grad.abs().sum().item() == 0]
+    assert silent == []
+    return losses, out
+
+
 @pytest.mark.parametrize("name, arch", [("clip", RN), ("clip-aug", RN), ("slip", RN), ("slip", VIT), ("flip", VIT)])
 def test_method_trains_and_its_gradients_reach_every_parameter(name, arch):
     torch.manual_seed(0)
@@ -64,22 +84,8 @@ def test_method_trains_and_its_gradients_reach_every_parameter(name, arch):
     method.train()
     params = trainable(model, method)
     assert "logit_scale" in params
-    optimizer = torch.optim.AdamW(params.values(), lr=1e-3)
-    batch = random_batch(method.views)
-    losses = []
-    for step in range(3):
-        method.on_progress(model, step / 3)
-        out = method(model, batch)
-        assert {"loss", "clip_loss"} <= set(out)
-        assert all(math.isfinite(value.item()) for value in out.values()), out
-        optimizer.zero_grad()
-        out["loss"].backward()
-        optimizer.step()
-        losses.append(out["loss"].item())
-    # Checked after the last step: open_clip's ResNet zero-initialises each block's last batch-norm
-    # scale, so on the very first step its residual branches get no gradient, by design.
-    silent = [n for n, p in params.items() if p.grad is None or p.grad.abs().sum().item() == 0]
-    assert silent == []
+    losses, out = train_steps(model, method, params, random_batch(method.views), steps=3)
+    assert {"loss", "clip_loss"} <= set(out)
     assert losses[-1] < losses[0]
 
 
