@@ -144,7 +144,7 @@ def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | No
 def run_stage(pool: Pool, stage: Stage, cfg: Any, engine, force: bool = False, progress: bool = True) -> StageReport:
     """Run one stage. With `force`, the old outputs are set aside and put back unless the new ones complete."""
     restore_set_aside(pool, stage.name)
-    previous = set_aside(pool, stage.name) if force else None
+    previous = set_aside(pool, stage, cfg) if force else None
     try:
         report = _run_stage(pool, stage, cfg, engine, progress)
     except BaseException:
@@ -152,30 +152,73 @@ def run_stage(pool: Pool, stage: Stage, cfg: Any, engine, force: bool = False, p
             restore_set_aside(pool, stage.name)
         raise
     if previous is not None:
-        shutil.rmtree(previous)
+        discard_set_aside(pool, stage.name)
     return report
 
 
-def set_aside_dir(pool: Pool, stage: str) -> Path:
-    return pool.root / "scores" / f".previous-{stage}"
+SIDE_OUTPUTS = "_side_outputs.json"  # in scores/.previous-STAGE: the side-output folders set aside with it
 
 
-def set_aside(pool: Pool, stage: str) -> Path | None:
-    """`--force`: move scores/STAGE to scores/.previous-STAGE (readers ignore dot folders) until the new one completes."""
-    current, previous = pool.scores_dir(stage), set_aside_dir(pool, stage)
+def set_aside_dir(pool: Pool, stage: str, kind: str = "previous") -> Path:
+    return pool.root / "scores" / f".{kind}-{stage}"
+
+
+def hidden(folder: Path) -> Path:
+    return folder.with_name(f".previous-{folder.name}")
+
+
+def set_aside(pool: Pool, stage: Stage, cfg: Any) -> Path | None:
+    """`--force`: move scores/STAGE to scores/.previous-STAGE and each side-output folder (clip's embeddings) to a
+    dot folder beside it (readers ignore dot folders) until the new run completes. The list of side outputs is
+    written before any is moved, so a run killed half-way is put back exactly."""
+    current, previous = pool.scores_dir(stage.name), set_aside_dir(pool, stage.name)
     if not current.exists():
         return None
     current.rename(previous)
+    side = [f for f in (stage.side_outputs(pool, cfg) if stage.side_outputs else []) if f.exists()]
+    atomic.write_json(previous / SIDE_OUTPUTS, [str(f.relative_to(pool.root)) for f in side])
+    for folder in side:
+        folder.rename(hidden(folder))
     return previous
 
 
+def _side_outputs(pool: Pool, set_aside_folder: Path) -> list[Path]:
+    listed = set_aside_folder / SIDE_OUTPUTS
+    return [pool.root / rel for rel in json.loads(listed.read_text())] if listed.is_file() else []
+
+
 def restore_set_aside(pool: Pool, stage: str) -> None:
-    """Put back outputs a forced run set aside and did not finish replacing (it failed or was killed)."""
+    """Put back outputs a forced run set aside and did not finish replacing (it failed or was killed); finish
+    discarding those of a forced run killed after it completed."""
+    leftover = set_aside_dir(pool, stage, "discard")
+    if leftover.exists():
+        _remove_set_aside(pool, leftover)
     previous = set_aside_dir(pool, stage)
-    if previous.exists():
-        if pool.scores_dir(stage).exists():
-            shutil.rmtree(pool.scores_dir(stage))
-        previous.rename(pool.scores_dir(stage))
+    if not previous.exists():
+        return
+    for folder in _side_outputs(pool, previous):
+        if hidden(folder).exists():  # moved aside (a folder not yet moved when the run died is still in place)
+            if folder.exists():
+                shutil.rmtree(folder)
+            hidden(folder).rename(folder)
+    (previous / SIDE_OUTPUTS).unlink(missing_ok=True)
+    if pool.scores_dir(stage).exists():
+        shutil.rmtree(pool.scores_dir(stage))
+    previous.rename(pool.scores_dir(stage))
+
+
+def discard_set_aside(pool: Pool, stage: str) -> None:
+    """The new outputs are complete: drop the old ones. Renamed first, so a kill during the deletion can never
+    make the next run put the old outputs back over the new ones."""
+    discard = set_aside_dir(pool, stage, "discard")
+    set_aside_dir(pool, stage).rename(discard)
+    _remove_set_aside(pool, discard)
+
+
+def _remove_set_aside(pool: Pool, discard: Path) -> None:
+    for folder in _side_outputs(pool, discard):
+        shutil.rmtree(hidden(folder), ignore_errors=True)
+    shutil.rmtree(discard)
 
 
 def _run_stage(pool: Pool, stage: Stage, cfg: Any, engine, progress: bool = True) -> StageReport:

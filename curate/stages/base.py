@@ -74,6 +74,9 @@ class Stage:
     doc: str = ""
     scores: tuple[str, ...] = ()  # produced columns that are scores (listed by inspect and the report)
     option_prefix: str = ""  # `curate score` option prefix of its config fields (default: the name, dashed)
+    # (pool, cfg) -> folders the stage writes besides scores/STAGE (clip: its embeddings); `--force` sets them
+    # aside with the sidecars and puts them back unless the new run completes.
+    side_outputs: Callable[..., list[Path]] | None = None
 
     @property
     def prefix(self) -> str:

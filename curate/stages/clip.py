@@ -178,5 +178,11 @@ def clip_config_of(pool) -> ClipConfig:
     return ClipConfig(**json.loads(path.read_text())["options"])
 
 
+def embedding_folders(pool, cfg: ClipConfig) -> list[Path]:
+    """The folder this config's embeddings go to (set aside with the sidecars by `--force`)."""
+    return [pool.root / "embeddings" / embeddings_tag(cfg)]
+
+
 STAGE = Stage(name="clip", produces=PRODUCES, compute=compute, config=ClipConfig, needs=("uid", "caption", IMAGES),
-              max_workers=1, scores=("clip_score",), doc="open_clip image-text cosine similarity; embeddings under embeddings/MODEL_TAG/")
+              max_workers=1, scores=("clip_score",), side_outputs=embedding_folders,
+              doc="open_clip image-text cosine similarity; embeddings under embeddings/MODEL_TAG/")

@@ -38,6 +38,8 @@ def imported(pool) -> EmbeddingSource | None:
     if not root.is_dir():
         return None
     for folder in sorted(root.iterdir()):
+        if folder.name.startswith("."):  # set aside by a `--force` run (curate.scoring.runner)
+            continue
         record = folder / RECORD
         if record.is_file() and all(pool.embeddings_path(folder.name, s).is_file() for s in pool.shard_ids()):
             info = json.loads(record.read_text())

@@ -56,6 +56,45 @@ def test_successful_force_replaces_and_a_killed_force_run_is_put_back(tmp_path):
     assert not (pool / "scores" / ".previous-text_dedup").exists()
 
 
+def test_failed_force_run_keeps_the_old_side_outputs_too(tmp_path, monkeypatch):
+    """A stage's side outputs (clip's embeddings) are set aside and put back with its sidecars."""
+    pool = pool_with(tmp_path / "pool", 4, 3)
+    basic, side = STAGES["basic"], pool / "embeddings" / "side"
+
+    def writes_side_files(tag: bytes, fail_on: int | None):
+        def compute(meta, images, cfg, ctx):
+            if ctx.shard == fail_on:
+                raise UserError(f"simulated failure on shard {fail_on}")
+            side.mkdir(parents=True, exist_ok=True)
+            (side / f"{ctx.shard:05d}.npy").write_bytes(tag)
+            return basic.compute(meta, images, cfg, ctx)
+        return compute
+
+    with_side = replace(basic, side_outputs=lambda p, cfg: [p.root / "embeddings" / "side"])
+    monkeypatch.setitem(STAGES, "basic", replace(with_side, compute=writes_side_files(b"old", None)))
+    score_pool(pool, ["basic"], workers=1, progress=False)
+    before = tree_bytes(side)
+    monkeypatch.setitem(STAGES, "basic", replace(with_side, compute=writes_side_files(b"new", 2)))
+    with pytest.raises(UserError, match="shard 2"):
+        score_pool(pool, ["basic"], workers=1, force=True, progress=False)
+    assert tree_bytes(side) == before  # without the set-aside: shards 0 and 1 say "new"
+    assert sorted(p.name for p in (pool / "embeddings").iterdir()) == ["side"]
+    monkeypatch.setitem(STAGES, "basic", replace(with_side, compute=writes_side_files(b"new", None)))
+    score_pool(pool, ["basic"], workers=1, force=True, progress=False)
+    assert set(tree_bytes(side).values()) == {b"new"}
+    assert sorted(p.name for p in (pool / "embeddings").iterdir()) == ["side"]
+    assert sorted(p.name for p in (pool / "scores").iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_clip_stage_declares_its_embeddings_as_side_outputs(tmp_path):
+    from curate.pool import Pool
+    from curate.stages.clip import ClipConfig, embeddings_tag
+
+    pool = Pool(pool_with(tmp_path / "pool", 1, 2))
+    cfg = ClipConfig(model="RN50", pretrained="openai")
+    assert STAGES["clip"].side_outputs(pool, cfg) == [pool.root / "embeddings" / embeddings_tag(cfg)]
+
+
 # -- 10. one run at a time; workers die with their parent -----------------------------------------
 def test_a_second_run_is_refused_while_the_first_holds_the_pool(tmp_path):
     pool = pool_with(tmp_path / "pool", 1, 3)
