@@ -1,4 +1,8 @@
-"""The process group under `torchrun` (gloo on CPU, nccl on CUDA), or a single process."""
+"""The process group under `torchrun` (gloo on CPU; nccl for CUDA tensors, gloo for CPU ones), or a single process.
+
+Under torchrun the process group and DDP are set up even for one process (`--nproc_per_node 1`), so a
+one-GPU machine runs exactly the code path of a multi-GPU one; a plain `train run` uses neither.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     device: str = "cpu"
+    launched: bool = False  # started by torchrun: process group and DDP even for one process
 
     @property
     def is_main(self) -> bool:
@@ -19,7 +24,7 @@ class DistContext:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.launched
 
 
 def resolve_device(requested: str, local_rank: int = 0) -> str:
@@ -39,13 +44,15 @@ def setup(requested_device: str = "auto") -> DistContext:
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    launched = "TORCHELASTIC_RUN_ID" in os.environ  # torchrun sets it; a plain process has none
     device = resolve_device(requested_device, local_rank)
-    if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
+    if (world_size > 1 or launched) and not dist.is_initialized():
+        # On CUDA the group takes nccl for GPU tensors and gloo for CPU ones (all_sum's counters, objects).
+        backend = "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
         if device.startswith("cuda"):
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)
-    return DistContext(rank, world_size, local_rank, device)
+    return DistContext(rank, world_size, local_rank, device, launched)
 
 
 def barrier(ctx: DistContext) -> None:

@@ -50,3 +50,28 @@ def test_two_gloo_processes_match_one_process(tmp_path, method):
             assert losses("ddp", part) == pytest.approx(losses("single", part), rel=1e-4, abs=1e-3), part
     ddp_results = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert ddp_results["world_size"] == 2 and ddp_results["samples_seen"] == 32
+
+
+def test_torchrun_with_one_process_still_runs_the_process_group_path(monkeypatch):
+    """`torchrun --nproc_per_node 1` takes the DDP path (what one GPU can check of a multi-GPU run); a plain process does not."""
+    import socket
+
+    import torch.distributed as dist
+
+    from train import distributed
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"TORCHELASTIC_RUN_ID": "one", "WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0",
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(name, value)
+    ctx = distributed.setup("cpu")
+    try:
+        assert ctx.distributed and ctx.world_size == 1 and dist.is_initialized() and dist.get_backend() == "gloo"
+        assert distributed.all_sum(ctx, 2.5) == 2.5 and distributed.gather_objects(ctx, {"a": 1}) == [{"a": 1}]
+    finally:
+        distributed.teardown(ctx)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    plain = distributed.setup("cpu")
+    assert not plain.distributed and not dist.is_initialized()
