@@ -139,13 +139,16 @@ def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | Non
     model, preprocess, tokenizer, device = load_model(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    loader = torch.utils.data.DataLoader(ImageBytes(blobs, preprocess, decode), batch_size=cfg.batch_size, shuffle=False,
-                                         num_workers=cfg.loader_workers if len(blobs) > cfg.batch_size else 0,
+    # Each loader worker decodes a slice of a model batch, so all of them work on every batch: with whole batches
+    # per worker, a 1,000-row shard at batch 512 kept 2 of 12 workers busy and a GPU scored ~470 pairs/s.
+    chunk = max(1, -(-cfg.batch_size // max(1, cfg.loader_workers)))
+    loader = torch.utils.data.DataLoader(ImageBytes(blobs, preprocess, decode), batch_size=chunk, shuffle=False,
+                                         num_workers=cfg.loader_workers if len(blobs) > chunk else 0,
                                          worker_init_fn=loader_worker_init)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
     images, texts, start = [], [], 0
     with torch.inference_mode(), autocast:
-        for pixels, ok in loader:
+        for pixels, ok in rebatch(loader, cfg.batch_size):
             image = F.normalize(model.encode_image(pixels.to(device)).float(), dim=-1).cpu().numpy()
             image[~ok.numpy()] = np.nan
             images.append(image)
@@ -157,6 +160,23 @@ def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | Non
     image_emb = np.concatenate(images) if images else np.zeros((0, dim), np.float32)
     text_emb = (np.concatenate(texts) if texts else np.zeros((0, dim), np.float32)) if captions is not None else None
     return image_emb, text_emb
+
+
+def rebatch(chunks, batch_size: int) -> Iterator[tuple]:
+    """(pixels, ok) chunks from the loader regrouped into model batches of exactly `batch_size` (the last one shorter)."""
+    import torch
+
+    pending: list[tuple] = []
+    held = 0
+    for pixels, ok in chunks:
+        pending.append((pixels, ok))
+        held += len(ok)
+        while held >= batch_size:
+            pixels_all, ok_all = torch.cat([p for p, _ in pending]), torch.cat([o for _, o in pending])
+            yield pixels_all[:batch_size], ok_all[:batch_size]
+            pending, held = [(pixels_all[batch_size:], ok_all[batch_size:])], held - batch_size
+    if held:
+        yield torch.cat([p for p, _ in pending]), torch.cat([o for _, o in pending])
 
 
 def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClipConfig, ctx: ShardContext) -> pl.DataFrame:

@@ -101,3 +101,28 @@ def test_model_config_option_registers_a_custom_config(scored, tmp_path):
     config.write_text(json.dumps(TINY_CONFIG))
     model, _, _, device = load_model(ClipConfig(model="tc-stagetest-other", pretrained=str(lone), model_config=str(config)))
     assert device == "cpu" and model.visual is not None
+
+
+def test_rebatch_regroups_worker_chunks_into_model_batches_in_order():
+    import torch
+
+    from curate.stages.clip import rebatch
+
+    chunks = [(torch.arange(s, s + n).float()[:, None], torch.ones(n, dtype=torch.bool)) for s, n in ((0, 3), (3, 3), (6, 1))]
+    batches = list(rebatch(chunks, 4))
+    assert [len(ok) for _, ok in batches] == [4, 3]
+    assert torch.cat([p for p, _ in batches]).flatten().tolist() == list(range(7))
+
+
+def test_embeddings_do_not_depend_on_loader_workers(tmp_path):
+    from curate.stages.clip import encode
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "run")
+    blobs = [RED, BLUE, None, GREEN, b"broken", RED, BLUE] * 3
+    captions = [f"caption {i}" for i in range(len(blobs))]
+    results = [encode(ClipConfig(model=TINY_MODEL, pretrained=str(checkpoint), batch_size=5, loader_workers=w), blobs, captions)
+               for w in (0, 3)]
+    (image0, text0), (image3, text3) = results
+    assert image0.shape == (21, 16) and np.isnan(image0[2]).all() and np.isnan(image0[4]).all()
+    np.testing.assert_allclose(image3, image0, atol=1e-6)
+    np.testing.assert_allclose(text3, text0, atol=1e-6)
