@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks in one go, for a lent GPU machine whose python3 has torch but not tierclip's other dependencies:
-#   1. install the wheels carried in .whl/ (open_clip_torch, polars, ftfy, wcwidth; see docs/benchmarks.md) aside,
+#   1. install the wheels carried in .whl/ aside (/tmp/site): open_clip_torch, polars + polars-runtime-32, ftfy,
+#      wcwidth, typer + pydantic, pydantic-core, annotated-types, typing-inspection, typing_extensions, at the
+#      versions .venv holds (pyproject.toml pins), fetched here for the machine's Python (3.12 on the lent H200):
+#        pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#            --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl NAME==VERSION ...
+#      (torch, torchvision, numpy, pyarrow, PIL, tqdm, rich are the machine's own),
 #   2. pytest -m gpu (the CUDA paths against the CPU ones, torchrun/nccl against one process),
 #   3. bench/bench_gpu.py (throughput), results in $OUT (or ./gpu-out).
 # Usage: bash bench/gpu_checks.sh [bench_gpu.py options...]
