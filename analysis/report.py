@@ -1,7 +1,7 @@
 """`analysis report`: REPORT/index.html (self-contained page, figures beside it) and REPORT/summary.md.
 
-Every piece of text that comes from run folders (tier, run, method names, rules, problems) is escaped
-with `html.escape` in the HTML and in the Markdown. A refused fit is reported in the fit table with
+Every piece of text that comes from run folders (tier, run, method names, rules, problems) is escaped:
+with `html.escape` in the HTML, `&` and `<` in the Markdown. A refused fit is reported in the fit table with
 its reason, never a failure.
 """
 
@@ -316,7 +316,11 @@ def render_html(study: Study, figures: dict[str, Path]) -> str:
 
 
 def _md_text(text: str) -> str:
-    return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
+    """A table cell or line of Markdown: `&` and `<` escaped (no tag from a run folder renders), `|` kept in its cell.
+
+    Only what opens markup is escaped, so the raw file stays readable (`>= 2 models`, `interval's`).
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")
 
 
 def _md_block(block) -> list[str]:

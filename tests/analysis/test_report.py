@@ -95,7 +95,8 @@ def test_names_from_runs_are_escaped(built):
     page, summary = (out / "index.html").read_text(), (out / "summary.md").read_text()
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(&#x27;tier&#x27;)&lt;/script&gt;&amp;" in page
-    assert "<script>" not in summary
+    assert "<script>" not in summary and "&lt;script>alert('tier')&lt;/script>&amp;" in summary
+    assert "&gt;" not in summary and "&#x27;" not in summary  # the raw Markdown stays readable
 
 
 def test_cli_report_svg_and_bad_format(tmp_path):
