@@ -59,13 +59,13 @@ class DemoGrid:
     arch_models: tuple[str, ...] = ()  # besides `model`, at `arch_sizes` (which must be among `sizes`)
     arch_sizes: tuple[int, ...] = ()
     method_models: tuple[str, ...] = ()  # one ConvNet and one ViT for the method x architecture table
-    methods: tuple[str, ...] = ()        # besides clip; only those train.methods.METHODS knows are run
+    methods: tuple[str, ...] = ()        # besides clip; run on each method model that the method can train
     text_models: tuple[str, ...] = ()    # text-depth variants of `model`
     natural_fractions: str | None = None  # tiers at their own sizes (no --equal-size): Goyal et al.'s crossover
     natural_budgets: tuple[int, ...] = ()
 
 
-# The DeCLIP family joins the --full grid once train/methods has it (filtered through METHODS at run time).
+# The --full grid's methods besides CLIP; each method model runs those it can train (FILIP-family: ViT towers only).
 FULL_METHODS = ("clip-aug", "slip", "declip", "filip", "defilip")
 
 GRIDS = {
@@ -82,12 +82,16 @@ GRIDS = {
 }
 
 
-def available_methods(wanted: tuple[str, ...]) -> tuple[str, ...]:
-    """The wanted methods that this checkout's train.methods.METHODS knows (the DeCLIP family may not be there).
-    Asked of a child interpreter, like every other step, so this module still imports nothing from train."""
-    query = "import json; from train.methods import METHODS; print(json.dumps(list(METHODS)))"
-    known = json.loads(subprocess.run([sys.executable, "-c", query], check=True, capture_output=True, text=True).stdout)
-    return tuple(m for m in wanted if m in known)
+def trainable_methods(wanted: tuple[str, ...], model: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The wanted methods that this checkout's train.methods knows and that can train `model` (FILIP and DeFILIP
+    need a ViT tower), and why each other one is left out. Asked of a child interpreter, like every other step,
+    so this module still imports nothing from train."""
+    query = ("import json, sys; from train.methods import refusal; "
+             "print(json.dumps({m: refusal(m, sys.argv[1]) for m in json.loads(sys.argv[2])}))")
+    done = subprocess.run([sys.executable, "-c", query, model, json.dumps(list(wanted))], check=True,
+                          capture_output=True, text=True)
+    refusals = json.loads(done.stdout.strip().splitlines()[-1])
+    return tuple(m for m in wanted if refusals[m] is None), {m: why for m, why in refusals.items() if why}
 
 
 def command(tool: str, *args: object) -> list[str]:
@@ -175,9 +179,11 @@ def run_axes(grid: DemoGrid, sweep: list, tiers: Path, runs: Path) -> dict[str, 
         timings[f"sweep_arch_{size}"] = step(f"architectures at {size:,} samples: {', '.join(grid.arch_models)}", command(
             "train", "sweep", *at_budget, "--subset", tiers / axis_tier(grid, size), "--method", "clip",
             *_repeat("--model", grid.arch_models), "--out", runs / f"arch-n{size}"))
-    methods = available_methods(grid.methods)
     clip_runs = {grid.model} | set(grid.arch_models) if grid.headline_size in grid.arch_sizes else {grid.model}
     for model in grid.method_models:
+        methods, left_out = trainable_methods(grid.methods, model)
+        for method, why in left_out.items():
+            print(f"   {method} left out on {model}: {why}", flush=True)
         wanted = methods if model in clip_runs else ("clip", *methods)
         timings[f"sweep_methods_{model}"] = step(f"methods on {model}: {', '.join(wanted)}", command(
             "train", "sweep", *at_budget, "--subset", tiers / axis_tier(grid, grid.headline_size), *_repeat("--method", wanted),
@@ -186,7 +192,7 @@ def run_axes(grid: DemoGrid, sweep: list, tiers: Path, runs: Path) -> dict[str, 
         "train", "sweep", *at_budget, "--subset", tiers / axis_tier(grid, grid.headline_size), "--method", "clip",
         *_repeat("--model", grid.text_models), "--out", runs / "text-depth"))
     half = grid.headline_size // 2
-    if "clip-aug" in methods and half in grid.sizes:
+    if "clip-aug" in trainable_methods(grid.methods, grid.model)[0] and half in grid.sizes:
         timings["sweep_aug_half"] = step(f"CLIP+Aug at half the data ({half:,} samples)", command(
             "train", "sweep", *at_budget, "--subset", tiers / axis_tier(grid, half), "--method", "clip-aug",
             "--out", runs / "aug-half"))

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from analysis.demo import FULL_METHODS, GRIDS, DemoGrid, available_methods, run_demo
+from analysis.demo import FULL_METHODS, GRIDS, DemoGrid, run_demo, trainable_methods
 
 MICRO = DemoGrid(pool_size=400, seed_size=200, image_size=32, filter_samples=256, sizes=(40, 80), fractions="0.5,1.0",
                  headline_size=80, budgets=(16, 32, 48), seeds=(0, 1), size_budget=32, size_seeds=(0,), n_boot=10,
@@ -77,11 +77,15 @@ def test_grids_fit_their_tiers():
     assert full.axis_fraction in full.fractions.split(",")
 
 
-def test_method_list_follows_the_registry():
+def test_method_list_follows_the_registry_and_what_each_model_can_train():
+    """The --full grid's methods per model: what train.methods knows and accepts (FILIP-family: ViT only)."""
     from train.methods import METHODS
 
-    assert available_methods(FULL_METHODS) == tuple(m for m in FULL_METHODS if m in METHODS)
-    assert {"clip-aug", "slip"} <= set(available_methods(FULL_METHODS)) and "no-such" not in available_methods(("no-such",))
+    on_vit, left_out_vit = trainable_methods(FULL_METHODS + ("no-such",), "tc-vit-tiny")
+    assert on_vit == tuple(m for m in FULL_METHODS if m in METHODS) and set(left_out_vit) == {"no-such"}
+    on_resnet, left_out_resnet = trainable_methods(FULL_METHODS, "tc-rn-tiny")
+    assert on_resnet == ("clip-aug", "slip", "declip")
+    assert set(left_out_resnet) == {"filip", "defilip"} and all("ViT" in why for why in left_out_resnet.values())
 
 
 def test_a_failing_step_stops_the_demo_with_its_name(tmp_path):

@@ -35,7 +35,7 @@ from train.methods.slip import Slip
 METHODS = {"clip": Clip, "clip-aug": ClipAug, "slip": Slip, "flip": Flip, "declip": Declip, "filip": Filip,
            "defilip": Defilip}
 
-__all__ = ["METHODS", "MethodConfig", "MethodStep", "build_method", "method_class", "model_overrides"]
+__all__ = ["METHODS", "MethodConfig", "MethodStep", "build_method", "method_class", "model_overrides", "refusal"]
 
 
 def method_class(name: str) -> type:
@@ -58,6 +58,18 @@ def model_overrides(name: str, cfg: MethodConfig, model_name: str | None = None)
         if model_cfg is not None:
             method.check_model_config(model_name, model_cfg)
     return method.overrides_for(cfg)
+
+
+def refusal(name: str, model_name: str) -> str | None:
+    """Why method `name` cannot train `model_name` (an unknown method, a tower it refuses), or None when it can."""
+    from train.models import register_model_configs
+
+    register_model_configs()
+    try:
+        model_overrides(name, MethodConfig(), model_name)
+    except UserError as error:
+        return str(error)
+    return None
 
 
 def build_method(name: str, model, cfg: MethodConfig) -> nn.Module:
