@@ -336,7 +336,7 @@ def plot_architectures(study: Study, out: Path) -> Path:
                                 ha="center", fontsize=14, color=style["color"])
         _chance(ax, study)
         ax.set_xscale("log")
-        _frame_points(ax, panel["mean"].to_list(), study)
+        _frame_points(ax, rows["mean"].to_list(), study)  # the panels share y: frame every panel's means
         ax.set_title(f"{tier}, {method}, {int(budget):,} samples seen", fontsize=10)
         ax.set_xlabel("unique samples (log scale)")
         ax.legend(fontsize=7, loc="best")

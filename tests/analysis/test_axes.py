@@ -179,3 +179,27 @@ def test_crossover_needs_a_smaller_and_a_larger_tier():
         == "contradicted"
     assert findings.crossover_finding([row("top100 is better above x = 5000", 0.3)], [],
                                       {"top20": 4000, "top100": 20000}).verdict == "inconclusive"
+
+
+def test_architecture_panels_show_every_mean(axes_report, tmp_path, monkeypatch):
+    """The panels share their y axis: its limits must hold every panel's means (in the --full demo a clip-aug panel
+    with lower means framed the axis and cut CLIP's best models off the chart)."""
+    from types import SimpleNamespace
+
+    from analysis import plots
+
+    _, study = axes_report
+    clip_rows = study.architecture.rows
+    low_panel = clip_rows.with_columns(pl.lit("clip-aug").alias("method"), pl.col("mean") - 0.25,
+                                       pl.col("ci_lo") - 0.25, pl.col("ci_hi") - 0.25)
+    rows = pl.concat([clip_rows, low_panel])
+    two_panels = SimpleNamespace(architecture=SimpleNamespace(rows=rows), random_score=study.random_score,
+                                 task=study.task, metric=study.metric)
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)
+    plots.plot_architectures(two_panels, tmp_path / "a.png")
+    axes = figures[0].axes
+    assert [ax.get_title().split(",")[1].strip() for ax in axes] == ["clip", "clip-aug"]
+    low, high = axes[0].get_ylim()
+    assert all(low <= m <= high for m in rows["mean"].to_list()) and axes[1].get_ylim() == (low, high)
+    plots._pyplot().close(figures[0])
