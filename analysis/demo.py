@@ -82,16 +82,17 @@ GRIDS = {
 }
 
 
-def trainable_methods(wanted: tuple[str, ...], model: str) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The wanted methods that this checkout's train.methods knows and that can train `model` (FILIP and DeFILIP
-    need a ViT tower), and why each other one is left out. Asked of a child interpreter, like every other step,
-    so this module still imports nothing from train."""
-    query = ("import json, sys; from train.methods import refusal; "
-             "print(json.dumps({m: refusal(m, sys.argv[1]) for m in json.loads(sys.argv[2])}))")
-    done = subprocess.run([sys.executable, "-c", query, model, json.dumps(list(wanted))], check=True,
+def trainable_methods(wanted: tuple[str, ...], models: list[str]) -> dict[str, tuple[tuple[str, ...], dict[str, str]]]:
+    """Per model: the wanted methods that this checkout's train.methods knows and that can train it (FILIP and
+    DeFILIP need a ViT tower), and why each other one is left out. Asked of one child interpreter, like every
+    other step, so this module still imports nothing from train."""
+    query = ("import json, sys; from train.methods import refusal; wanted = json.loads(sys.argv[1]); "
+             "print(json.dumps({model: {m: refusal(m, model) for m in wanted} for model in json.loads(sys.argv[2])}))")
+    done = subprocess.run([sys.executable, "-c", query, json.dumps(list(wanted)), json.dumps(list(models))], check=True,
                           capture_output=True, text=True)
     refusals = json.loads(done.stdout.strip().splitlines()[-1])
-    return tuple(m for m in wanted if refusals[m] is None), {m: why for m, why in refusals.items() if why}
+    return {model: (tuple(m for m in wanted if why[m] is None), {m: reason for m, reason in why.items() if reason})
+            for model, why in refusals.items()}
 
 
 def command(tool: str, *args: object) -> list[str]:
@@ -180,8 +181,9 @@ def run_axes(grid: DemoGrid, sweep: list, tiers: Path, runs: Path) -> dict[str, 
             "train", "sweep", *at_budget, "--subset", tiers / axis_tier(grid, size), "--method", "clip",
             *_repeat("--model", grid.arch_models), "--out", runs / f"arch-n{size}"))
     clip_runs = {grid.model} | set(grid.arch_models) if grid.headline_size in grid.arch_sizes else {grid.model}
+    trainable = trainable_methods(grid.methods, list(dict.fromkeys([*grid.method_models, grid.model])))
     for model in grid.method_models:
-        methods, left_out = trainable_methods(grid.methods, model)
+        methods, left_out = trainable[model]
         for method, why in left_out.items():
             print(f"   {method} left out on {model}: {why}", flush=True)
         wanted = methods if model in clip_runs else ("clip", *methods)
@@ -192,7 +194,7 @@ def run_axes(grid: DemoGrid, sweep: list, tiers: Path, runs: Path) -> dict[str, 
         "train", "sweep", *at_budget, "--subset", tiers / axis_tier(grid, grid.headline_size), "--method", "clip",
         *_repeat("--model", grid.text_models), "--out", runs / "text-depth"))
     half = grid.headline_size // 2
-    if "clip-aug" in trainable_methods(grid.methods, grid.model)[0] and half in grid.sizes:
+    if "clip-aug" in trainable[grid.model][0] and half in grid.sizes:
         timings["sweep_aug_half"] = step(f"CLIP+Aug at half the data ({half:,} samples)", command(
             "train", "sweep", *at_budget, "--subset", tiers / axis_tier(grid, half), "--method", "clip-aug",
             "--out", runs / "aug-half"))

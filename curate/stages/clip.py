@@ -166,17 +166,20 @@ def rebatch(chunks, batch_size: int) -> Iterator[tuple]:
     """(pixels, ok) chunks from the loader regrouped into model batches of exactly `batch_size` (the last one shorter)."""
     import torch
 
+    def joined(parts: list[tuple]) -> tuple:
+        return torch.cat([p for p, _ in parts]), torch.cat([o for _, o in parts])
+
     pending: list[tuple] = []
     held = 0
     for pixels, ok in chunks:
         pending.append((pixels, ok))
         held += len(ok)
         while held >= batch_size:
-            pixels_all, ok_all = torch.cat([p for p, _ in pending]), torch.cat([o for _, o in pending])
+            pixels_all, ok_all = joined(pending)
             yield pixels_all[:batch_size], ok_all[:batch_size]
             pending, held = [(pixels_all[batch_size:], ok_all[batch_size:])], held - batch_size
     if held:
-        yield torch.cat([p for p, _ in pending]), torch.cat([o for _, o in pending])
+        yield joined(pending)
 
 
 def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClipConfig, ctx: ShardContext) -> pl.DataFrame:
