@@ -70,3 +70,33 @@ def color_evalset(root: Path) -> Path:
             "templates": ["a photo of a {} shape."]}
     write_evalset(root, "tiny-eval", [task], pl.DataFrame(rows))
     return root
+
+
+def metrics(run: Path, part: str = "loss") -> list:
+    """One logged value per metrics.jsonl line of a run folder."""
+    import json
+
+    return [json.loads(line)[part] for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+
+
+def torchrun_train(args: list[str], nproc: int, env: dict | None = None):
+    """`torchrun --standalone --nproc_per_node NPROC -m train.cli run ARGS`; the finished process."""
+    import os
+    import subprocess
+    import sys
+
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "-m", "train.cli", "run"]
+    return subprocess.run(launch + args, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=500)
+
+
+def clip_scores_with_checkpoint(pool_root: Path, checkpoint: Path, model: str):
+    """Score POOL with the curate clip stage and a `train run` checkpoint; the clip sidecar as a frame."""
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+    from curate.pool import Pool
+
+    result = CliRunner().invoke(app, ["score", str(pool_root), "--stages", "clip", "--model", model,
+                                      "--pretrained", str(checkpoint), "--workers", "1"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return Pool(pool_root).scan_scores("clip").collect()

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.train.helpers import color_pool
+from tests.train.helpers import color_pool, metrics, torchrun_train
 from train.config import make_run_config
 from train.run import run_training
 
@@ -32,22 +29,17 @@ def test_two_gloo_processes_match_one_process(tmp_path, method):
     args = [str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", method,
             "--model", "tc-vit-tiny", "--samples-seen", "32", "--batch-size", "8", "--seed", "5", "--log-every", "1",
             "--loader-workers", "0", "--device", "cpu", "--declip-queue-size", "16"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "train.cli", "run"]
-    done = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=500)
+    done = torchrun_train(args, 2, {"OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     run_training(make_run_config(tmp_path / "single", pool.root, log_every=1, loader_workers=0, device="cpu", method=method,
                                  method_cfg=MethodConfig(declip_queue_size=16), **COMMON))
 
-    def losses(run, part="loss"):
-        return [json.loads(line)[part] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
-
-    assert len(losses("ddp")) == len(losses("single")) == 4
-    assert losses("ddp") == pytest.approx(losses("single"), rel=1e-4)
+    assert len(metrics(tmp_path / "ddp")) == len(metrics(tmp_path / "single")) == 4
+    assert metrics(tmp_path / "ddp") == pytest.approx(metrics(tmp_path / "single"), rel=1e-4)
     for part in set(json.loads((tmp_path / "single" / "metrics.jsonl").read_text().splitlines()[-1])) - {"loss"}:
         if part.endswith("_loss"):
             # parts near 0 (SimSiam) carry float noise of the gather and the reduction: an absolute tolerance
-            assert losses("ddp", part) == pytest.approx(losses("single", part), rel=1e-4, abs=1e-3), part
+            assert metrics(tmp_path / "ddp", part) == pytest.approx(metrics(tmp_path / "single", part), rel=1e-4, abs=1e-3), part
     ddp_results = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert ddp_results["world_size"] == 2 and ddp_results["samples_seen"] == 32
 

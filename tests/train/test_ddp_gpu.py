@@ -8,13 +8,10 @@ a plain single-process run on the same global batch, up to bf16 noise.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.train.helpers import color_evalset, color_pool
+from tests.train.helpers import color_evalset, color_pool, metrics, torchrun_train
 from train.config import MethodConfig, make_run_config
 from train.run import run_training
 
@@ -28,10 +25,6 @@ def gpus() -> int:
     return torch.cuda.device_count()
 
 
-def losses(run, part="loss"):
-    return [json.loads(line)[part] for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("method", ["clip", "filip"])  # FILIP: token interaction over the gathered batch
 def test_torchrun_nccl_matches_one_cuda_process(tmp_path, method):
@@ -40,13 +33,12 @@ def test_torchrun_nccl_matches_one_cuda_process(tmp_path, method):
     args = [str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", method, "--model", "tc-vit-tiny",
             "--samples-seen", "64", "--batch-size", "16", "--seed", "5", "--log-every", "1", "--loader-workers", "1",
             "--device", "cuda", "--declip-queue-size", "16"]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n), "-m", "train.cli", "run"]
-    done = subprocess.run(launch + args, env=dict(os.environ), capture_output=True, text=True, timeout=500)
+    done = torchrun_train(args, n)
     assert done.returncode == 0, done.stderr[-3000:]
     run_training(make_run_config(tmp_path / "single", pool.root, scale="debug", method=method, model="tc-vit-tiny",
                                  samples_seen=64, batch_size=16, seed=5, log_every=1, loader_workers=1, device="cuda",
                                  method_cfg=MethodConfig(declip_queue_size=16)))
-    ddp, single = losses(tmp_path / "ddp"), losses(tmp_path / "single")
+    ddp, single = metrics(tmp_path / "ddp"), metrics(tmp_path / "single")
     assert len(ddp) == len(single) == 4
     assert ddp == pytest.approx(single, rel=2e-2)  # bf16 autocast on both sides: reductions differ in order
     results = json.loads((tmp_path / "ddp" / "results.json").read_text())

@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.train.helpers import color_pool
+from tests.train.helpers import clip_scores_with_checkpoint, color_pool
 from train.cli import app
 
 
@@ -50,13 +50,7 @@ def test_checkpoint_is_a_plain_open_clip_model(defilip_run):
 
 
 def test_checkpoint_scores_a_pool_with_the_clip_stage(defilip_run):
-    from curate.cli import app as curate_app
-    from curate.pool import Pool
-
-    result = CliRunner().invoke(curate_app, ["score", str(defilip_run / "pool"), "--stages", "clip", "--model", "tc-vit-tiny",
-                                             "--pretrained", str(defilip_run / "run" / "checkpoint.pt"), "--workers", "1"])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    scores = Pool(defilip_run / "pool").scan_scores("clip").collect()
+    scores = clip_scores_with_checkpoint(defilip_run / "pool", defilip_run / "run" / "checkpoint.pt", "tc-vit-tiny")
     assert scores.height == 16 and scores["clip_score"].is_not_null().all()
 
 

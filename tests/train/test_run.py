@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from curate.errors import UserError
 from curate.subset import pool_ref, write_subset
 from tests.tiny import make_pool
-from tests.train.helpers import color_evalset, color_pairs, color_pool
+from tests.train.helpers import clip_scores_with_checkpoint, color_evalset, color_pairs, color_pool
 from train.cli import app
 
 RESULT_KEYS = {"run", "method", "model", "pool", "subset", "tier", "subset_size", "unique_samples", "samples_seen",
@@ -111,13 +111,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
 
 
 def test_checkpoint_scores_a_pool_with_the_curate_clip_stage(finished_run):
-    from curate.cli import app as curate_app
-    from curate.pool import Pool
-
-    result = CliRunner().invoke(curate_app, ["score", str(finished_run / "pool"), "--stages", "clip", "--model", "tc-rn-tiny",
-                                             "--pretrained", str(finished_run / "run" / "checkpoint.pt"), "--workers", "1"])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    scores = Pool(finished_run / "pool").scan_scores("clip").collect()
+    scores = clip_scores_with_checkpoint(finished_run / "pool", finished_run / "run" / "checkpoint.pt", "tc-rn-tiny")
     assert scores.height == 24 and scores["clip_score"].is_not_null().all()
     assert scores["clip_score"].min() >= -1 and scores["clip_score"].max() <= 1
 
