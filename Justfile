@@ -25,7 +25,7 @@ test-all *ARGS: setup setup-debian
 
 # The main job end to end on the built-in synthetic pool (writes demo/).
 demo *ARGS: setup
-    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m analysis.demo {{ARGS}}
+    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m tierclip.analysis.demo {{ARGS}}
 
 # Lint.
 lint: setup

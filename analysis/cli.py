@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from analysis.commands import collect_command, report_command
-from curate.cliutil import new_app, run_app
+from tierclip.analysis.commands import collect_command, report_command
+from tierclip.curate.cliutil import new_app, run_app
 
 app = new_app(__doc__)
 app.command("collect")(collect_command)

@@ -12,9 +12,9 @@ def collect_command(
     out: Path = typer.Option(..., "--out", help="Parquet file for the tidy table (one row per run x task x metric)."),
 ) -> None:
     """Collect finished runs (results.json + eval.jsonl + config.json) into one Parquet table."""
-    from analysis.collect import collect
-    from curate import atomic
-    from curate.errors import UserError
+    from tierclip.analysis.collect import collect
+    from tierclip.curate import atomic
+    from tierclip.curate.errors import UserError
 
     table, problems = collect(runs)
     for problem in problems:
@@ -36,10 +36,10 @@ def report_command(
     tau: float = typer.Option(None, "--tau", help="Hold the repetition half-life tau fixed (epochs) instead of fitting it."),
 ) -> None:
     """Fit scaling curves over finished runs and write an HTML + Markdown report with figures."""
-    from analysis.plots import FORMATS
-    from analysis.report import ReportConfig, report
-    from analysis.study import StudyConfig
-    from curate.errors import UserError
+    from tierclip.analysis.plots import FORMATS
+    from tierclip.analysis.report import ReportConfig, report
+    from tierclip.analysis.study import StudyConfig
+    from tierclip.curate.errors import UserError
 
     if figure_format not in FORMATS:
         raise UserError(f"--figure-format must be one of {', '.join(FORMATS)}, not {figure_format!r}")

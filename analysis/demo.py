@@ -86,7 +86,7 @@ def trainable_methods(wanted: tuple[str, ...], models: list[str]) -> dict[str, t
     """Per model: the wanted methods that this checkout's train.methods knows and that can train it (FILIP and
     DeFILIP need a ViT tower), and why each other one is left out. Asked of one child interpreter, like every
     other step, so this module still imports nothing from train."""
-    query = ("import json, sys; from train.methods import refusal; wanted = json.loads(sys.argv[1]); "
+    query = ("import json, sys; from tierclip.train.methods import refusal; wanted = json.loads(sys.argv[1]); "
              "print(json.dumps({model: {m: refusal(m, model) for m in wanted} for model in json.loads(sys.argv[2])}))")
     done = subprocess.run([sys.executable, "-c", query, json.dumps(list(wanted)), json.dumps(list(models))], check=True,
                           capture_output=True, text=True)
@@ -96,13 +96,13 @@ def trainable_methods(wanted: tuple[str, ...], models: list[str]) -> dict[str, t
 
 
 def command(tool: str, *args: object) -> list[str]:
-    """`curate ...` as `python -m curate.cli ...` with this interpreter (works without the venv on PATH)."""
-    return [sys.executable, "-m", f"{tool}.cli", *(str(a) for a in args)]
+    """`curate ...` as `python -m tierclip.curate.cli ...` with this interpreter (works without the venv on PATH)."""
+    return [sys.executable, "-m", f"tierclip.{tool}.cli", *(str(a) for a in args)]
 
 
 def step(title: str, argv: list[str], done: Path | None = None) -> float:
     """Run one command unless `done` exists; return its wall time."""
-    shown = " ".join(shlex.quote(a) for a in ([Path(argv[2]).name.split(".")[0]] + argv[3:]))
+    shown = " ".join(shlex.quote(a) for a in ([argv[2].removeprefix("tierclip.").split(".")[0]] + argv[3:]))
     if done is not None and done.exists():
         print(f"== {title}: already done ({done})", flush=True)
         return 0.0

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from analysis import axes
-from analysis.stats import Estimate, combination
+from tierclip.analysis import axes
+from tierclip.analysis.stats import Estimate, combination
 
 MARGIN = 0.02
 REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_TESTED = "reproduced", "contradicted", "inconclusive", "not tested by these runs"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from analysis.collect import SHARE_PREFIX
-from analysis.study import GroupFit, Study
+from tierclip.analysis.collect import SHARE_PREFIX
+from tierclip.analysis.study import GroupFit, Study
 
 FORMATS = ("png", "svg", "pdf")
 FIGURES = {  # file stem -> what it shows (the report's figure captions)

@@ -13,12 +13,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import plots
-from analysis.collect import SHARE_PREFIX, collect
-from analysis.fit import PowerLawFit, RepetitionFit
-from analysis.study import GroupFit, Study, StudyConfig, build_study
-from curate import atomic
-from curate.errors import UserError
+from tierclip.analysis import plots
+from tierclip.analysis.collect import SHARE_PREFIX, collect
+from tierclip.analysis.fit import PowerLawFit, RepetitionFit
+from tierclip.analysis.study import GroupFit, Study, StudyConfig, build_study
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
 
 SECTIONS = {  # anchor -> heading, in page order
     "summary": "Summary",
@@ -143,8 +143,8 @@ def architecture_rows(study: Study) -> tuple[list[str], list[list[str]]]:
 
 def family_rows(study: Study) -> tuple[list[str], list[list[str]]]:
     """method x model cells (mean ± sd [95 % interval]), and ViT − ConvNet of the families' representatives."""
-    from analysis.axes import family_representatives
-    from analysis.stats import difference
+    from tierclip.analysis.axes import family_representatives
+    from tierclip.analysis.stats import difference
 
     table = study.families.rows
     models = table.select("model", "model_family", "params").unique("model").sort(["model_family", "params", "model"])

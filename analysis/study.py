@@ -11,9 +11,9 @@ from itertools import combinations
 import numpy as np
 import polars as pl
 
-from analysis import axes, findings, fit, tables
-from analysis.collect import Problem
-from analysis.stats import combination
+from tierclip.analysis import axes, findings, fit, tables
+from tierclip.analysis.collect import Problem
+from tierclip.analysis.stats import combination
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.collect import share_columns
-from curate.errors import UserError
+from tierclip.analysis.collect import share_columns
+from tierclip.curate.errors import UserError
 
 CONFIG = ["tier", "method", "model", "subset_size", "unique_samples", "samples_seen"]
 # Per-model columns carried into the seed means (the same for every seed of a configuration).
@@ -51,7 +51,7 @@ def random_score(points: pl.DataFrame) -> float | None:
 def seed_means(points: pl.DataFrame, level: float = 0.95) -> pl.DataFrame:
     """Mean, standard deviation, count and t-interval over seeds for each configuration (tier, method, model,
     size, budget). With one seed `std`, `ci_lo` and `ci_hi` are null: no error bar, never a zero-width one."""
-    from analysis.stats import interval_from_summary
+    from tierclip.analysis.stats import interval_from_summary
 
     carried = [pl.col(c).first() for c in MODEL_COLUMNS if c in points.columns]
     throughput = [pl.col("samples_per_s").mean()] if "samples_per_s" in points.columns else []

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from curate.pool import OK, Pool, PoolInfo, write_meta, write_pool_info
+from tierclip.curate.pool import OK, Pool, PoolInfo, write_meta, write_pool_info
 
 WORDS = np.array(("a photo of the red blue green small large old new dog cat car house tree city beach "
                   "mountain river people man woman child food table chair book phone street night sky "
@@ -111,7 +111,7 @@ def main() -> None:
     print(f"pool {pool.root}: {pool.info.n_samples} rows, {pool.info.n_shards} shards (ready in {time.perf_counter() - started:.1f} s)")
     curate = [str(Path(sys.executable).with_name("curate"))]
     if not Path(curate[0]).exists():
-        curate = [sys.executable, "-m", "curate.cli"]
+        curate = [sys.executable, "-m", "tierclip.curate.cli"]
     commands = {
         "fraction 0.3 (L/14)": ["--score", "clip_l14_similarity_score", "--fraction", "0.3"],
         "basic + fraction 0.3 (L/14)": ["--basic", "--score", "clip_l14_similarity_score", "--fraction", "0.3"],

@@ -6,7 +6,7 @@ On one synthetic pool (`curate synth`, 64-px images that each model's preprocess
                    after `--skip` (data read from the pool's tars by DataLoader workers), and end to end;
     bare_step      the same model's forward + ClipLoss + backward + AdamW step in bf16 autocast on batches
                    already on the GPU (no loader): the compute-bound ceiling the train run is measured against;
-    torchrun       `torchrun --nproc_per_node <GPUs> -m train.cli run ...`: the nccl process group and DDP;
+    torchrun       `torchrun --nproc_per_node <GPUs> -m tierclip.train.cli run ...`: the nccl process group and DDP;
     clip_stage     `curate score --stages clip --device cuda` with the ViT-B-32 checkpoint the train run wrote
                    (a data-filtering network trained by tierclip), pairs/s over the whole pool.
 
@@ -42,7 +42,7 @@ def run_cli(args: list[str]) -> float:
 
 def synth_pool(root: Path, n: int, workers: int) -> Path:
     if not (root / "pool.json").exists():
-        run_cli([sys.executable, "-m", "curate.cli", "synth", "--n", str(n), "--out", str(root), "--image-size", "64",
+        run_cli([sys.executable, "-m", "tierclip.curate.cli", "synth", "--n", str(n), "--out", str(root), "--image-size", "64",
                  "--eval-n", "0", "--workers", str(workers)])
     return root
 
@@ -65,7 +65,7 @@ def run_summary(out: Path, batch: int, skip: int) -> dict:
 
 
 def train_run(pool: Path, out: Path, model: str, steps: int, batch: int, workers: int, skip: int, device: str) -> dict:
-    wall = run_cli([sys.executable, "-m", "train.cli", "run"] + train_args(pool, out, model, steps, batch, workers, device))
+    wall = run_cli([sys.executable, "-m", "tierclip.train.cli", "run"] + train_args(pool, out, model, steps, batch, workers, device))
     return {**run_summary(out, batch, skip), "wall_s": round(wall, 1)}
 
 
@@ -74,7 +74,7 @@ def torchrun(pool: Path, out: Path, model: str, steps: int, batch: int, workers:
 
     gpus = torch.cuda.device_count() if device == "cuda" else 1
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus),
-              "-m", "train.cli", "run"]
+              "-m", "tierclip.train.cli", "run"]
     wall = run_cli(launch + train_args(pool, out, model, steps, batch, workers, device))
     return {**run_summary(out, batch, skip), "wall_s": round(wall, 1), "processes": gpus}
 
@@ -84,7 +84,7 @@ def bare_step(model_name: str, steps: int, batch: int, skip: int, device: str) -
     import torch
     from open_clip.loss import ClipLoss
 
-    from train.models import create_model
+    from tierclip.train.models import create_model
 
     torch.manual_seed(0)
     model, _, _ = create_model(model_name)
@@ -113,7 +113,7 @@ def bare_step(model_name: str, steps: int, batch: int, skip: int, device: str) -
 
 
 def clip_stage(pool: Path, checkpoint: Path, model: str, batch: int, workers: int, n: int, device: str) -> dict:
-    args = [sys.executable, "-m", "curate.cli", "score", str(pool), "--stages", "clip", "--model", model,
+    args = [sys.executable, "-m", "tierclip.curate.cli", "score", str(pool), "--stages", "clip", "--model", model,
             "--pretrained", str(checkpoint), "--device", device, "--batch-size", str(batch),
             "--loader-workers", str(workers), "--workers", "1", "--force"]
     wall = run_cli(args)

@@ -117,10 +117,10 @@ def step_rates(model_name: str, methods: tuple[str, ...], batch: int, steps: int
 
     import torch
 
-    from train.methods import MethodConfig, build_method, model_overrides
-    from train.methods.towers import vocab_size
-    from train.models import create_model, get_tokenizer
-    from train.text_views import EdaView, MlmView, TextContext
+    from tierclip.train.methods import MethodConfig, build_method, model_overrides
+    from tierclip.train.methods.towers import vocab_size
+    from tierclip.train.models import create_model, get_tokenizer
+    from tierclip.train.text_views import EdaView, MlmView, TextContext
 
     tokenizer = get_tokenizer(model_name)
     words = "red green blue yellow circle square star triangle".split()
@@ -160,9 +160,9 @@ FLOP_MODELS = {"tc-rn-tiny": (GRID["tc-rn-tiny"], 128), "tc-vit-tiny": (GRID["tc
 def flops_table() -> str:
     import open_clip
 
-    from train.flops import method_gflops_per_sample
-    from train.methods import MethodConfig, build_method, model_overrides
-    from train.models import create_model
+    from tierclip.train.flops import method_gflops_per_sample
+    from tierclip.train.methods import MethodConfig, build_method, model_overrides
+    from tierclip.train.models import create_model
 
     lines = ["| model | global batch | method | GFLOPs/sample | × CLIP |", "|---|---|---|---|---|"]
     for model_name, (methods, batch) in FLOP_MODELS.items():

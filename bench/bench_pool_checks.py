@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.pool import OK, Pool, PoolInfo, meta_frame, write_meta, write_pool_info
+from tierclip.curate.pool import OK, Pool, PoolInfo, meta_frame, write_meta, write_pool_info
 
 
 def build(root: Path, rows: int, shards: int) -> None:

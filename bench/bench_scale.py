@@ -125,8 +125,8 @@ def make_embeddings(rng, n: int, centers, hard: bool = False) -> tuple:
 def build_pool(work: Path, n: int, hard: bool = False) -> Path:
     import polars as pl
 
-    from curate.ingest.datacomp import open_datacomp
-    from curate.ingest.run import run_ingest
+    from tierclip.curate.ingest.datacomp import open_datacomp
+    from tierclip.curate.ingest.run import run_ingest
 
     label = f"hard-{n}" if hard else f"{n}"
     source, pool = work / f"dc-{label}", work / f"pool-{label}"
@@ -154,9 +154,9 @@ def build_pool(work: Path, n: int, hard: bool = False) -> Path:
 
 # -- one measurement ----------------------------------------------------------------------------
 def time_stage(pool: Path, stage: str, workers: int, clusters: int = 100) -> dict:
-    from curate.pool import Pool
-    from curate.scoring.runner import score_pool
-    from curate.stages.cluster import ClusterConfig
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.scoring.runner import score_pool
+    from tierclip.curate.stages.cluster import ClusterConfig
 
     start = time.perf_counter()
     [report] = score_pool(pool, [stage], {"cluster": ClusterConfig(k=clusters)}, workers=workers, force=True, progress=False)
@@ -172,11 +172,11 @@ def text_groups_vs_in_memory(pool: Path, workers: int) -> dict:
     """Are the out-of-core text_dedup groups those of one in-memory MinHashLSH (the previous build) on this pool?"""
     from datasketch import LeanMinHash, MinHashLSH
 
-    from curate.pool import Pool
-    from curate.scoring.runner import score_pool
-    from curate.stages.base import load_parts
-    from curate.stages.groups import connected_groups
-    from curate.stages.text_dedup import EMPTY, TextDedupConfig
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.scoring.runner import score_pool
+    from tierclip.curate.stages.base import load_parts
+    from tierclip.curate.stages.groups import connected_groups
+    from tierclip.curate.stages.text_dedup import EMPTY, TextDedupConfig
 
     cfg, opened = TextDedupConfig(), Pool(pool)
     score_pool(pool, ["text_dedup"], workers=workers, force=True, progress=False)
@@ -198,10 +198,10 @@ def text_groups_vs_in_memory(pool: Path, workers: int) -> dict:
 
 def recall(pool: Path, workers: int) -> dict:
     """Share of the exact search's above-threshold pairs that the inverted lists find, per probe."""
-    from curate.pool import Pool
-    from curate.scoring.runner import score_pool
-    from curate.stages.embeddings import load_image_embeddings
-    from curate.stages.image_dedup import ImageDedupConfig, near_pairs
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.scoring.runner import score_pool
+    from tierclip.curate.stages.embeddings import load_image_embeddings
+    from tierclip.curate.stages.image_dedup import ImageDedupConfig, near_pairs
 
     cfg = ImageDedupConfig()
     start = time.perf_counter()

@@ -73,7 +73,7 @@ def main() -> None:
 def prepare(args) -> tuple[Path, Path]:
     pool = args.work / f"synth-{args.n}"
     if not (pool / "pool.json").exists():
-        subprocess.run([sys.executable, "-m", "curate.cli", "synth", "--n", str(args.n), "--out", str(pool), "--image-size", "32",
+        subprocess.run([sys.executable, "-m", "tierclip.curate.cli", "synth", "--n", str(args.n), "--out", str(pool), "--image-size", "32",
                         "--eval-n", "0", "--seed", "0", "--workers", str(args.workers)], check=True)
     run = args.work / ("run" if args.model == MODEL else f"run-{args.model}")
     checkpoint = run / "checkpoint.pt"
@@ -109,8 +109,8 @@ def measure_one(name: str, args) -> dict:
 
 def stage_run(stage: str, loader_workers: int = 2):
     def run(pool, checkpoint, args, prepare_only, setup=None):
-        from curate.scoring.runner import score_pool
-        from curate.stages.clip import ClipConfig
+        from tierclip.curate.scoring.runner import score_pool
+        from tierclip.curate.stages.clip import ClipConfig
 
         if prepare_only:
             if stage == "clip":
@@ -119,7 +119,7 @@ def stage_run(stage: str, loader_workers: int = 2):
         configs = {"clip": ClipConfig(model=args.model, pretrained=str(checkpoint), batch_size=args.batch_size, threads=args.torch_threads,
                                       loader_workers=loader_workers)}
         score_pool(pool, [stage], configs, workers=args.workers, force=True, progress=False)
-        from curate.pool import Pool
+        from tierclip.curate.pool import Pool
 
         return Pool(pool).info.n_samples
     return run
@@ -133,7 +133,7 @@ def captions(pool: Path, limit: int) -> list[str | None]:
 
 def text_dedup_signatures(pool, checkpoint, args, prepare_only, setup=None):
     """The stage's hashing step alone (shingles + MinHash.bulk with crc32), same rows as the baseline."""
-    from curate.stages.text_dedup import TextDedupConfig, signatures
+    from tierclip.curate.stages.text_dedup import TextDedupConfig, signatures
 
     if prepare_only:
         import datasketch  # noqa: F401  (import cost is not throughput; the baseline imports it before timing too)
@@ -146,7 +146,7 @@ def text_dedup_signatures(pool, checkpoint, args, prepare_only, setup=None):
 def text_dedup_baseline(pool, checkpoint, args, prepare_only, setup=None):
     from datasketch import MinHash
 
-    from curate.stages.text_dedup import TextDedupConfig, shingles
+    from tierclip.curate.stages.text_dedup import TextDedupConfig, shingles
 
     if prepare_only:
         return captions(pool, args.baseline_rows)
@@ -159,7 +159,7 @@ def text_dedup_baseline(pool, checkpoint, args, prepare_only, setup=None):
 
 
 def lang_baseline(pool, checkpoint, args, prepare_only, setup=None):
-    from curate.stages.lang import LangConfig, load_model
+    from tierclip.curate.stages.lang import LangConfig, load_model
 
     if prepare_only:
         return load_model(LangConfig()), captions(pool, args.n)
@@ -172,7 +172,7 @@ def lang_baseline(pool, checkpoint, args, prepare_only, setup=None):
 
 def lang_batch_predict(pool, checkpoint, args, prepare_only, setup=None):
     """The stage's prediction step alone (one batched predict over all captions), same rows as the baseline."""
-    from curate.stages.lang import LangConfig, load_model, predict
+    from tierclip.curate.stages.lang import LangConfig, load_model, predict
 
     if prepare_only:
         return load_model(LangConfig()), captions(pool, args.n)
@@ -184,8 +184,8 @@ def lang_batch_predict(pool, checkpoint, args, prepare_only, setup=None):
 def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int, model: str = MODEL):
     import torch
 
-    from curate.pool import Pool
-    from curate.stages.clip import ClipConfig, load_model
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.stages.clip import ClipConfig, load_model
 
     opened = Pool(pool)
     torch.set_num_threads(threads)
@@ -220,7 +220,7 @@ def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
     """DataComp-style: read the shards, decode and preprocess in the loop, one process, then forward both towers."""
     import torch
 
-    from curate.pool import Pool
+    from tierclip.curate.pool import Pool
 
     if prepare_only:
         model = clip_inputs(pool, checkpoint, 0, args.torch_threads, args.model)[0]

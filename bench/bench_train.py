@@ -33,9 +33,9 @@ def make_pool(root: Path, n: int):
     import sys
 
     if not (root / "pool.json").exists():
-        subprocess.run([sys.executable, "-m", "curate.cli", "synth", "--n", str(n), "--out", str(root), "--image-size", "32",
+        subprocess.run([sys.executable, "-m", "tierclip.curate.cli", "synth", "--n", str(n), "--out", str(root), "--image-size", "32",
                         "--max-objects", "1", "--eval-n", "0", "--profile", "clean", "--workers", "1"], check=True)
-    from curate.pool import Pool
+    from tierclip.curate.pool import Pool
 
     return Pool(root)
 
@@ -44,8 +44,8 @@ def train_run_rate(pool_root: Path, out: Path, model: str, method: str, steps: i
     """Samples/s of `train run` (our loop, data from tars): over the steps after `skip`, and end to end."""
     import shutil
 
-    from train.config import make_run_config
-    from train.run import run_training
+    from tierclip.train.config import make_run_config
+    from tierclip.train.run import run_training
 
     shutil.rmtree(out, ignore_errors=True)
     cfg = make_run_config(out, pool_root, None, method, "cpu-small", model=model, samples_seen=steps * batch,
@@ -61,9 +61,9 @@ def in_memory_batches(pool_root: Path, model_name: str, steps: int, batch: int) 
     """The pool's samples as `steps` batches, cycling over the pool like the training stream does."""
     import torch
 
-    from curate.pool import Pool
-    from train.data import PositionDataset, build_index
-    from train.models import create_model, get_tokenizer
+    from tierclip.curate.pool import Pool
+    from tierclip.train.data import PositionDataset, build_index
+    from tierclip.train.models import create_model, get_tokenizer
 
     model, _, preprocess = create_model(model_name)
     dataset = PositionDataset(build_index(Pool(pool_root), None), {"image": preprocess}, get_tokenizer(model_name), 0)
@@ -78,7 +78,7 @@ def bare_open_clip_rate(model_name: str, batches: list[dict], skip: int, patch_d
     import torch
     from open_clip.loss import ClipLoss
 
-    from train.models import create_model
+    from tierclip.train.models import create_model
 
     torch.manual_seed(0)
     overrides = {"force_patch_dropout": patch_dropout} if patch_dropout else {}
@@ -111,7 +111,7 @@ def image_tower_rate(model_name: str, batch: int, steps: int, patch_dropout: flo
     """Images/s of the image tower alone (forward + backward), with or without patch dropout."""
     import torch
 
-    from train.models import create_model
+    from tierclip.train.models import create_model
 
     overrides = {"force_patch_dropout": patch_dropout} if patch_dropout else {}
     model, _, _ = create_model(model_name, overrides=overrides)

@@ -18,7 +18,7 @@ import time
 def build(vocab: int):
     import open_clip
 
-    from train.models import model_config
+    from tierclip.train.models import model_config
 
     cfg = copy.deepcopy(model_config("tc-rn-tiny"))
     cfg["text_cfg"]["vocab_size"] = vocab

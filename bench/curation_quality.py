@@ -136,8 +136,8 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true", help=f"Write the section into {DOCS.relative_to(DOCS.parents[1])}.")
     args = parser.parse_args()
 
-    from curate.pool import Pool
-    from curate.quality.metrics import default_filters, parse_floats, report
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.quality.metrics import default_filters, parse_floats, report
 
     commands = build(args.build) if args.build else ["(pool given with --pool; see its pool.json)"]
     pool = args.pool or args.build / "pool"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from curate.cliutil import new_app, print_table, run_app
+from tierclip.curate.cliutil import new_app, print_table, run_app
 
 app = new_app(__doc__)
 
@@ -17,8 +17,8 @@ def validate(
     no_shards: bool = typer.Option(False, "--no-shards", help="Skip reading the tar shards (faster; checks meta and sidecars only)."),
 ) -> None:
     """Check a pool against the format and print its row counts per status."""
-    from curate.pool import Pool
-    from curate.validate import validate_pool
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.validate import validate_pool
 
     opened = Pool(pool)
     report = validate_pool(opened, check_shards=not no_shards)
@@ -30,11 +30,11 @@ def validate(
         raise typer.Exit(1)
 
 
-from curate.ingest.cli import download, ingest_app  # noqa: E402
-from curate.quality.cli import quality  # noqa: E402
-from curate.scoring.cli import score  # noqa: E402
-from curate.selection.cli import filter_command, inspect_command, reshard_command, subset_app, tiers_command  # noqa: E402
-from curate.synth.cli import synth  # noqa: E402
+from tierclip.curate.ingest.cli import download, ingest_app  # noqa: E402
+from tierclip.curate.quality.cli import quality  # noqa: E402
+from tierclip.curate.scoring.cli import score  # noqa: E402
+from tierclip.curate.selection.cli import filter_command, inspect_command, reshard_command, subset_app, tiers_command  # noqa: E402
+from tierclip.curate.synth.cli import synth  # noqa: E402
 
 app.add_typer(ingest_app, name="ingest")
 app.command("download")(download)

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 
 def new_app(help_text: str) -> typer.Typer:

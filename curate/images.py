@@ -41,7 +41,7 @@ def parse_background(text: str) -> tuple[int, int, int]:
     """`--background R,G,B` (0-255 each) or a name Pillow knows (white, black, ...)."""
     from PIL import ImageColor
 
-    from curate.errors import UserError
+    from tierclip.curate.errors import UserError
 
     try:
         parts = [int(p) for p in text.split(",")] if "," in text else list(ImageColor.getrgb(text))[:3]
@@ -67,7 +67,7 @@ class DecodeOptions:
 
     def __post_init__(self):
         if self.max_pixels < 0:
-            from curate.errors import UserError
+            from tierclip.curate.errors import UserError
 
             raise UserError(f"--max-pixels {self.max_pixels}: must be 0 (no limit) or positive")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 
 def load_user_npy(path: str | Path, what: str):

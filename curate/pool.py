@@ -26,8 +26,8 @@ from pathlib import Path
 
 import polars as pl
 
-from curate import atomic
-from curate.errors import UserError
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
 
 SCHEMA_VERSION = 1
 OK = "success"
@@ -153,7 +153,7 @@ class Pool:
     @property
     def decode_options(self):
         """How readers decode this pool's images (the limits ingest applied; curate.images)."""
-        from curate.images import DecodeOptions
+        from tierclip.curate.images import DecodeOptions
 
         decode = self.info.decode or {}
         return DecodeOptions(**{**decode, "background": tuple(decode.get("background", DecodeOptions().background))})
@@ -273,7 +273,7 @@ def _parquet_rows(paths: list[Path]) -> int:
         try:
             total += pq.read_metadata(path).num_rows
         except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged footer
-            from curate.images import reason_of
+            from tierclip.curate.images import reason_of
 
             raise UserError(f"{path}: unreadable meta file ({reason_of(exc)})") from None
     return total

@@ -19,7 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 

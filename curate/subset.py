@@ -15,8 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from curate import atomic
-from curate.errors import UserError
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
 
 
 @dataclass(frozen=True)

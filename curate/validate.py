@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from curate.pool import META_COLUMNS, Pool, read_tar_samples
-from curate.uids import is_uid
+from tierclip.curate.pool import META_COLUMNS, Pool, read_tar_samples
+from tierclip.curate.uids import is_uid
 
 
 @dataclass

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import typer
 
-from analysis.cli import app as analysis_app
-from curate.cli import app as curate_app
-from train.cli import app as train_app
+from tierclip.analysis.cli import app as analysis_app
+from tierclip.curate.cli import app as curate_app
+from tierclip.train.cli import app as train_app
 
 ROOT = Path(__file__).resolve().parents[1]
 GLOSSARY = (ROOT / "docs" / "cli.md").read_text()

@@ -15,7 +15,7 @@ PACKAGES = ("curate", "train", "analysis")
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return ".".join(("tierclip", *(parts[:-1] if parts[-1] == "__init__" else parts)))
 
 
 def imported_modules(path: Path, known: set[str]) -> set[str]:
@@ -73,8 +73,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_inspect_rows_and_page_import_one_way():
     graph = import_graph()
-    assert "curate.selection.inspect_rows" in graph["curate.selection.inspect_page"]
-    assert "curate.selection.inspect_page" not in graph["curate.selection.inspect_rows"]
+    assert "tierclip.curate.selection.inspect_rows" in graph["tierclip.curate.selection.inspect_page"]
+    assert "tierclip.curate.selection.inspect_page" not in graph["tierclip.curate.selection.inspect_rows"]
 
 
 def test_no_import_cycles():

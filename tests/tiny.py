@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from curate.pool import OK, Pool, PoolInfo, Sample, meta_frame, write_pool_info, write_shard
-from curate.uids import derive_uid
+from tierclip.curate.pool import OK, Pool, PoolInfo, Sample, meta_frame, write_pool_info, write_shard
+from tierclip.curate.uids import derive_uid
 
 
 def png_bytes(color=(255, 0, 0), size=(16, 16)) -> bytes:

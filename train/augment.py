@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def make_view_transform(view: str, image_size: int, mean, std, cfg=None, text=No
 
     `cfg` is a MethodConfig (its `aug` dict and text-view options), an AugmentConfig, or None for the defaults.
     """
-    from train.text_views import TEXT_VIEWS
+    from tierclip.train.text_views import TEXT_VIEWS
 
     if view in TEXT_VIEWS:
         if text is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curate import atomic
+from tierclip.curate import atomic
 
 
 def save(path: str | Path, obj: dict) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from curate.cliutil import new_app, run_app
-from train.eval_cli import eval_run, make_evalset_app
-from train.run_cli import run, sweep
+from tierclip.curate.cliutil import new_app, run_app
+from tierclip.train.eval_cli import eval_run, make_evalset_app
+from tierclip.train.run_cli import run, sweep
 
 app = new_app(__doc__)
 

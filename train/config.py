@@ -109,8 +109,8 @@ def make_run_config(out: str, pool: str, subset: str | None = None, method: str 
                     batch_size: int | None = None, lr: float | None = None, warmup: int | None = None,
                     weight_decay: float | None = None, method_cfg: MethodConfig | None = None, **rest) -> RunConfig:
     """A RunConfig from a named scale, each given option overriding the scale's value."""
-    from curate.errors import UserError
-    from train.scales import get_scale
+    from tierclip.curate.errors import UserError
+    from tierclip.train.scales import get_scale
 
     base = get_scale(scale)
     if samples_seen is not None and epochs is not None:
@@ -146,7 +146,7 @@ def option_flag(field_name: str) -> str:
 def check_options(cfg: RunConfig) -> None:
     """Every numeric option in range before anything runs (a NaN or negative value would otherwise fail deep
     inside torch, or be reported as a diverging loss)."""
-    from curate.errors import UserError
+    from tierclip.curate.errors import UserError
 
     m = cfg.method_cfg
     rules = [  # (field, value, ok, what it must be)

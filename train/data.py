@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate.errors import UserError
-from curate.pool import IMAGE_EXTS, OK, Pool, split_member_name
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import IMAGE_EXTS, OK, Pool, split_member_name
 
 MAX_REPLACEMENTS = 64
 DETERMINISTIC_VIEWS = ("image", "text")  # the eval-style preprocess and the tokenizer
@@ -188,7 +188,7 @@ class PositionDataset:
 
     def _load(self, row: int):
         """(PIL image, caption) of one indexed sample, or None when its bytes do not decode."""
-        from curate.images import DecodeOptions, ImageDecodeError, decode_image
+        from tierclip.curate.images import DecodeOptions, ImageDecodeError, decode_image
 
         index = self.index
         fd = self._fd(int(index.tar_id[row]))
@@ -280,7 +280,7 @@ def make_loader(dataset: PositionDataset, plan: StreamPlan, start_step: int, end
     import torch
     from torch.utils.data import DataLoader
 
-    from curate.procs import loader_worker_init
+    from tierclip.curate.procs import loader_worker_init
 
     return DataLoader(
         dataset, batch_sampler=StepBatches(plan, start_step, end_step), num_workers=workers,

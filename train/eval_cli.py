@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from curate.cliutil import new_app
+from tierclip.curate.cliutil import new_app
 
 make_evalset_app = new_app("Convert data into the eval-set format that `train eval` reads (one task list: evalset.json).")
 
@@ -18,8 +18,8 @@ def eval_run(
     batch_size: int = typer.Option(256, help="Images (and captions) encoded per forward pass."),
 ) -> None:
     """Evaluate a run's final checkpoint zero-shot on eval sets; write RUN/eval.jsonl and print a table."""
-    from curate.cliutil import print_table
-    from train.evaluate import evaluate_run
+    from tierclip.curate.cliutil import print_table
+    from tierclip.train.evaluate import evaluate_run
 
     rows = evaluate_run(run, eval_sets, device=None if device == "auto" else device, batch_size=batch_size)
     print_table([(r["task"], r["metric"], f"{r['value']:.4f}", f"{r['random_score']:.4f}", r["n"]) for r in rows],
@@ -35,7 +35,7 @@ def make_folder(
                                    "(default: SOURCE/templates.txt, else CLIP-style defaults)."),
 ) -> None:
     """Convert a folder-of-classes image set (DIR/CLASS/*.png|jpg) into an eval set with one zero-shot task."""
-    from train.eval_convert import convert_folder
+    from tierclip.train.eval_convert import convert_folder
 
     _report(convert_folder(source, out, name=name, templates_path=templates))
 
@@ -47,7 +47,7 @@ def make_fashion_mnist(
                                 "(default: where Debian's dataset-fashion-mnist installs them)."),
 ) -> None:
     """Fashion-MNIST's test split (Debian package dataset-fashion-mnist) as a 10-class zero-shot eval set."""
-    from train.fashion_mnist import convert_fashion_mnist
+    from tierclip.train.fashion_mnist import convert_fashion_mnist
 
     _report(convert_fashion_mnist(out, n=n, source=source))
 
@@ -60,7 +60,7 @@ def make_clip_benchmark(
     n: int = typer.Option(None, help="Convert only the first N images (default: all)."),
 ) -> None:
     """A clip_benchmark data set by name (needs `pip install clip-benchmark` and a network)."""
-    from train.eval_convert import convert_clip_benchmark
+    from tierclip.train.eval_convert import convert_clip_benchmark
 
     _report(convert_clip_benchmark(dataset, out, download_root / dataset, split=split, limit=n))
 

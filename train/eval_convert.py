@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 # A few of CLIP's ImageNet prompt templates: generic enough for any object classes.
@@ -71,7 +71,7 @@ def write_classification_set(out: Path, name: str, files: list[str], labels: lis
     """Write samples.parquet (no captions) and evalset.json with one zero-shot task named `name`."""
     import polars as pl
 
-    from curate.evalset import write_evalset
+    from tierclip.curate.evalset import write_evalset
 
     templates = list(templates)
     samples = pl.DataFrame({"file": files, "caption": [None] * len(files), "label": labels},
@@ -149,7 +149,7 @@ def _copy_class_folders(source: Path, out: Path, folders: list[str], names: dict
 
 
 def _skip_reason(path: Path) -> str | None:
-    from curate.images import ImageDecodeError, decode_image
+    from tierclip.curate.images import ImageDecodeError, decode_image
 
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return "not_an_image_file"
@@ -203,7 +203,7 @@ def _clip_benchmark_retrieval(data, dataset: str, out: Path, limit: int | None) 
     import polars as pl
     from tqdm import tqdm
 
-    from curate.evalset import write_evalset
+    from tierclip.curate.evalset import write_evalset
 
     files, captions = [], []
     for index in tqdm(range(min(len(data), limit or len(data))), desc=dataset, unit="image"):
@@ -222,7 +222,7 @@ CLIP_BENCHMARK_KINDS = {"zeroshot_classification": _clip_benchmark_classificatio
 
 def _save_image(image, out: Path, index: int) -> str:
     relative = f"images/{index:06d}.png"
-    from curate.images import to_rgb
+    from tierclip.curate.images import to_rgb
 
     to_rgb(as_pil(image, index)).save(out / relative)  # the shared decoder's RGB rule: 16-bit scaled, alpha onto white
     return relative

@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curate import atomic
-from curate.errors import UserError
-from curate.evalset import EvalSet, read_evalset
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.curate.evalset import EvalSet, read_evalset
 
 RECALL_KS = (1, 5, 10)
 TOP5_MIN_CLASSES = 6
@@ -57,7 +57,7 @@ def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_feat
     import open_clip
     import torch
 
-    from train.eval_metrics import topk_accuracy, zeroshot_chance
+    from tierclip.train.eval_metrics import topk_accuracy, zeroshot_chance
 
     classnames = list(task["classnames"])
     labels, row_index = _label_indices(evalset, task, classnames)
@@ -71,7 +71,7 @@ def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_feat
 def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
     import polars as pl
 
-    from train.eval_metrics import retrieval_metrics
+    from tierclip.train.eval_metrics import retrieval_metrics
 
     frame = evalset.samples.with_row_index("_row").filter(pl.col(task["caption_column"]).is_not_null())
     if frame.height == 0:
@@ -158,7 +158,7 @@ def _text_features(model, tokenizer, texts: list[str], device, batch_size):
 
 
 def _load_image(evalset: EvalSet, preprocess, row: int, file: str):
-    from curate.images import ImageDecodeError, decode_image
+    from tierclip.curate.images import ImageDecodeError, decode_image
 
     try:
         return preprocess(decode_image(evalset.image_path(file).read_bytes()))

@@ -17,8 +17,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from curate.errors import UserError
-from train.eval_convert import ConvertReport, staged_out, write_classification_set
+from tierclip.curate.errors import UserError
+from tierclip.train.eval_convert import ConvertReport, staged_out, write_classification_set
 
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")

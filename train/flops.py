@@ -69,8 +69,8 @@ def _blank_batch(model, image_size, context_length: int, batch: int, views: tupl
     """Zero images for each image view and zero token ids for each text view, on the model's device and dtype."""
     import torch
 
-    from train.data import is_text_view
-    from train.text_views import blank_text_view
+    from tierclip.train.data import is_text_view
+    from tierclip.train.text_views import blank_text_view
 
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     parameter = next(model.parameters())

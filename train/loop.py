@@ -24,11 +24,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate import atomic
-from train import checkpoint
-from train.config import OptimConfig, RunConfig
-from train.data import PositionDataset, StreamPlan, make_loader
-from train.distributed import DistContext, all_sum, barrier, gather_objects
+from tierclip.curate import atomic
+from tierclip.train import checkpoint
+from tierclip.train.config import OptimConfig, RunConfig
+from tierclip.train.data import PositionDataset, StreamPlan, make_loader
+from tierclip.train.distributed import DistContext, all_sum, barrier, gather_objects
 
 RESUME, CHECKPOINT, METRICS = "resume.pt", "checkpoint.pt", "metrics.jsonl"
 
@@ -88,7 +88,7 @@ def train_loop(model, method, dataset: PositionDataset, cfg: RunConfig, ctx: Dis
     import torch
 
     out = Path(out)
-    from train.methods import MethodStep  # model + method heads as one module: DDP wraps it, every path stays synchronised
+    from tierclip.train.methods import MethodStep  # model + method heads as one module: DDP wraps it, every path stays synchronised
 
     step_module = MethodStep(model, method).to(ctx.device)
     optimizer = build_optimizer(step_module, cfg.optim)
@@ -161,7 +161,7 @@ def _optimizer_step(trainable, model, optimizer, batches, cfg: RunConfig, ctx: D
         for name, value in parts.items():
             totals[name] = totals.get(name, 0.0) + float(value.detach()) / cfg.accum_steps
     if not all(math.isfinite(v) for v in totals.values()):
-        from curate.errors import UserError
+        from tierclip.curate.errors import UserError
 
         raise UserError(f"step {state.step}: loss is not finite ({totals}); lower --lr or check the data")
     if cfg.optim.grad_clip:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 
@@ -72,7 +72,7 @@ def get_tokenizer(name: str):
 
 def write_model_config(name: str, folder: str | Path) -> Path:
     """Write `folder/NAME.json` (the model's open_clip config) so the checkpoint beside it can be loaded by name."""
-    from curate import atomic
+    from tierclip.curate import atomic
 
     path = Path(folder) / f"{name}.json"
     atomic.write_json(path, model_config(name))

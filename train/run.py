@@ -22,9 +22,9 @@ import platform
 import time
 from pathlib import Path
 
-from curate import atomic
-from curate.errors import UserError
-from train.config import RunConfig
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.train.config import RunConfig
 
 DONE, CONFIG, RESULTS = "DONE", "config.json", "results.json"
 # Fields a resumed run must share with the run it continues.
@@ -49,8 +49,8 @@ def check_inputs(cfg: RunConfig) -> tuple[object, object | None]:
     a mistyped path is reported at once. Notes and warnings about the subset's pool go to stderr."""
     import sys
 
-    from curate.pool import Pool
-    from curate.subset import check_subset_pool, read_subset
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.subset import check_subset_pool, read_subset
 
     check_out_folder(cfg)
     for root in cfg.eval_roots:
@@ -75,7 +75,7 @@ def open_data(cfg: RunConfig, pool=None, subset=None) -> RunData:
     """Index the samples to train on; subset uids the pool lacks are refused unless --allow-pool-mismatch."""
     import sys
 
-    from train.data import build_index
+    from tierclip.train.data import build_index
 
     if pool is None:
         pool, subset = check_inputs(cfg)
@@ -120,7 +120,7 @@ def run_training(cfg: RunConfig) -> Path:
     pool, subset = check_inputs(cfg)  # before importing torch: a wrong path is reported in a moment
     import torch
 
-    from train import distributed, methods, models
+    from tierclip.train import distributed, methods, models
 
     out = Path(cfg.out)
     if cfg.torch_threads:
@@ -132,7 +132,7 @@ def run_training(cfg: RunConfig) -> Path:
     check_same_run(cfg)
     ctx = distributed.setup(cfg.device)
     try:
-        from train.data import StreamPlan
+        from tierclip.train.data import StreamPlan
 
         StreamPlan(cfg.batch_size, cfg.accum_steps, ctx.rank, ctx.world_size)  # a batch that does not split: fail now
         method_cfg = dataclasses.replace(cfg.method_cfg, name=cfg.method, rank=ctx.rank, world_size=ctx.world_size)
@@ -147,7 +147,7 @@ def run_training(cfg: RunConfig) -> Path:
             atomic.write_json(out / CONFIG, _config_record(cfg, data, ctx))
         distributed.barrier(ctx)
         flops_start = _gflops(model, method, cfg.batch_size)
-        from train.loop import train_loop
+        from tierclip.train.loop import train_loop
 
         state = train_loop(model, method, dataset, cfg, ctx, out)
         flops_end = _gflops(model, method, cfg.batch_size)  # on every rank: a method's losses gather across ranks
@@ -162,11 +162,11 @@ def run_training(cfg: RunConfig) -> Path:
 def _dataset(model, method, method_cfg, cfg: RunConfig, index):
     import open_clip
 
-    from train.augment import make_view_transform
-    from train.data import PositionDataset
-    from train.methods.towers import vocab_size
-    from train.models import get_tokenizer
-    from train.text_views import TextContext
+    from tierclip.train.augment import make_view_transform
+    from tierclip.train.data import PositionDataset
+    from tierclip.train.methods.towers import vocab_size
+    from tierclip.train.models import get_tokenizer
+    from tierclip.train.text_views import TextContext
 
     pre = open_clip.get_model_preprocess_cfg(model)
     tokenizer = get_tokenizer(cfg.model)
@@ -179,7 +179,7 @@ def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
     import open_clip
     import torch
 
-    from curate.subset import tool_version
+    from tierclip.curate.subset import tool_version
 
     return {
         "run": cfg.to_json(), "model": cfg.model, "method": cfg.method,
@@ -195,7 +195,7 @@ def _model_info(model) -> dict:
     """The model's family, tower sizes, widths, depths, context and vocabulary (train.models.describe_model)."""
     import open_clip
 
-    from train.models import describe_model
+    from tierclip.train.models import describe_model
 
     return describe_model(model, open_clip.get_model_preprocess_cfg(model)["size"])
 
@@ -205,7 +205,7 @@ def _gflops(model, method, global_batch: int) -> float:
     extra views and heads count too, FILIP's token interaction at the global batch, FLIP's patch dropout saves what it saves."""
     import open_clip
 
-    from train.flops import method_gflops_per_sample
+    from tierclip.train.flops import method_gflops_per_sample
 
     return method_gflops_per_sample(method, model, open_clip.get_model_preprocess_cfg(model)["size"], model.context_length,
                                     global_batch=global_batch)
@@ -220,12 +220,12 @@ def _run_gflops(start: float, end: float, cfg: RunConfig) -> tuple[float, float]
 
 
 def _finish(cfg: RunConfig, data: RunData, ctx, state, gflops: tuple, model_info: dict) -> None:
-    from train.data import repetitions, unique_seen
+    from tierclip.train.data import repetitions, unique_seen
 
     out = Path(cfg.out)
     metrics, eval_time = {}, 0.0
     if cfg.eval_roots:
-        from train.evaluate import evaluate_run, main_metrics
+        from tierclip.train.evaluate import evaluate_run, main_metrics
 
         started = time.perf_counter()
         metrics = main_metrics(evaluate_run(out, list(cfg.eval_roots), device=ctx.device.split(":")[0]))

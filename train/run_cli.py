@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from train.config import MethodConfig
+from tierclip.train.config import MethodConfig
 
 _DEFAULTS = MethodConfig()  # method options default to the config's values (one place for the reference's defaults)
 
@@ -85,8 +85,8 @@ def run(
                                              "another pool or some of its uids are not in POOL (the missing count is printed)."),
 ) -> None:
     """Train a CLIP-family model on a pool subset; evaluate it when --eval is given."""
-    from train.config import MethodConfig, make_run_config
-    from train.run import run_training
+    from tierclip.train.config import MethodConfig, make_run_config
+    from tierclip.train.run import run_training
 
     method_cfg = MethodConfig(mask_ratio=mask_ratio, unmasked_tuning=unmasked_tuning, ssl_scale=ssl_scale,
                               ssl_temperature=ssl_temperature, ssl_mlp_dim=ssl_mlp_dim, ssl_emb_dim=ssl_emb_dim,
@@ -108,7 +108,7 @@ def run(
 
 def pool_argument(positional: Path | None, option: Path | None) -> Path:
     """POOL, given positionally or (older scripts) as --pool; both at once must agree."""
-    from curate.errors import UserError
+    from tierclip.curate.errors import UserError
 
     if positional is not None and option is not None and positional != option:
         raise UserError(f"POOL {positional} and --pool {option} disagree; give the pool once, as POOL")
@@ -119,7 +119,7 @@ def pool_argument(positional: Path | None, option: Path | None) -> Path:
 
 def parse_key_values(items: list[str]) -> dict:
     """["jitter=0.2", "crop_scale=0.3,1"] -> {"jitter": 0.2, "crop_scale": [0.3, 1.0]}."""
-    from curate.errors import UserError
+    from tierclip.curate.errors import UserError
 
     parsed = {}
     for item in items:
@@ -155,7 +155,7 @@ def sweep(
     nproc: int = typer.Option(1, help="Processes (GPUs) per run in printed torchrun/sbatch lines."),
 ) -> None:
     """Run a grid of `train run`s one after another (finished runs skipped, unfinished resumed), or print them."""
-    from train.sweep import command_lines, load_spec, plan_runs, run_sweep
+    from tierclip.train.sweep import command_lines, load_spec, plan_runs, run_sweep
 
     grid = load_spec(spec, pool=pool, subsets=subset, methods=method, models=model, seeds=seed, samples_seen=samples_seen,
                      scale=scale, eval=eval)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 
 @dataclass(frozen=True)

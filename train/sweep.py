@@ -37,8 +37,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from curate.errors import UserError
-from train.config import MethodConfig
+from tierclip.curate.errors import UserError
+from tierclip.train.config import MethodConfig
 
 # Every MethodConfig field but the ones the run fills in itself (DeCLIP's and FILIP's options included).
 METHOD_OPTIONS = tuple(f.name for f in fields(MethodConfig) if f.name not in ("name", "rank", "world_size"))
@@ -142,9 +142,9 @@ def plan_runs(spec: SweepSpec, out_root: str | Path) -> list[PlannedRun]:
 
 def run_sweep(spec: SweepSpec, runs: list[PlannedRun]) -> dict[str, int]:
     """Run every planned run in turn: skip finished ones, resume unfinished ones."""
-    from train.config import make_run_config
-    from train.models import model_config
-    from train.run import DONE, run_training
+    from tierclip.train.config import make_run_config
+    from tierclip.train.models import model_config
+    from tierclip.train.run import DONE, run_training
 
     for model in spec.models:  # an unknown model fails before the first run, not after hours of others
         model_config(model)
@@ -169,7 +169,7 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun]) -> dict[str, int]:
 
 
 def command_lines(spec: SweepSpec, runs: list[PlannedRun], launcher: str, nproc: int = 1) -> list[str]:
-    """One shell command per unfinished run: `torchrun ... -m train.cli run ...` or that wrapped in `sbatch`."""
+    """One shell command per unfinished run: `torchrun ... -m tierclip.train.cli run ...` or that wrapped in `sbatch`."""
     if launcher not in ("torchrun", "sbatch"):
         raise UserError(f"--print {launcher}: expected torchrun or sbatch")
     lines = []
@@ -191,7 +191,7 @@ def command_lines(spec: SweepSpec, runs: list[PlannedRun], launcher: str, nproc:
                 continue
             for item in values:
                 args += [flag, str(item)]
-        torchrun = ["torchrun", "--standalone", f"--nproc_per_node={nproc}", "-m", "train.cli", "run", *args]
+        torchrun = ["torchrun", "--standalone", f"--nproc_per_node={nproc}", "-m", "tierclip.train.cli", "run", *args]
         command = shlex.join(torchrun)
         if launcher == "sbatch":
             command = shlex.join(["sbatch", f"--job-name={run.name}", "--nodes=1", "--ntasks-per-node=1",

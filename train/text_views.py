@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 IGNORE = -100
 # English stop words skipped by synonym replacement: EDA's list (itself NLTK's), written out so nothing is downloaded.
@@ -73,7 +73,7 @@ def _clean(word: str) -> str:
 def synonym_replacement(words: list[str], rng: random.Random) -> list[str]:
     """EDA's synonym replacement with n=1: a random non-stop word that has WordNet synonyms, every occurrence
     of it replaced by one random synonym. Unchanged when no word has any."""
-    from train.wordnet import synonyms
+    from tierclip.train.wordnet import synonyms
 
     candidates = sorted({_clean(w) for w in words if _clean(w) and _clean(w) not in STOP_WORDS})
     rng.shuffle(candidates)

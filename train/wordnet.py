@@ -17,7 +17,7 @@ import functools
 import os
 from pathlib import Path
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 WORDNET_DIR = Path(os.environ.get("TIERCLIP_WORDNET_DIR", "/usr/share/wordnet"))
 POS_FILES = ("noun", "verb", "adj", "adv")

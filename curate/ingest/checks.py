@@ -8,9 +8,9 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from curate.errors import UserError
-from curate.images import DEFAULT_MAX_PIXELS, RESIZE_MODES, WHITE, ImageDecodeError
-from curate.pool import IMAGE_EXTS
+from tierclip.curate.errors import UserError
+from tierclip.curate.images import DEFAULT_MAX_PIXELS, RESIZE_MODES, WHITE, ImageDecodeError
+from tierclip.curate.pool import IMAGE_EXTS
 
 PIL_FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
@@ -58,7 +58,7 @@ class CaptionCheck:
 
 def check_image(data: bytes, source_ext: str | None, options: ImageOptions = ImageOptions()) -> ImageCheck:
     """Fully decode with the shared decoder (curate.images), resize when asked, pick the stored extension."""
-    from curate.images import encode_image, load_upright, needs_resize, resize_image, to_rgb
+    from tierclip.curate.images import encode_image, load_upright, needs_resize, resize_image, to_rgb
 
     fallback_ext = source_ext if source_ext in IMAGE_EXTS else "jpg"
     try:

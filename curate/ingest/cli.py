@@ -24,15 +24,15 @@ BACKGROUND = typer.Option("255,255,255", "--background", help="R,G,B that transp
 
 
 def _images(max_pixels: int, image_size: int, resize_mode: str, background: str):
-    from curate.images import parse_background
-    from curate.ingest.checks import ImageOptions
+    from tierclip.curate.images import parse_background
+    from tierclip.curate.ingest.checks import ImageOptions
 
     return ImageOptions(max_pixels=max_pixels, image_size=image_size, resize_mode=resize_mode,
                         background=parse_background(background))
 
 
 def _finish(report, out: Path) -> None:
-    from curate.ingest.report import print_report
+    from tierclip.curate.ingest.report import print_report
 
     print_report(report, out)
 
@@ -50,8 +50,8 @@ def ingest_img2dataset(
     background: str = BACKGROUND,
 ) -> None:
     """Ingest img2dataset output; keeps its per-sample status, url, sizes and any uid column."""
-    from curate.ingest.img2dataset import open_img2dataset
-    from curate.ingest.run import run_ingest
+    from tierclip.curate.ingest.img2dataset import open_img2dataset
+    from tierclip.curate.ingest.run import run_ingest
 
     images = _images(max_pixels, image_size, resize_mode, background)
     _finish(run_ingest(open_img2dataset(source, input_format), out, shard_size, name, images), out)
@@ -73,8 +73,8 @@ def ingest_folder(
     background: str = BACKGROUND,
 ) -> None:
     """Ingest a folder of images plus a table of (path, caption); listed-but-missing images keep a row."""
-    from curate.ingest.folder import FolderConfig, open_folder
-    from curate.ingest.run import run_ingest
+    from tierclip.curate.ingest.folder import FolderConfig, open_folder
+    from tierclip.curate.ingest.run import run_ingest
 
     images = _images(max_pixels, image_size, resize_mode, background)
     cfg = FolderConfig(source, captions, path_col, caption_col, uid_col)
@@ -92,8 +92,8 @@ def ingest_datacomp(
     name: str = NAME,
 ) -> None:
     """Ingest DataComp metadata as a metadata-only pool; its CLIP scores become the `datacomp` sidecar, its .npz features the embeddings."""
-    from curate.ingest.datacomp import open_datacomp
-    from curate.ingest.run import run_ingest
+    from tierclip.curate.ingest.datacomp import open_datacomp
+    from tierclip.curate.ingest.run import run_ingest
 
     chosen = None if embeddings == "none" else embeddings
     _finish(run_ingest(open_datacomp(source, chosen), out, shard_size, name), out)
@@ -120,8 +120,8 @@ def download(
     keep_raw: bool = typer.Option(False, "--keep-raw", help="Keep img2dataset's output in OUT/_img2dataset after ingest."),
 ) -> None:
     """Download a URL (+caption) list with img2dataset and ingest the result as a pool."""
-    from curate.ingest.download import DownloadConfig
-    from curate.ingest.download import download as run_download
+    from tierclip.curate.ingest.download import DownloadConfig
+    from tierclip.curate.ingest.download import download as run_download
 
     cfg = DownloadConfig(urls=urls, out=out, workers=workers, download_threads=download_threads, image_size=image_size,
                          resize_mode=resize_mode,

@@ -34,14 +34,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate import atomic
-from curate.errors import UserError
-from curate.ingest.report import IngestReport
-from curate.ingest.seen import SeenSet
-from curate.ingest.source import Source
-from curate.ingest.writer import WriterConfig, shard_delay
-from curate.pool import META_SCHEMA, OK, shard_name, write_meta
-from curate.uids import derive_uid
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.curate.ingest.report import IngestReport
+from tierclip.curate.ingest.seen import SeenSet
+from tierclip.curate.ingest.source import Source
+from tierclip.curate.ingest.writer import WriterConfig, shard_delay
+from tierclip.curate.pool import META_SCHEMA, OK, shard_name, write_meta
+from tierclip.curate.uids import derive_uid
 
 STAGE = "datacomp"
 REQUIRED = ("uid", "url", "text")
@@ -210,7 +210,7 @@ def _concat(arrays: list[np.ndarray | None]) -> np.ndarray | None:
 # -- writing -----------------------------------------------------------------------------
 def write_frames(frames: Iterator[tuple[pl.DataFrame, np.ndarray | None]], cfg: WriterConfig, report: IngestReport,
                  progress=None, features: NpzFeatures | None = None) -> IngestReport:
-    from curate.stages.embeddings import write_record
+    from tierclip.curate.stages.embeddings import write_record
 
     seen = SeenSet()
     first_row = 0

@@ -13,10 +13,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curate.errors import UserError
-from curate.ingest.img2dataset import open_img2dataset
-from curate.ingest.report import IngestReport
-from curate.ingest.run import run_ingest
+from tierclip.curate.errors import UserError
+from tierclip.curate.ingest.img2dataset import open_img2dataset
+from tierclip.curate.ingest.report import IngestReport
+from tierclip.curate.ingest.run import run_ingest
 
 RAW_FOLDER = "_img2dataset"
 INPUT_FORMATS = ("txt", "csv", "tsv", "json", "jsonl", "parquet")

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
-from curate.errors import UserError
-from curate.ingest.captions import captions_format, read_captions
-from curate.ingest.source import Source
-from curate.ingest.writer import Record
+from tierclip.curate.errors import UserError
+from tierclip.curate.ingest.captions import captions_format, read_captions
+from tierclip.curate.ingest.source import Source
+from tierclip.curate.ingest.writer import Record
 
 MAX_KEY_CHARS = 64
 

@@ -15,11 +15,11 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from curate.errors import UserError
-from curate.ingest.source import Source, json_safe
-from curate.ingest.tarread import TarContents, read_tar
-from curate.ingest.writer import Record
-from curate.pool import IMAGE_EXTS, OK, split_member_name
+from tierclip.curate.errors import UserError
+from tierclip.curate.ingest.source import Source, json_safe
+from tierclip.curate.ingest.tarread import TarContents, read_tar
+from tierclip.curate.ingest.writer import Record
+from tierclip.curate.pool import IMAGE_EXTS, OK, split_member_name
 
 FORMATS = ("webdataset", "parquet", "files")
 BATCH_ROWS = 1024

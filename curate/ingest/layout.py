@@ -15,9 +15,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from curate import atomic
-from curate.errors import UserError
-from curate.pool import PoolInfo, write_pool_info
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import PoolInfo, write_pool_info
 
 INGEST_FILE = "ingest.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from curate.pool import OK
+from tierclip.curate.pool import OK
 
 
 @dataclass
@@ -34,7 +34,7 @@ def status_rows(report: IngestReport) -> list[tuple]:
 
 
 def print_report(report: IngestReport, out) -> None:
-    from curate.cliutil import print_table
+    from tierclip.curate.cliutil import print_table
 
     resumed = f" ({report.n_resumed_shards} already done, skipped)" if report.n_resumed_shards else ""
     print(f"ingested {report.n_rows} rows into {report.n_shards} shards at {out}{resumed}")

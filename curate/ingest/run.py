@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from curate.ingest import layout
-from curate.ingest.checks import ImageOptions
-from curate.ingest.report import IngestReport
-from curate.ingest.source import Source
-from curate.ingest.writer import WriterConfig, write_records
+from tierclip.curate.ingest import layout
+from tierclip.curate.ingest.checks import ImageOptions
+from tierclip.curate.ingest.report import IngestReport
+from tierclip.curate.ingest.source import Source
+from tierclip.curate.ingest.writer import WriterConfig, write_records
 
 
 def run_ingest(source: Source, out: Path, shard_size: int = 10_000, name: str | None = None,
@@ -17,7 +17,7 @@ def run_ingest(source: Source, out: Path, shard_size: int = 10_000, name: str | 
     from tqdm import tqdm
 
     if shard_size < 1:
-        from curate.errors import UserError
+        from tierclip.curate.errors import UserError
 
         raise UserError(f"--shard-size must be at least 1 (got {shard_size})")
     out = Path(out)

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curate.pool import split_member_name
+from tierclip.curate.pool import split_member_name
 
 
 @dataclass

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import polars as pl
 
-from curate.ingest.checks import ImageOptions, check_caption, check_image
-from curate.ingest.report import IngestReport
-from curate.ingest.seen import SeenSet, hash64
-from curate.pool import OK, Sample, meta_frame, shard_name, write_shard
-from curate.uids import derive_uid, normalize_uid
+from tierclip.curate.ingest.checks import ImageOptions, check_caption, check_image
+from tierclip.curate.ingest.report import IngestReport
+from tierclip.curate.ingest.seen import SeenSet, hash64
+from tierclip.curate.pool import OK, Sample, meta_frame, shard_name, write_shard
+from tierclip.curate.uids import derive_uid, normalize_uid
 
 # Test hook: seconds to sleep after each written shard, so a test can SIGKILL an ingest mid-way.
 SHARD_DELAY_ENV = "TIERCLIP_TEST_INGEST_SHARD_DELAY"

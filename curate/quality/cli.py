@@ -18,8 +18,8 @@ def quality(
                                             help="Comma list of extra SemDeDup eps values to re-run on the cluster stage."),
 ) -> None:
     """Print a Markdown report: each filter's rejects against the gt_* columns, duplicate pairs, clip_score ROC-AUC."""
-    from curate.pool import Pool
-    from curate.quality.metrics import default_filters, parse_floats, report
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.quality.metrics import default_filters, parse_floats, report
 
     specs = default_filters(fraction, parse_floats(min_scores), min_side, parse_floats(image_dup_thresholds),
                             parse_floats(semdedup_eps_values))

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from curate.errors import UserError
-from curate.pool import Pool
-from curate.selection.config import FilterConfig
-from curate.selection.query import Plan, collect_flags, plan
-from curate.selection.sources import ColumnIndex
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import Pool
+from tierclip.curate.selection.config import FilterConfig
+from tierclip.curate.selection.query import Plan, collect_flags, plan
+from tierclip.curate.selection.sources import ColumnIndex
 
 CLEAN = "gt_clean"
 DUP_OF = "gt_dup_of"  # uid of the original an injected duplicate copies
@@ -119,8 +119,8 @@ def _pool_sha1(pool: Pool) -> np.ndarray:
 
 def exact_sha1_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec) -> np.ndarray:
     """Only the exact (SHA-1) part of image_dedup: the stage's own pairing, groups and keeper choice on image_sha1 alone."""
-    from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
-    from curate.stages.image_dedup import exact_pairs
+    from tierclip.curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
+    from tierclip.curate.stages.image_dedup import exact_pairs
 
     pool = selected.pool
     sha1 = _pool_sha1(pool)
@@ -131,9 +131,9 @@ def exact_sha1_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec) ->
 
 def image_dedup_at_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec) -> np.ndarray:
     """image_dedup re-grouped at cosine threshold `spec.param` with the stage's own functions (the sidecar keeps its threshold)."""
-    from curate.stages.embeddings import load_image_embeddings
-    from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
-    from curate.stages.image_dedup import ImageDedupConfig, exact_pairs, near_pairs
+    from tierclip.curate.stages.embeddings import load_image_embeddings
+    from tierclip.curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
+    from tierclip.curate.stages.image_dedup import ImageDedupConfig, exact_pairs, near_pairs
 
     pool, cfg = selected.pool, ImageDedupConfig(threshold=spec.param)
     sha1 = _pool_sha1(pool)
@@ -146,8 +146,8 @@ def image_dedup_at_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec
 
 def semdedup_at_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec) -> np.ndarray:
     """SemDeDup at eps `spec.param` over the cluster stage's clusters, with the stage's own pruning function."""
-    from curate.stages.cluster import semdedup_keep
-    from curate.stages.embeddings import load_image_embeddings
+    from tierclip.curate.stages.cluster import semdedup_keep
+    from tierclip.curate.stages.embeddings import load_image_embeddings
 
     pool = selected.pool
     embeddings = load_image_embeddings(pool)

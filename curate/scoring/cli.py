@@ -21,7 +21,7 @@ import typer
 def score_pool_command(pool: Path, stages: str, engine: str, workers: int, ray_address: str | None, force: bool,
                        **stage_options: Any) -> None:
     """Compute stage sidecars shard by shard; completed shards are skipped, so a killed run resumes where it stopped."""
-    from curate.scoring.runner import score_pool
+    from tierclip.curate.scoring.runner import score_pool
 
     names = [s.strip() for s in stages.split(",") if s.strip()]
     for report in score_pool(pool, names, stage_configs(stage_options), engine=engine, workers=workers,
@@ -37,7 +37,7 @@ def _param_name(stage: str, field: str) -> str:
 
 def option_fields() -> list[tuple[str, dataclasses.Field, str, type]]:
     """(stage name, field, flag, type) for every option of every registered stage; a flag used twice is a bug."""
-    from curate.stages import STAGES
+    from tierclip.curate.stages import STAGES
 
     found, seen = [], {}
     for name, stage in STAGES.items():
@@ -53,7 +53,7 @@ def option_fields() -> list[tuple[str, dataclasses.Field, str, type]]:
 
 def stage_configs(values: dict[str, Any]) -> dict[str, Any]:
     """One config per stage from the parsed options (paths that exist made absolute)."""
-    from curate.stages import STAGES
+    from tierclip.curate.stages import STAGES
 
     options: dict[str, dict[str, Any]] = {name: {} for name in STAGES}
     for name, field, _, _ in option_fields():
@@ -65,7 +65,7 @@ def stage_configs(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parameters() -> list[inspect.Parameter]:
-    from curate.stages import STAGES
+    from tierclip.curate.stages import STAGES
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     fixed = [

@@ -38,7 +38,7 @@ class LocalEngine:
             import os
             from concurrent.futures import ProcessPoolExecutor
 
-            from curate.procs import die_with_parent
+            from tierclip.curate.procs import die_with_parent
 
             self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                                 initializer=die_with_parent, initargs=(os.getpid(),))

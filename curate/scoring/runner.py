@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate import atomic
-from curate.errors import UserError
-from curate.pool import Pool, shard_name
-from curate.procs import RunLock
-from curate.stages import STAGES
-from curate.stages.base import EMBEDDINGS, IMAGES, ShardContext, Stage, global_dir, parts_path
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import Pool, shard_name
+from tierclip.curate.procs import RunLock
+from tierclip.curate.stages import STAGES
+from tierclip.curate.stages.base import EMBEDDINGS, IMAGES, ShardContext, Stage, global_dir, parts_path
 
 SCORE_LOCK = ".score.lock"  # beside scores/, so sidecar folders stay byte-identical between runs
 
@@ -103,7 +103,7 @@ def check_needs(pool: Pool, stage: Stage, available_stages: set[str]) -> None:
             raise UserError(f"{pool.scores_dir(dep)}: the '{stage.name}' stage needs the '{dep}' sidecar, which is missing or "
                             f"incomplete; run `curate score {pool.root} --stages {dep},{stage.name}`")
     if EMBEDDINGS in stage.needs and "clip" not in available_stages:
-        from curate.stages.embeddings import imported
+        from tierclip.curate.stages.embeddings import imported
 
         if imported(pool) is None:
             raise UserError(f"{pool.scores_dir('clip')}: the '{stage.name}' stage needs the 'clip' sidecar (or image embeddings "
@@ -121,7 +121,7 @@ def check_needs(pool: Pool, stage: Stage, available_stages: set[str]) -> None:
 def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | None = None, engine: str = "local",
                workers: int = 2, address: str | None = None, force: bool = False, progress: bool = True) -> list[StageReport]:
     """Run `stages` over the pool at `root`; `configs` maps a stage name to its config (defaults otherwise)."""
-    from curate.scoring.engines import ENGINES
+    from tierclip.curate.scoring.engines import ENGINES
 
     pool = Pool(root)
     if engine not in ENGINES:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from curate.cliutil import new_app
+from tierclip.curate.cliutil import new_app
 
 SCORE_COLUMN_HELP = ("Score column for --min-score/--fraction/tiers: clip_score (stage clip), or for DataComp "
                      "metadata pools clip_b32_similarity_score / clip_l14_similarity_score (sidecar datacomp); "
@@ -18,7 +18,7 @@ SCORE_COLUMN_HELP = ("Score column for --min-score/--fraction/tiers: clip_score 
 
 
 def _base_config(score_column, min_score, lang, min_lang_prob, dedup, semdedup, basic, where, fraction=None, fraction_of="remaining"):
-    from curate.selection.config import FilterConfig
+    from tierclip.curate.selection.config import FilterConfig
 
     kinds = tuple(k.strip() for k in dedup.split(",") if k.strip()) if dedup else ()
     return FilterConfig(score_column=score_column, min_score=min_score, fraction=fraction, fraction_of=fraction_of,
@@ -45,9 +45,9 @@ def filter_command(
                               'caption_words > 3" (parsed by polars.sql_expr, never evaluated as Python).'),
 ) -> None:
     """Select a subset of a pool with one lazy query over meta and the score sidecars."""
-    from curate.cliutil import print_table
-    from curate.pool import Pool
-    from curate.selection.query import write_filtered
+    from tierclip.curate.cliutil import print_table
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.selection.query import write_filtered
 
     config = _base_config(score, min_score, lang, min_lang_prob, dedup, semdedup, basic, where, fraction, fraction_of)
     selection, subset = write_filtered(Pool(pool), config, out)
@@ -76,9 +76,9 @@ def tiers_command(
     where: str = typer.Option(None, "--where", help="Base clause: SQL-style condition (polars.sql_expr)."),
 ) -> None:
     """Write a tier set: nested top-k tiers or quality bins of one score, optionally of equal size."""
-    from curate.errors import UserError
-    from curate.pool import Pool
-    from curate.selection.tiers import TierConfig, write_tier_set
+    from tierclip.curate.errors import UserError
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.selection.tiers import TierConfig, write_tier_set
 
     try:
         parsed = tuple(float(f) for f in fractions.split(",")) if fractions else ()
@@ -100,8 +100,8 @@ def inspect_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the gallery draw."),
 ) -> None:
     """Write an HTML report: counts per status/reason, drop counts, score histograms, a thumbnail gallery."""
-    from curate.selection.inspect_page import write_report
-    from curate.selection.inspect_rows import InspectConfig
+    from tierclip.curate.selection.inspect_page import write_report
+    from tierclip.curate.selection.inspect_rows import InspectConfig
 
     page = write_report(target, out, InspectConfig(per_reason=per_reason, seed=seed), pool)
     print(f"wrote {page}")
@@ -115,8 +115,8 @@ def reshard_command(
     name: str = typer.Option(None, "--name", help="Name of the new pool (default: POOLNAME-SUBSETNAME)."),
 ) -> None:
     """Materialize a subset as its own pool: WebDataset shards, meta, sidecars and embeddings."""
-    from curate.selection.inspect_rows import open_target
-    from curate.selection.reshard import ReshardConfig, reshard
+    from tierclip.curate.selection.inspect_rows import open_target
+    from tierclip.curate.selection.reshard import ReshardConfig, reshard
 
     opened_pool, _ = open_target(subset, pool)
     new_pool = reshard(subset, opened_pool, out, ReshardConfig(shard_size=shard_size, name=name))
@@ -127,7 +127,7 @@ subset_app = new_app("Subset operations: set algebra and DataComp .npy export/im
 
 
 def _set_op(op: str, a: Path, b: Path, out: Path) -> None:
-    from curate.selection.setops import combine
+    from tierclip.curate.selection.setops import combine
 
     written = combine(op, a, b, out)
     print(f"wrote {written.path} ({written.n} uids)")
@@ -158,7 +158,7 @@ def minus_command(a: Path = typer.Argument(..., help="Subset to keep rows from."
 def export_npy_command(subset: Path = typer.Argument(..., help="Subset folder."),
                        out: Path = typer.Option(..., "--out", help="Output .npy (DataComp: sorted array of dtype u8,u8).")) -> None:
     """Write a subset as DataComp's .npy uid array."""
-    from curate.selection.setops import export_npy
+    from tierclip.curate.selection.setops import export_npy
 
     print(f"wrote {out} ({export_npy(subset, out)} uids)")
 
@@ -168,8 +168,8 @@ def import_npy_command(npy: Path = typer.Argument(..., help="DataComp .npy uid a
                        pool: Path = typer.Option(..., "--pool", help="The pool the uids belong to."),
                        out: Path = typer.Option(..., "--out", help="Subset folder to write.")) -> None:
     """Turn a DataComp .npy uid array into a subset of POOL (every uid must be in the pool)."""
-    from curate.pool import Pool
-    from curate.selection.setops import import_npy
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.selection.setops import import_npy
 
     written = import_npy(npy, Pool(pool), out)
     print(f"wrote {written.path} ({written.n} uids)")

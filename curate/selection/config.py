@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from curate.errors import UserError
-from curate.pool import OK
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import OK
 
 DEDUP_KINDS = {"text": "dup_keep", "image": "image_dup_keep"}
 FRACTION_BASES = ("remaining", "pool")
@@ -56,7 +56,7 @@ class FilterConfig:
 
     def _check_values(self) -> None:
         """Values that would silently select nothing (or everything) are refused up front."""
-        from curate.langcodes import LID176_LANGS
+        from tierclip.curate.langcodes import LID176_LANGS
 
         if self.min_score is not None and (math.isnan(self.min_score) or self.min_score == math.inf):
             # -inf stays allowed: "any row that has a score" (curate quality uses it)

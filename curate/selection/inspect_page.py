@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate import atomic
-from curate.pool import Pool, gt_flag_columns
-from curate.selection import charts
-from curate.selection.inspect_rows import (
+from tierclip.curate import atomic
+from tierclip.curate.pool import Pool, gt_flag_columns
+from tierclip.curate.selection import charts
+from tierclip.curate.selection.inspect_rows import (
     InspectConfig,
     fetch_samples,
     gallery_rows,
@@ -26,8 +26,8 @@ from curate.selection.inspect_rows import (
     reason_counts,
     row_table,
 )
-from curate.selection.sources import score_columns
-from curate.subset import Subset
+from tierclip.curate.selection.sources import score_columns
+from tierclip.curate.subset import Subset
 
 STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}td.n{text-align:right}

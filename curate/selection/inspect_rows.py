@@ -16,11 +16,11 @@ from pathlib import Path
 
 import polars as pl
 
-from curate.errors import UserError
-from curate.pool import OK, Pool, read_tar_samples
-from curate.selection.config import FilterConfig
-from curate.selection.sources import ColumnIndex, scan_columns, score_columns
-from curate.subset import Subset, check_subset_pool, read_subset
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import OK, Pool, read_tar_samples
+from tierclip.curate.selection.config import FilterConfig
+from tierclip.curate.selection.sources import ColumnIndex, scan_columns, score_columns
+from tierclip.curate.subset import Subset, check_subset_pool, read_subset
 
 KEPT = "kept"
 
@@ -95,7 +95,7 @@ def _available(index: ColumnIndex, column: str, complete_stages: set[str]) -> bo
 
 def _clause_reasons(pool: Pool, subset: Subset) -> pl.DataFrame | None:
     """uid -> first failing clause of the subset's recorded filter (fraction left out)."""
-    from curate.selection.query import collect_flags, plan
+    from tierclip.curate.selection.query import collect_flags, plan
 
     recorded = subset.manifest.get("filter_config")
     if not recorded:
@@ -144,7 +144,7 @@ def thumbnail(image: bytes | None, size: int, decode=None) -> str | None:
     """A small PNG as a data: URI (decoded as every reader does: curate.images); None when there is no image or it cannot be decoded."""
     if not image:
         return None
-    from curate.images import DecodeOptions, ImageDecodeError, decode_image
+    from tierclip.curate.images import DecodeOptions, ImageDecodeError, decode_image
 
     try:
         small = decode_image(image, decode or DecodeOptions())

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from curate.errors import UserError
-from curate.pool import Pool
-from curate.selection.config import Clause, FilterConfig, clauses
-from curate.selection.sources import ColumnIndex, alignment_check, scan_columns
-from curate.selection.uidorder import sort_uids
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import Pool
+from tierclip.curate.selection.config import Clause, FilterConfig, clauses
+from tierclip.curate.selection.sources import ColumnIndex, alignment_check, scan_columns
+from tierclip.curate.selection.uidorder import sort_uids
 
 POLARS_ERRORS = (pl.exceptions.PolarsError,)
 
@@ -153,7 +153,7 @@ class Selection:
     rule: str
 
     def manifest(self, plan: Plan) -> dict:
-        from curate.subset import pool_ref
+        from tierclip.curate.subset import pool_ref
 
         config = plan.config
         manifest = {
@@ -223,7 +223,7 @@ def filter_pool(pool: Pool, config: FilterConfig) -> tuple[Plan, Selection]:
 
 def write_filtered(pool: Pool, config: FilterConfig, out) -> tuple[Selection, object]:
     """Run the filter and write the subset; returns the selection and the written Subset."""
-    from curate.subset import write_subset
+    from tierclip.curate.subset import write_subset
 
     selected_plan, selection = filter_pool(pool, config)
     subset = write_subset(out, selection.uids, selection.manifest(selected_plan))

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate import atomic
-from curate.errors import UserError
-from curate.pool import Pool, PoolInfo, Sample, write_meta, write_pool_info, write_shard
-from curate.subset import check_subset_pool, read_subset
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import Pool, PoolInfo, Sample, write_meta, write_pool_info, write_shard
+from tierclip.curate.subset import check_subset_pool, read_subset
 
 
 @dataclass(frozen=True)

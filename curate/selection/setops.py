@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate.errors import UserError
-from curate.npyio import load_user_npy
-from curate.pool import Pool
-from curate.selection.uidorder import sort_uids
-from curate.subset import Subset, check_subset_pool, pool_ref, read_subset, write_subset
+from tierclip.curate.errors import UserError
+from tierclip.curate.npyio import load_user_npy
+from tierclip.curate.pool import Pool
+from tierclip.curate.selection.uidorder import sort_uids
+from tierclip.curate.subset import Subset, check_subset_pool, pool_ref, read_subset, write_subset
 
 DATACOMP_DTYPE = np.dtype("u8,u8")
 
@@ -83,7 +83,7 @@ def u8_pairs_to_uids(pairs: np.ndarray) -> pl.Series:
 
 def export_npy(subset_path: str | Path, out: str | Path) -> int:
     """Write a subset's uids as DataComp's sorted `u8,u8` array; returns the row count."""
-    from curate import atomic
+    from tierclip.curate import atomic
 
     subset = read_subset(subset_path)
     pairs = uids_to_u8_pairs(subset.uids["uid"])

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from curate.errors import UserError
-from curate.pool import Pool, gt_flag_columns
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import Pool, gt_flag_columns
 
 # Stages written by another command than `curate score`, and their columns.
 PRODUCER_COMMANDS = {"datacomp": "curate ingest datacomp ... --out {pool}"}
@@ -24,9 +24,9 @@ def producers() -> dict[str, str]:
 
     Derived from each stage's own `produces` in `curate.stages.STAGES`, plus the `datacomp` sidecar of ingest.
     """
-    from curate.ingest.datacomp import SCORE_COLUMNS as DATACOMP_SCORES
-    from curate.ingest.datacomp import STAGE as DATACOMP
-    from curate.stages import STAGES
+    from tierclip.curate.ingest.datacomp import SCORE_COLUMNS as DATACOMP_SCORES
+    from tierclip.curate.ingest.datacomp import STAGE as DATACOMP
+    from tierclip.curate.stages import STAGES
 
     found = {column: name for name, stage in STAGES.items() for column in stage.produces}
     return {**found, **dict.fromkeys(DATACOMP_SCORES, DATACOMP)}
@@ -34,8 +34,8 @@ def producers() -> dict[str, str]:
 
 def score_columns() -> tuple[str, ...]:
     """Columns that are scores (inspect and the report list them): each stage's `scores`, then DataComp's two CLIP scores."""
-    from curate.ingest.datacomp import SCORE_COLUMNS as DATACOMP_SCORES
-    from curate.stages import STAGES
+    from tierclip.curate.ingest.datacomp import SCORE_COLUMNS as DATACOMP_SCORES
+    from tierclip.curate.stages import STAGES
 
     return (*(c for stage in STAGES.values() for c in stage.scores), *DATACOMP_SCORES)
 

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import polars as pl
 
-from curate import atomic
-from curate.errors import UserError
-from curate.pool import Pool, gt_flag_columns
-from curate.selection.config import FilterConfig
-from curate.selection.query import collect_flags, drop_counts, gt_shares, plan, topk_threshold
-from curate.selection.uidorder import sort_uids
-from curate.subset import pool_ref, write_subset
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import Pool, gt_flag_columns
+from tierclip.curate.selection.config import FilterConfig
+from tierclip.curate.selection.query import collect_flags, drop_counts, gt_shares, plan, topk_threshold
+from tierclip.curate.selection.uidorder import sort_uids
+from tierclip.curate.subset import pool_ref, write_subset
 
 
 @dataclass(frozen=True)

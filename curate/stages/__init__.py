@@ -1,6 +1,6 @@
 """Scoring stages: one module each; the registry is the one dict below (see `curate.stages.base` for the contract)."""
 
-from curate.stages import basic, clip, cluster, image_dedup, lang, text_dedup
+from tierclip.curate.stages import basic, clip, cluster, image_dedup, lang, text_dedup
 
 STAGES = {
     "basic": basic.STAGE,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.pool import Pool
+from tierclip.curate.pool import Pool
 
 IMAGES = "images"  # in `needs`: the stage cannot run without image shards; in `uses`: it reads them when present
 EMBEDDINGS = "image_embeddings"  # in `needs`: the pool's image embeddings (clip stage, or imported; see stages/embeddings.py)
@@ -92,7 +92,7 @@ class Stage:
 
 
 def _is_meta_column(name: str) -> bool:
-    from curate.pool import META_COLUMNS
+    from tierclip.curate.pool import META_COLUMNS
 
     return name in META_COLUMNS or name.startswith("gt_")
 
@@ -115,7 +115,7 @@ def global_dir(pool: Pool, stage: str) -> Path:
 
 
 def parts_path(pool: Pool, stage: str, name: str, shard: int) -> Path:
-    from curate.pool import shard_name
+    from tierclip.curate.pool import shard_name
 
     return pool.scores_dir(stage) / "_parts" / name / f"{shard_name(shard)}.npy"
 
@@ -171,7 +171,7 @@ def shard_offsets(pool: Pool) -> np.ndarray:
 
 
 def save_global(pool: Pool, stage: str, arrays: dict[str, np.ndarray]) -> None:
-    from curate import atomic
+    from tierclip.curate import atomic
 
     for name, array in arrays.items():
         atomic.write_npy(global_dir(pool, stage) / f"{name}.npy", array)
@@ -186,7 +186,7 @@ def shard_slice(ctx: ShardContext, stage: str, names: tuple[str, ...]) -> dict[s
 
 
 def images_required(images: Iterator | None, ctx: ShardContext, stage: str) -> Iterator:
-    from curate.errors import UserError
+    from tierclip.curate.errors import UserError
 
     if images is None:
         raise UserError(f"{ctx.pool_root}: shard {ctx.shard} has no image tar; the '{stage}' stage needs images")

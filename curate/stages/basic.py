@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from curate.pool import OK
-from curate.stages.base import IMAGES, NoOptions, ShardContext, Stage
+from tierclip.curate.pool import OK
+from tierclip.curate.stages.base import IMAGES, NoOptions, ShardContext, Stage
 
 PRODUCES = {
     "caption_chars": pl.Int32,
@@ -37,7 +37,7 @@ def caption_columns(caption: pl.Expr) -> list[pl.Expr]:
 
 def decode_size(data: bytes | None) -> tuple[int | None, int | None, bool]:
     """(width, height, decodable) by fully decoding the image (curate.images); a broken image is (None, None, False)."""
-    from curate.images import ImageDecodeError, load_upright
+    from tierclip.curate.images import ImageDecodeError, load_upright
 
     try:
         image = load_upright(data)

@@ -25,9 +25,9 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
-from curate import atomic
-from curate.errors import UserError
-from curate.stages.base import IMAGES, ShardContext, Stage, images_required, option
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.curate.stages.base import IMAGES, ShardContext, Stage, images_required, option
 
 PRODUCES = {"clip_score": pl.Float32}
 _MODELS: dict[tuple, tuple] = {}  # (model, pretrained, model_config, device) -> (model, preprocess, tokenizer, device)
@@ -109,7 +109,7 @@ class ImageBytes:
     def __init__(self, blobs: list[bytes | None], preprocess, decode=None):
         from PIL import Image
 
-        from curate.images import DecodeOptions
+        from tierclip.curate.images import DecodeOptions
 
         self.blobs, self.preprocess, self.decode = blobs, preprocess, decode or DecodeOptions()
         self.blank_shape = tuple(preprocess(Image.new("RGB", (8, 8))).shape)
@@ -120,7 +120,7 @@ class ImageBytes:
     def __getitem__(self, index: int):
         import torch
 
-        from curate.images import ImageDecodeError, decode_image
+        from tierclip.curate.images import ImageDecodeError, decode_image
 
         try:
             return self.preprocess(decode_image(self.blobs[index], self.decode)), True
@@ -134,7 +134,7 @@ def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | Non
     import torch
     import torch.nn.functional as F
 
-    from curate.procs import loader_worker_init
+    from tierclip.curate.procs import loader_worker_init
 
     model, preprocess, tokenizer, device = load_model(cfg)
     if cfg.threads:

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate.errors import UserError
-from curate.npyio import load_user_npy
-from curate.stages.base import EMBEDDINGS, GlobalPhase, ShardContext, Stage, option, save_global, shard_offsets, shard_slice
+from tierclip.curate.errors import UserError
+from tierclip.curate.npyio import load_user_npy
+from tierclip.curate.stages.base import EMBEDDINGS, GlobalPhase, ShardContext, Stage, option, save_global, shard_offsets, shard_slice
 
 PRODUCES = {"cluster_id": pl.Int32, "cluster_dist": pl.Float32, "semdedup_keep": pl.Boolean, "cluster_near_ref": pl.Boolean}
 
@@ -92,9 +92,9 @@ def load_reference(path: str, pool) -> np.ndarray:
 
 
 def _embed_evalset(folder: Path, pool) -> np.ndarray:
-    from curate.evalset import read_evalset
-    from curate.stages.clip import ClipConfig, clip_config_of, encode
-    from curate.stages.embeddings import require
+    from tierclip.curate.evalset import read_evalset
+    from tierclip.curate.stages.clip import ClipConfig, clip_config_of, encode
+    from tierclip.curate.stages.embeddings import require
 
     source = require(pool)  # the eval set is embedded with the model that made the pool's embeddings
     model = clip_config_of(pool) if source.origin == "clip stage" else ClipConfig(model=source.model, pretrained=source.pretrained)
@@ -117,15 +117,15 @@ SEMDEDUP_ROWS_PER_TASK = 100_000  # embeddings one semdedup task holds (~0.3 GB 
 
 
 def _folder(pool) -> Path:
-    from curate.stages.base import global_dir
+    from tierclip.curate.stages.base import global_dir
 
     return global_dir(pool, "cluster")
 
 
 def assign_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[str]:
     """Train the centroids once (on a sample), then one assignment task per shard."""
-    from curate import atomic
-    from curate.stages.embeddings import require, train_centroids
+    from tierclip.curate import atomic
+    from tierclip.curate.stages.embeddings import require, train_centroids
 
     path = _folder(pool) / "centroids.npy"
     if not path.is_file():
@@ -134,9 +134,9 @@ def assign_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[str]
 
 
 def assign_shard(pool, cfg: ClusterConfig, joined: tuple[str, ...], task: str) -> dict:
-    from curate import atomic
-    from curate.stages.embeddings import assign_shard as nearest
-    from curate.stages.embeddings import require
+    from tierclip.curate import atomic
+    from tierclip.curate.stages.embeddings import assign_shard as nearest
+    from tierclip.curate.stages.embeddings import require
 
     centroids = np.load(_folder(pool) / "centroids.npy", allow_pickle=False)
     if len(centroids):
@@ -160,9 +160,9 @@ def semdedup_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[st
 
 def semdedup_group(pool, cfg: ClusterConfig, joined: tuple[str, ...], task: str) -> dict:
     """SemDeDup over the clusters c with c % groups == group; writes the global rows it drops."""
-    from curate import atomic
-    from curate.stages.base import shard_offsets
-    from curate.stages.embeddings import gather_rows, require
+    from tierclip.curate import atomic
+    from tierclip.curate.stages.base import shard_offsets
+    from tierclip.curate.stages.embeddings import gather_rows, require
 
     group, groups = (int(x) for x in task.split("-"))
     cluster, dist = _assigned(pool, "assign_id"), _assigned(pool, "assign_dist")
@@ -177,7 +177,7 @@ def semdedup_group(pool, cfg: ClusterConfig, joined: tuple[str, ...], task: str)
 
 
 def build(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> dict:
-    from curate.stages.embeddings import require
+    from tierclip.curate.stages.embeddings import require
 
     source = require(pool)
     centroids = np.load(_folder(pool) / "centroids.npy", allow_pickle=False)

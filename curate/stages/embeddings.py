@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 RECORD = "embeddings.json"
 
@@ -50,7 +50,7 @@ def imported(pool) -> EmbeddingSource | None:
 def pool_embeddings(pool) -> EmbeddingSource | None:
     """The image embeddings stages use: the complete clip stage's, else the imported ones, else None."""
     if "clip" in pool.stages():
-        from curate.stages.clip import clip_config_of, embeddings_tag
+        from tierclip.curate.stages.clip import clip_config_of, embeddings_tag
 
         cfg = clip_config_of(pool)
         return EmbeddingSource(embeddings_tag(cfg), cfg.model, cfg.pretrained, "clip stage")
@@ -105,7 +105,7 @@ def embedding_dim(pool, source: EmbeddingSource) -> int:
 
 
 def write_record(folder: Path, info: dict) -> None:
-    from curate import atomic
+    from tierclip.curate import atomic
 
     atomic.write_json(folder / RECORD, info)
 
@@ -144,7 +144,7 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
 def train_centroids(pool, source: EmbeddingSource, k: int, niter: int, seed: int, max_points_per_centroid: int = 256) -> np.ndarray:
     """Spherical faiss k-means trained on a sample of at most k x max_points_per_centroid embeddings (FAISS's own cap),
     read block by block from the shards: the whole pool's embeddings are never in memory at once."""
-    from curate.stages.base import shard_offsets
+    from tierclip.curate.stages.base import shard_offsets
 
     offsets = shard_offsets(pool)
     rows = valid_rows(pool, source, offsets)

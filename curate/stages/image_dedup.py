@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from curate.errors import UserError
-from curate.stages.base import (
+from tierclip.curate.errors import UserError
+from tierclip.curate.stages.base import (
     IMAGES,
     GlobalPhase,
     ShardContext,
@@ -46,7 +46,7 @@ from curate.stages.base import (
     shard_offsets,
     shard_slice,
 )
-from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
+from tierclip.curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
 
 PRODUCES = {"image_dup_group": pl.Int64, "image_dup_keep": pl.Boolean, "image_sha1": pl.Utf8}
 
@@ -111,7 +111,7 @@ SEARCH_ROWS_PER_TASK = 100_000  # (image, list) entries one search task holds: ~
 
 
 def approximate(pool, cfg: ImageDedupConfig) -> bool:
-    from curate.stages.embeddings import pool_embeddings
+    from tierclip.curate.stages.embeddings import pool_embeddings
 
     return pool.info.n_samples > cfg.exact_max and pool_embeddings(pool) is not None
 
@@ -122,8 +122,8 @@ def n_lists(pool, cfg: ImageDedupConfig) -> int:
 
 def list_tasks(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> list[str]:
     """Train the list centroids once (on a sample), then one list-assignment task per shard; none for an exact search."""
-    from curate import atomic
-    from curate.stages.embeddings import require, train_centroids
+    from tierclip.curate import atomic
+    from tierclip.curate.stages.embeddings import require, train_centroids
 
     if not approximate(pool, cfg):
         return []
@@ -134,8 +134,8 @@ def list_tasks(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> list[str
 
 
 def assign_lists(pool, cfg: ImageDedupConfig, joined: tuple[str, ...], task: str) -> dict:
-    from curate import atomic
-    from curate.stages.embeddings import assign_shard, require
+    from tierclip.curate import atomic
+    from tierclip.curate.stages.embeddings import assign_shard, require
 
     centroids = np.load(global_dir(pool, "image_dedup") / "list_centroids.npy", allow_pickle=False)
     _, ids = assign_shard(pool, require(pool), int(task), centroids, min(cfg.probe, len(centroids)))
@@ -152,8 +152,8 @@ def search_tasks(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> list[s
 
 def search_lists(pool, cfg: ImageDedupConfig, joined: tuple[str, ...], task: str) -> dict:
     """Exact k-NN inside every list l with l % groups == group; writes the pairs at or above the threshold."""
-    from curate import atomic
-    from curate.stages.embeddings import gather_rows, require
+    from tierclip.curate import atomic
+    from tierclip.curate.stages.embeddings import gather_rows, require
 
     group, groups = (int(x) for x in task.split("-"))
     offsets = shard_offsets(pool)
@@ -178,7 +178,7 @@ def search_lists(pool, cfg: ImageDedupConfig, joined: tuple[str, ...], task: str
 
 def near_edges(pool, cfg: ImageDedupConfig, n_rows: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Near-duplicate pairs: exact search for a small pool, the `search` phase's files for a large one."""
-    from curate.stages.embeddings import load_image_embeddings, pool_embeddings
+    from tierclip.curate.stages.embeddings import load_image_embeddings, pool_embeddings
 
     source = pool_embeddings(pool)
     if source is None:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import polars as pl
 
-from curate.errors import UserError
-from curate.stages.base import ShardContext, Stage, option
+from tierclip.curate.errors import UserError
+from tierclip.curate.stages.base import ShardContext, Stage, option
 
 PRODUCES = {"lang": pl.Utf8, "lang_prob": pl.Float32, "lang_datacomp": pl.Utf8}
 _MODELS: dict[str, object] = {}  # one loaded model per worker process, keyed by path

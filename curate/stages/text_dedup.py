@@ -41,8 +41,8 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
-from curate.errors import UserError
-from curate.stages.base import (
+from tierclip.curate.errors import UserError
+from tierclip.curate.stages.base import (
     GlobalPhase,
     ShardArrays,
     ShardContext,
@@ -56,7 +56,7 @@ from curate.stages.base import (
     shard_offsets,
     shard_slice,
 )
-from curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
+from tierclip.curate.stages.groups import connected_groups, global_uids_and_scores, keep_one_per_group
 
 PRODUCES = {"dup_group": pl.Int64, "dup_keep": pl.Boolean}
 EMPTY = np.uint32(0xFFFFFFFF)  # every slot of an empty set's MinHash
@@ -225,7 +225,7 @@ def bucket_edges(pool, cfg: TextDedupConfig, joined: tuple[str, ...], task: str)
         right.append(b[ok])
     edges = np.stack([np.concatenate(left), np.concatenate(right)], axis=1) if left else np.zeros((0, 2), np.int64)
     edges = np.unique(np.sort(edges, axis=1), axis=0)  # (smaller, larger), sorted: the file is the same on every run
-    from curate import atomic
+    from tierclip.curate import atomic
 
     atomic.write_npy(global_dir(pool, "text_dedup") / "edges" / f"{task}.npy", edges)
     capped = capped_buckets(keys, rows, sig_hash, cfg.max_bucket)

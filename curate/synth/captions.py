@@ -13,8 +13,8 @@ from collections import Counter
 
 import numpy as np
 
-from curate.synth.languages import EN_COLORS, EN_SHAPES, ENGLISH, LANGUAGES, SYNONYM_PROB, article_en
-from curate.synth.scene import Obj, Scene, background_word
+from tierclip.curate.synth.languages import EN_COLORS, EN_SHAPES, ENGLISH, LANGUAGES, SYNONYM_PROB, article_en
+from tierclip.curate.synth.scene import Obj, Scene, background_word
 
 SIZE_PROB = 0.5  # chance a noun phrase names the object's size
 LIST_POSITION_PROB = 0.4  # chance an object in a list of several names its position

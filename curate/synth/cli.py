@@ -31,9 +31,9 @@ def synth(
     workers: int = typer.Option(0, "--workers", help="Worker processes (0: one per CPU core)."),
 ) -> None:
     """Write a synthetic pool of shapes and captions with injected defects (gt_* columns) and a clean eval set."""
-    from curate.cliutil import print_table
-    from curate.synth.config import make_config
-    from curate.synth.writer import synthesize
+    from tierclip.curate.cliutil import print_table
+    from tierclip.curate.synth.config import make_config
+    from tierclip.curate.synth.writer import synthesize
 
     rates = dict(misaligned=rate_misaligned, attribute_swap=rate_attribute_swap, boilerplate=rate_boilerplate,
                  non_english=rate_non_english, exact_dup=rate_exact_dup, near_dup=rate_near_dup, tiny=rate_tiny,

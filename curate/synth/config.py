@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 
 # Seed streams: the pool's shards, the defect labels and the eval set never share random numbers.
 SHARD_STREAM, LABEL_STREAM, EVAL_STREAM = 0, 1, 2

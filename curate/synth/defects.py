@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from curate.errors import UserError
-from curate.pool import OK
-from curate.synth.captions import boilerplate, describe, describes, light_edit
-from curate.synth.config import DEFECTS, DUP_DEFECTS, DefectRates
-from curate.synth.draw import encode_jpeg, encode_png
-from curate.synth.languages import OTHER_LANGUAGES
-from curate.synth.scene import COLOR_NAMES, SHAPES, Scene, sample_scene
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import OK
+from tierclip.curate.synth.captions import boilerplate, describe, describes, light_edit
+from tierclip.curate.synth.config import DEFECTS, DUP_DEFECTS, DefectRates
+from tierclip.curate.synth.draw import encode_jpeg, encode_png
+from tierclip.curate.synth.languages import OTHER_LANGUAGES
+from tierclip.curate.synth.scene import COLOR_NAMES, SHAPES, Scene, sample_scene
 
 CLEAN = "clean"
 TINY_SIDES = (6, 12)  # inclusive range of a tiny image's width and height

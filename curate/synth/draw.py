@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from curate.synth.scene import Background, Obj, Scene
+from tierclip.curate.synth.scene import Background, Obj, Scene
 
 SUPERSAMPLE = 4
 PNG_LEVEL = 3  # measured: faster and smaller than the default 6 on these images

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate import atomic
-from curate.evalset import write_evalset
-from curate.synth.captions import canonical_caption
-from curate.synth.config import EVAL_STREAM
-from curate.synth.draw import encode_png, render
-from curate.synth.scene import COLOR_NAMES, POSITION_NAMES, SHAPES, Scene, sample_background, sample_object
+from tierclip.curate import atomic
+from tierclip.curate.evalset import write_evalset
+from tierclip.curate.synth.captions import canonical_caption
+from tierclip.curate.synth.config import EVAL_STREAM
+from tierclip.curate.synth.draw import encode_png, render
+from tierclip.curate.synth.scene import COLOR_NAMES, POSITION_NAMES, SHAPES, Scene, sample_background, sample_object
 
 SHAPE_TEMPLATES = ("a photo of a {}.", "an image of a {}.", "a picture of a {}.", "a {} shape.", "a simple drawing of a {}.")
 COLOR_TEMPLATES = ("a photo of a {} shape.", "a {} shape.", "an image of a {} shape.", "a picture of a {} shape.")

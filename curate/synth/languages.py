@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from curate.synth.scene import Obj
+from tierclip.curate.synth.scene import Obj
 
 # English synonyms: the canonical word first and most often.
 EN_SHAPES = {

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate import atomic
-from curate.errors import UserError
-from curate.pool import Pool, PoolInfo, Sample, meta_frame, shard_name, write_pool_info, write_shard
-from curate.synth.captions import describe
-from curate.synth.config import DEFECTS, LABEL_STREAM, SHARD_STREAM, SynthConfig, same_recipe
-from curate.synth.defects import Draft, Row, assign_labels, inject, place_originals
-from curate.synth.draw import encode_png, render
-from curate.synth.scene import sample_scene
-from curate.uids import derive_uid
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import Pool, PoolInfo, Sample, meta_frame, shard_name, write_pool_info, write_shard
+from tierclip.curate.synth.captions import describe
+from tierclip.curate.synth.config import DEFECTS, LABEL_STREAM, SHARD_STREAM, SynthConfig, same_recipe
+from tierclip.curate.synth.defects import Draft, Row, assign_labels, inject, place_originals
+from tierclip.curate.synth.draw import encode_png, render
+from tierclip.curate.synth.scene import sample_scene
+from tierclip.curate.uids import derive_uid
 
 GT_FLAGS = tuple(f"gt_{name}" for name in DEFECTS) + ("gt_clean",)
 GT_SCHEMA = {
@@ -53,7 +53,7 @@ class ShardJob:
 
 def synthesize(config: SynthConfig, progress: bool = True) -> pl.DataFrame:
     """Write the pool (and its eval set unless eval_n is 0); return counts per gt flag."""
-    from curate.synth.evalset import write_synth_evalset
+    from tierclip.curate.synth.evalset import write_synth_evalset
 
     labels = place_originals(assign_labels(config.n, config.rates, _rng(config.seed, LABEL_STREAM)), config.shard_size)
     _prepare_out(config)

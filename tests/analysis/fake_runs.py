@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.fit import repetition_error
+from tierclip.analysis.fit import repetition_error
 
 # Per-tier repetition-law parameters: cleaner tiers learn faster but lose utility sooner when repeated.
 TIER_LAWS = {

@@ -6,10 +6,10 @@ import polars as pl
 import pytest
 from scipy import stats as scipy_stats
 
-from analysis import findings
-from analysis.report import ReportConfig, report
-from analysis.stats import Estimate, difference, mean_estimate
-from analysis.study import StudyConfig
+from tierclip.analysis import findings
+from tierclip.analysis.report import ReportConfig, report
+from tierclip.analysis.stats import Estimate, difference, mean_estimate
+from tierclip.analysis.study import StudyConfig
 from tests.analysis.fake_runs import fake_model, write_run
 
 OFFSETS = {0: -0.01, 1: 0.01}  # two seeds: mean = the value, sd = 0.01 * sqrt(2)
@@ -113,8 +113,8 @@ def test_one_seed_has_no_error_bar(axes_report):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from analysis.plots import _errorbars
-    from analysis.report import best_rows
+    from tierclip.analysis.plots import _errorbars
+    from tierclip.analysis.report import best_rows
 
     _, study = axes_report
     one = study.all_means.filter(pl.col("tier") == "full").row(0, named=True)
@@ -163,8 +163,8 @@ def test_aug_half_pairs_clip_aug_with_clip_at_twice_the_data():
 
 
 def test_crossover_needs_a_smaller_and_a_larger_tier():
-    from analysis.fit import Crossover
-    from analysis.study import CrossoverRow
+    from tierclip.analysis.fit import Crossover
+    from tierclip.analysis.study import CrossoverRow
 
     def row(reason, share=0.9):
         return CrossoverRow("samples seen (repetition law)", "clip", "top20", "top100",
@@ -186,7 +186,7 @@ def test_architecture_panels_show_every_mean(axes_report, tmp_path, monkeypatch)
     with lower means framed the axis and cut CLIP's best models off the chart)."""
     from types import SimpleNamespace
 
-    from analysis import plots
+    from tierclip.analysis import plots
 
     _, study = axes_report
     clip_rows = study.architecture.rows

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from analysis.cli import app
-from analysis.collect import collect
+from tierclip.analysis.cli import app
+from tierclip.analysis.collect import collect
 from tests.analysis.fake_runs import write_grid, write_run
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from analysis.demo import FULL_METHODS, GRIDS, DemoGrid, run_demo, trainable_methods
+from tierclip.analysis.demo import FULL_METHODS, GRIDS, DemoGrid, run_demo, trainable_methods
 
 MICRO = DemoGrid(pool_size=400, seed_size=200, image_size=32, filter_samples=256, sizes=(40, 80), fractions="0.5,1.0",
                  headline_size=80, budgets=(16, 32, 48), seeds=(0, 1), size_budget=32, size_seeds=(0,), n_boot=10,
@@ -79,7 +79,7 @@ def test_grids_fit_their_tiers():
 
 def test_method_list_follows_the_registry_and_what_each_model_can_train():
     """The --full grid's methods per model: what train.methods knows and accepts (FILIP-family: ViT only)."""
-    from train.methods import METHODS
+    from tierclip.train.methods import METHODS
 
     trainable = trainable_methods(FULL_METHODS + ("no-such",), ["tc-vit-tiny", "tc-rn-tiny"])
     on_vit, left_out_vit = trainable["tc-vit-tiny"]
@@ -91,7 +91,7 @@ def test_method_list_follows_the_registry_and_what_each_model_can_train():
 
 
 def test_a_failing_step_stops_the_demo_with_its_name(tmp_path):
-    from analysis.demo import step
+    from tierclip.analysis.demo import step
 
     with pytest.raises(SystemExit, match="step 'boom' failed"):
         step("boom", [sys.executable, "-c", "raise SystemExit(3)"])

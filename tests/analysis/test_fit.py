@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from analysis import fit
+from tierclip.analysis import fit
 
 
 def noisy_power_law(E=0.2, A=30.0, alpha=0.5, noise=0.004, seed=1):

@@ -2,8 +2,8 @@
 
 import polars as pl
 
-from analysis.tables import choose_task_metric
-from train.eval_metrics import RETRIEVAL_NAMES
+from tierclip.analysis.tables import choose_task_metric
+from tierclip.train.eval_metrics import RETRIEVAL_NAMES
 
 
 def test_retrieval_task_reports_clip_benchmarks_image_retrieval_recall_at_1():

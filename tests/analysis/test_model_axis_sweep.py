@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from analysis.cli import app as analysis_app
+from tierclip.analysis.cli import app as analysis_app
 from tests.train.helpers import COLORS, color_pool
-from train.cli import app as train_app
+from tierclip.train.cli import app as train_app
 
 MODELS = ("tc-rn-xs", "tc-vit-xs")
 METRIC = "text_retrieval_recall@1"  # image->text hits over 8 images: differs between seeds even when barely trained
@@ -23,7 +23,7 @@ def retrieval_evalset(root):
     """8 single-colour images (2 shades per colour) with their captions: a zero-shot and a retrieval task."""
     from PIL import Image
 
-    from curate.evalset import write_evalset
+    from tierclip.curate.evalset import write_evalset
 
     (root / "images").mkdir(parents=True)
     names = [list(COLORS)[i % 4] for i in range(8)]
@@ -61,7 +61,7 @@ def _results(root) -> dict[str, dict]:
 
 
 def test_run_names_and_results_record_the_model(swept):
-    from train.models import create_model, describe_model
+    from tierclip.train.models import create_model, describe_model
 
     results = _results(swept)
     assert sorted(results) == sorted(f"all-clip-{m}-n64-s{s}" for m in MODELS for s in (0, 1))

@@ -6,9 +6,9 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from analysis.cli import app
-from analysis.report import AXIS_SECTIONS, SECTIONS, ReportConfig, report
-from analysis.study import StudyConfig
+from tierclip.analysis.cli import app
+from tierclip.analysis.report import AXIS_SECTIONS, SECTIONS, ReportConfig, report
+from tierclip.analysis.study import StudyConfig
 from tests.analysis.fake_runs import write_grid, write_run
 
 EVIL_TIER = "<script>alert('tier')</script>&"
@@ -114,7 +114,7 @@ def test_cli_report_svg_and_bad_format(tmp_path):
 def test_conclusions_do_not_claim_significance_from_one_seed():
     import polars as pl
 
-    from analysis.study import budget_conclusions
+    from tierclip.analysis.study import budget_conclusions
 
     def best(top_n, top_std, ref_n, ref_std, ref_mean=0.20):
         return pl.DataFrame({"method": ["clip", "clip"], "samples_seen": [1000, 1000], "tier": ["top30", "top100"],

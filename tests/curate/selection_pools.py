@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate.pool import OK, Pool, PoolInfo, meta_frame, write_meta, write_pool_info
+from tierclip.curate.pool import OK, Pool, PoolInfo, meta_frame, write_meta, write_pool_info
 
 
 def uid_of(i: int) -> str:

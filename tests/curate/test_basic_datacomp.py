@@ -19,10 +19,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from curate.scoring.runner import score_pool
-from curate.selection.config import FilterConfig
-from curate.selection.query import filter_pool
-from curate.stages import lang
+from tierclip.curate.scoring.runner import score_pool
+from tierclip.curate.selection.config import FilterConfig
+from tierclip.curate.selection.query import filter_pool
+from tierclip.curate.stages import lang
 from tests.curate.selection_pools import all_uids, meta_pool
 
 NBSP, IDEOGRAPHIC, LINE_SEP = "\u00a0", "\u3000", "\u2028"
@@ -91,7 +91,7 @@ def test_basic_selects_exactly_what_datacomp_selects(model, tmp_path):
 
 def test_str_split_words_match_on_every_code_point():
     """Our polars word rule equals len(text.split()) > 2 with any single code point between the words."""
-    from curate.selection.config import basic_expr
+    from tierclip.curate.selection.config import basic_expr
 
     texts = [f"ab{chr(cp)}cd{chr(cp)}ef" for cp in range(1, 0x3100) if not 0xD800 <= cp < 0xE000]
     frame = pl.DataFrame({"caption": texts, "width": [300] * len(texts), "height": [300] * len(texts),
@@ -101,7 +101,7 @@ def test_str_split_words_match_on_every_code_point():
 
 
 def test_lang_sidecar_from_before_lang_datacomp_asks_for_a_forced_rerun(tmp_path):
-    from curate.errors import UserError
+    from tierclip.curate.errors import UserError
     from tests.curate.selection_pools import add_sidecar
 
     pool = meta_pool(tmp_path / "pool", [{} for _ in range(4)])

@@ -11,13 +11,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from curate.errors import UserError
-from curate.ingest.datacomp import open_datacomp
-from curate.ingest.run import run_ingest
-from curate.pool import Pool
-from curate.scoring.runner import score_pool
-from curate.stages.cluster import ClusterConfig
-from curate.validate import validate_pool
+from tierclip.curate.errors import UserError
+from tierclip.curate.ingest.datacomp import open_datacomp
+from tierclip.curate.ingest.run import run_ingest
+from tierclip.curate.pool import Pool
+from tierclip.curate.scoring.runner import score_pool
+from tierclip.curate.stages.cluster import ClusterConfig
+from tierclip.curate.validate import validate_pool
 from tests.curate.ingest_data import write_datacomp
 
 DIM = 24
@@ -94,7 +94,7 @@ def test_missing_or_misaligned_npz_is_one_line_naming_the_file(tmp_path, case, m
 
 def test_cli_embeddings_none_ingests_metadata_only_and_bad_choice_is_one_line(tmp_path):
     write_datacomp(tmp_path / "dc" / "a.parquet", 5)
-    cli = [sys.executable, "-m", "curate.cli", "ingest", "datacomp", str(tmp_path / "dc")]
+    cli = [sys.executable, "-m", "tierclip.curate.cli", "ingest", "datacomp", str(tmp_path / "dc")]
     result = subprocess.run([*cli, "--out", str(tmp_path / "pool"), "--embeddings", "none"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "pool" / "embeddings").exists()
@@ -121,7 +121,7 @@ def test_image_dedup_cluster_and_reference_run_on_a_metadata_only_pool(tmp_path)
 
 
 def test_image_dedup_inverted_lists_find_the_exact_search_groups(tmp_path):
-    from curate.stages.image_dedup import ImageDedupConfig
+    from tierclip.curate.stages.image_dedup import ImageDedupConfig
 
     rng = np.random.default_rng(5)
     centers = unit(rng.normal(size=(6, DIM)))

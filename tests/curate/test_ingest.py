@@ -11,13 +11,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curate.errors import UserError
-from curate.ingest.datacomp import open_datacomp
-from curate.ingest.folder import FolderConfig, open_folder, path_key
-from curate.ingest.img2dataset import open_img2dataset
-from curate.ingest.run import run_ingest
-from curate.pool import Pool
-from curate.validate import validate_pool
+from tierclip.curate.errors import UserError
+from tierclip.curate.ingest.datacomp import open_datacomp
+from tierclip.curate.ingest.folder import FolderConfig, open_folder, path_key
+from tierclip.curate.ingest.img2dataset import open_img2dataset
+from tierclip.curate.ingest.run import run_ingest
+from tierclip.curate.pool import Pool
+from tierclip.curate.validate import validate_pool
 from tests.curate.ingest_data import good_rows, jpeg_bytes, write_captions, write_datacomp, write_images, write_img2dataset_shard
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def all_meta(pool_dir: Path) -> pl.DataFrame:
 
 
 def run_cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    from curate.cli import main
+    from tierclip.curate.cli import main
 
     monkeypatch.setattr(sys, "argv", ["curate", *args])
     code = 0

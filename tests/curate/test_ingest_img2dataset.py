@@ -13,10 +13,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curate.ingest.img2dataset import open_img2dataset
-from curate.ingest.run import run_ingest
-from curate.pool import Pool
-from curate.validate import validate_pool
+from tierclip.curate.ingest.img2dataset import open_img2dataset
+from tierclip.curate.ingest.run import run_ingest
+from tierclip.curate.pool import Pool
+from tierclip.curate.validate import validate_pool
 from tests.curate.ingest_data import serve, web_files, write_url_list
 
 EXPECTED = {"success": 10, "failed_to_download": 3, "failed_to_resize": 2}
@@ -35,7 +35,7 @@ def web(tmp_path_factory):
 @pytest.fixture(scope="module")
 def downloaded(web):
     """`curate download` run once through the console entry point (in-process), raw output kept."""
-    from curate.cli import main
+    from tierclip.curate.cli import main
 
     root, urls = web
     argv = ["curate", "download", str(root / "urls.parquet"), "--out", str(root / "pool"), "--download-threads", "4",

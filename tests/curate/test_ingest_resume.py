@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.ingest.writer import SHARD_DELAY_ENV
+from tierclip.curate.ingest.writer import SHARD_DELAY_ENV
 from tests.curate.ingest_data import good_rows, write_captions, write_datacomp, write_images, write_img2dataset_shard
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def ingest_slowly(args: list[str], out: Path) -> subprocess.Popen:
 
 def ingest(args: list[str], out: Path, monkeypatch) -> None:
     """The same command in-process (no delay)."""
-    from curate.cli import main
+    from tierclip.curate.cli import main
 
     monkeypatch.setattr(sys, "argv", ["curate", "ingest", *args, *options(out)])
     try:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from curate.errors import UserError
-from curate.npyio import load_user_npy
+from tierclip.curate.errors import UserError
+from tierclip.curate.npyio import load_user_npy
 
 
 def test_loads_arrays_and_names_bad_files(tmp_path):

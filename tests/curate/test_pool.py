@@ -3,10 +3,10 @@ import json
 import polars as pl
 import pytest
 
-from curate.errors import UserError
-from curate.pool import OK, Pool, PoolInfo, Sample, meta_frame, write_pool_info, write_shard
-from curate.uids import derive_uid, u8_pair_to_uid, uid_to_u8_pair
-from curate.validate import validate_pool
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import OK, Pool, PoolInfo, Sample, meta_frame, write_pool_info, write_shard
+from tierclip.curate.uids import derive_uid, u8_pair_to_uid, uid_to_u8_pair
+from tierclip.curate.validate import validate_pool
 
 
 def _write_tiny_pool(root, n_shards=2, per_shard=3):

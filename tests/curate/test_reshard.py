@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from curate.cli import app
-from curate.errors import UserError
-from curate.pool import Pool, read_tar_samples
-from curate.selection.config import FilterConfig
-from curate.selection.query import write_filtered
-from curate.selection.reshard import ReshardConfig, reshard
-from curate.subset import pool_ref, write_subset
-from curate.validate import validate_pool
+from tierclip.curate.cli import app
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import Pool, read_tar_samples
+from tierclip.curate.selection.config import FilterConfig
+from tierclip.curate.selection.query import write_filtered
+from tierclip.curate.selection.reshard import ReshardConfig, reshard
+from tierclip.curate.subset import pool_ref, write_subset
+from tierclip.curate.validate import validate_pool
 from tests.curate.selection_pools import add_sidecar, all_uids, meta_pool
 from tests.tiny import make_pool, png_bytes
 

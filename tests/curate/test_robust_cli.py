@@ -12,13 +12,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curate.cli import main as curate_main
-from curate.errors import UserError
-from curate.pool import Pool
-from curate.subset import pool_ref, write_subset
+from tierclip.curate.cli import main as curate_main
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import Pool
+from tierclip.curate.subset import pool_ref, write_subset
 from tests.curate.robust_util import one_error_line, run_main
 from tests.tiny import make_pool, png_bytes
-from train.cli import main as train_main
+from tierclip.train.cli import main as train_main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,8 +84,8 @@ def test_train_refuses_a_subset_of_another_pool_with_the_same_name(tmp_path, mon
 
 
 def test_allow_pool_mismatch_goes_on_and_says_how_many_rows_are_missing(tmp_path, capsys):
-    from train.config import make_run_config
-    from train.run import check_inputs, open_data
+    from tierclip.train.config import make_run_config
+    from tierclip.train.run import check_inputs, open_data
 
     first = pool_of(tmp_path / "a", shards=2, name="same")
     second = pool_of(tmp_path / "b", shards=1, name="same")
@@ -98,8 +98,8 @@ def test_allow_pool_mismatch_goes_on_and_says_how_many_rows_are_missing(tmp_path
 
 
 def test_an_old_manifest_without_fingerprint_is_noted_and_missing_rows_still_refused(tmp_path, capsys):
-    from train.config import make_run_config
-    from train.run import check_inputs, open_data
+    from tierclip.train.config import make_run_config
+    from tierclip.train.run import check_inputs, open_data
 
     pool = pool_of(tmp_path / "pool", shards=2)
     other = pool_of(tmp_path / "other", shards=1, offset=7)
@@ -112,7 +112,7 @@ def test_an_old_manifest_without_fingerprint_is_noted_and_missing_rows_still_ref
 
 
 def test_set_operations_refuse_subsets_of_two_pools_with_one_name(tmp_path):
-    from curate.selection.setops import combine
+    from tierclip.curate.selection.setops import combine
 
     first, second = pool_of(tmp_path / "a", name="same"), pool_of(tmp_path / "b", shards=1, name="same")
     write_subset(tmp_path / "x", first.meta(0)["uid"], {"pool": pool_ref(first)})
@@ -135,8 +135,8 @@ def test_filter_refuses_values_that_select_nothing(tmp_path, monkeypatch, capsys
 def test_lid176_codes_match_the_shipped_model():
     import fasttext
 
-    from curate.langcodes import LID176_LANGS
-    from curate.stages.lang import default_model_path
+    from tierclip.curate.langcodes import LID176_LANGS
+    from tierclip.curate.stages.lang import default_model_path
 
     labels = fasttext.load_model(str(default_model_path())).get_labels()
     assert {label.removeprefix("__label__") for label in labels} == LID176_LANGS
@@ -200,7 +200,7 @@ def test_a_where_with_python_is_one_short_line(tmp_path, monkeypatch, capsys):
 # -- 12. train run checks paths before importing torch -------------------------------------------------------
 def test_train_run_reports_a_wrong_pool_path_without_importing_torch(tmp_path):
     probe = ("import sys\n"
-             "from train.cli import main\n"
+             "from tierclip.train.cli import main\n"
              f"sys.argv = ['train', 'run', '--pool', {str(tmp_path / 'no-such-pool')!r}, '--out', {str(tmp_path / 'run')!r}]\n"
              "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code, 'torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -236,7 +236,7 @@ def test_a_checkpoint_on_a_full_disk_is_an_oserror_naming_it(tmp_path, monkeypat
 
     import torch
 
-    from train import checkpoint
+    from tierclip.train import checkpoint
 
     real_open = builtins.open
 

@@ -15,11 +15,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from curate.images import DecodeOptions, ImageDecodeError, decode_image
-from curate.ingest.checks import ImageOptions, check_image
-from curate.ingest.folder import FolderConfig, open_folder
-from curate.ingest.run import run_ingest
-from curate.pool import Pool
+from tierclip.curate.images import DecodeOptions, ImageDecodeError, decode_image
+from tierclip.curate.ingest.checks import ImageOptions, check_image
+from tierclip.curate.ingest.folder import FolderConfig, open_folder
+from tierclip.curate.ingest.run import run_ingest
+from tierclip.curate.pool import Pool
 from tests.curate.robust_util import exif_rotated_jpeg, grey16_png, line_art_rgba, png_header_only, run_main, save, write_folder
 
 
@@ -38,9 +38,9 @@ def readers_see(pool: Pool) -> dict[str, np.ndarray]:
     """The first sample's pixels as the clip stage, inspect and training decode them."""
     from PIL import Image
 
-    from curate.selection.inspect_rows import thumbnail
-    from curate.stages.clip import ImageBytes
-    from train.data import PositionDataset, build_index
+    from tierclip.curate.selection.inspect_rows import thumbnail
+    from tierclip.curate.stages.clip import ImageBytes
+    from tierclip.train.data import PositionDataset, build_index
 
     blob = next(pool.samples(0)).image
     clip = ImageBytes([blob], lambda image: np.asarray(image), pool.decode_options)[0][0]
@@ -121,7 +121,7 @@ def test_max_pixels_is_an_ingest_option_and_readers_apply_the_same_limit(tmp_pat
 def test_ingest_resizes_once_and_keeps_the_source_size_in_meta(tmp_path, mode, stored, monkeypatch, capsys):
     from PIL import Image
 
-    from curate.cli import main
+    from tierclip.curate.cli import main
 
     write_folder(tmp_path / "src", {"wide.png": save(Image.new("RGB", (400, 200), (200, 10, 10))),
                                     "tiny.png": save(Image.new("RGB", (30, 20), (0, 0, 200)))})
@@ -140,7 +140,7 @@ def test_ingest_resizes_once_and_keeps_the_source_size_in_meta(tmp_path, mode, s
 
 
 def test_bad_resize_mode_is_one_line(tmp_path, monkeypatch, capsys):
-    from curate.cli import main
+    from tierclip.curate.cli import main
 
     write_folder(tmp_path / "src", {"a.png": line_art_rgba()})
     code, _, err = run_main(main, ["ingest", "folder", str(tmp_path / "src" / "images"), "--captions",

@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from curate.cli import app
-from curate.errors import UserError
-from curate.selection.config import FilterConfig
-from curate.selection.query import filter_pool, write_filtered
-from curate.subset import read_subset
+from tierclip.curate.cli import app
+from tierclip.curate.errors import UserError
+from tierclip.curate.selection.config import FilterConfig
+from tierclip.curate.selection.query import filter_pool, write_filtered
+from tierclip.curate.subset import read_subset
 from tests.curate.selection_pools import add_sidecar, all_uids, datacomp_pool, meta_pool
 
 
@@ -217,7 +217,7 @@ def test_cli_filter_writes_subset_and_prints_counts(tmp_path):
 
 def test_console_prints_one_line_error_for_missing_sidecar(tmp_path):
     pool = meta_pool(tmp_path / "bare", [{} for _ in range(4)])
-    done = subprocess.run([sys.executable, "-m", "curate.cli", "filter", str(pool.root), "--out", str(tmp_path / "s"),
+    done = subprocess.run([sys.executable, "-m", "tierclip.curate.cli", "filter", str(pool.root), "--out", str(tmp_path / "s"),
                            "--dedup", "image"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "image_dedup" in done.stderr and "Traceback" not in done.stderr

@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from curate.cli import app
-from curate.errors import UserError
-from curate.evalset import write_evalset
-from curate.stages.clip import ClipConfig, embeddings_tag, load_model
+from tierclip.curate.cli import app
+from tierclip.curate.errors import UserError
+from tierclip.curate.evalset import write_evalset
+from tierclip.curate.stages.clip import ClipConfig, embeddings_tag, load_model
 from tests.curate.stage_fixtures import TINY_MODEL, image_bytes, save_tiny_checkpoint
 from tests.tiny import make_pool
 
@@ -106,7 +106,7 @@ def test_model_config_option_registers_a_custom_config(scored, tmp_path):
 def test_rebatch_regroups_worker_chunks_into_model_batches_in_order():
     import torch
 
-    from curate.stages.clip import rebatch
+    from tierclip.curate.stages.clip import rebatch
 
     chunks = [(torch.arange(s, s + n).float()[:, None], torch.ones(n, dtype=torch.bool)) for s, n in ((0, 3), (3, 3), (6, 1))]
     batches = list(rebatch(chunks, 4))
@@ -115,7 +115,7 @@ def test_rebatch_regroups_worker_chunks_into_model_batches_in_order():
 
 
 def test_embeddings_do_not_depend_on_loader_workers(tmp_path):
-    from curate.stages.clip import encode
+    from tierclip.curate.stages.clip import encode
 
     checkpoint = save_tiny_checkpoint(tmp_path / "run")
     blobs = [RED, BLUE, None, GREEN, b"broken", RED, BLUE] * 3

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from curate.cli import app
+from tierclip.curate.cli import app
 from tests.curate.stage_fixtures import TINY_MODEL, image_bytes, save_tiny_checkpoint
 from tests.tiny import make_pool
 

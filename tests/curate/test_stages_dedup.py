@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from curate.scoring.runner import score_pool
-from curate.stages import cluster
-from curate.stages.embeddings import fit_kmeans, nearest_centroids
-from curate.stages.groups import connected_groups, keep_one_per_group
-from curate.stages.text_dedup import EMPTY, TextDedupConfig, shingles, signatures
+from tierclip.curate.scoring.runner import score_pool
+from tierclip.curate.stages import cluster
+from tierclip.curate.stages.embeddings import fit_kmeans, nearest_centroids
+from tierclip.curate.stages.groups import connected_groups, keep_one_per_group
+from tierclip.curate.stages.text_dedup import EMPTY, TextDedupConfig, shingles, signatures
 from tests.tiny import make_pool, png_bytes
 
 
@@ -100,7 +100,7 @@ def test_greedy_keep_checks_only_kept_points():
 
 
 def test_image_near_pairs_stay_bounded_when_embeddings_collapse():
-    from curate.stages.image_dedup import near_pairs
+    from tierclip.curate.stages.image_dedup import near_pairs
 
     vectors = np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32)
     vectors[3] = 2 * vectors[1]  # same direction: cosine 1

@@ -5,14 +5,14 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from curate.errors import UserError
-from curate.stages import basic, lang
-from curate.stages.base import NoOptions, ShardContext
+from tierclip.curate.errors import UserError
+from tierclip.curate.stages import basic, lang
+from tierclip.curate.stages.base import NoOptions, ShardContext
 from tests.curate.stage_fixtures import image_bytes
 
 
 def meta_of(rows: list[dict]) -> pl.DataFrame:
-    from curate.pool import meta_frame
+    from tierclip.curate.pool import meta_frame
 
     full = [dict(uid=f"{i:032x}", key=f"{i:09d}", shard=0, url=None, error=None, **row) for i, row in enumerate(rows)]
     return meta_frame(full)

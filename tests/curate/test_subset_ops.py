@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from curate.cli import app
-from curate.errors import UserError
-from curate.selection.setops import combine, export_npy, import_npy
-from curate.selection.uidorder import sort_uids
-from curate.subset import pool_ref, read_subset, write_subset
+from tierclip.curate.cli import app
+from tierclip.curate.errors import UserError
+from tierclip.curate.selection.setops import combine, export_npy, import_npy
+from tierclip.curate.selection.uidorder import sort_uids
+from tierclip.curate.subset import pool_ref, read_subset, write_subset
 from tests.curate.selection_pools import all_uids, meta_pool
 
 

@@ -14,16 +14,16 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from curate.cli import app
-from curate.errors import UserError
-from curate.evalset import read_evalset
-from curate.pool import Pool, read_tar_samples
-from curate.synth.captions import english_mentions
-from curate.synth.config import DEFECTS, make_config
-from curate.synth.defects import INJECTORS
-from curate.synth.evalset import TASKS
-from curate.synth.languages import OTHER_LANGUAGES, shape_nouns
-from curate.synth.writer import GT_FLAGS, synthesize
+from tierclip.curate.cli import app
+from tierclip.curate.errors import UserError
+from tierclip.curate.evalset import read_evalset
+from tierclip.curate.pool import Pool, read_tar_samples
+from tierclip.curate.synth.captions import english_mentions
+from tierclip.curate.synth.config import DEFECTS, make_config
+from tierclip.curate.synth.defects import INJECTORS
+from tierclip.curate.synth.evalset import TASKS
+from tierclip.curate.synth.languages import OTHER_LANGUAGES, shape_nouns
+from tierclip.curate.synth.writer import GT_FLAGS, synthesize
 
 WEB_N = 3000
 ENGLISH_ONLY_WORDS = {"the", "and", "of", "with", "shape", "shapes", "there", "is", "at", "photo", "picture"}

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from curate.cli import app
-from curate.errors import UserError
-from curate.selection.config import FilterConfig
-from curate.selection.tiers import TierConfig, write_tier_set
-from curate.subset import read_subset
+from tierclip.curate.cli import app
+from tierclip.curate.errors import UserError
+from tierclip.curate.selection.config import FilterConfig
+from tierclip.curate.selection.tiers import TierConfig, write_tier_set
+from tierclip.curate.subset import read_subset
 from tests.curate.selection_pools import add_sidecar, all_uids, datacomp_pool, meta_pool
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from curate.errors import UserError
-from train.augment import VIEWS, AugmentConfig, blur_kernel_size, make_view_transform
-from train.methods import MethodConfig
+from tierclip.curate.errors import UserError
+from tierclip.train.augment import VIEWS, AugmentConfig, blur_kernel_size, make_view_transform
+from tierclip.train.methods import MethodConfig
 
 MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 

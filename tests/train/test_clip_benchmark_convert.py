@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from curate.errors import UserError
-from curate.evalset import read_evalset
+from tierclip.curate.errors import UserError
+from tierclip.curate.evalset import read_evalset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,7 @@ def leftovers(folder: Path) -> list[str]:
 def test_unknown_name_is_one_line_error_exit_2_and_writes_nothing(fake_clip_benchmark, tmp_path):
     out = tmp_path / "evals" / "nosuch"
     env = {**os.environ, "PYTHONPATH": f"{fake_clip_benchmark}{os.pathsep}{ROOT}"}
-    proc = subprocess.run([sys.executable, "-m", "train.cli", "make-evalset", "clip-benchmark", "nosuch", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "tierclip.train.cli", "make-evalset", "clip-benchmark", "nosuch", "--out", str(out),
                            "--download-root", str(tmp_path / "raw")], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -110,7 +110,7 @@ def test_unknown_name_is_one_line_error_exit_2_and_writes_nothing(fake_clip_benc
 
 
 def test_dummy_set_converts_from_a_tensor_image(fake_clip_benchmark, tmp_path):
-    from train.eval_convert import convert_clip_benchmark
+    from tierclip.train.eval_convert import convert_clip_benchmark
 
     report = convert_clip_benchmark("dummy", tmp_path / "dummy", tmp_path / "raw")
     assert (report.n_images, report.n_classes) == (1, 2)
@@ -127,7 +127,7 @@ def test_dummy_set_converts_from_a_tensor_image(fake_clip_benchmark, tmp_path):
 
 
 def test_failure_midway_leaves_nothing_and_a_retry_works(fake_clip_benchmark, tmp_path):
-    from train.eval_convert import convert_clip_benchmark
+    from tierclip.train.eval_convert import convert_clip_benchmark
 
     out = tmp_path / "out"
     with pytest.raises(OSError, match="truncated"):
@@ -139,7 +139,7 @@ def test_failure_midway_leaves_nothing_and_a_retry_works(fake_clip_benchmark, tm
 
 
 def test_stale_work_folder_of_a_killed_run_is_replaced(fake_clip_benchmark, tmp_path):
-    from train.eval_convert import convert_clip_benchmark
+    from tierclip.train.eval_convert import convert_clip_benchmark
 
     stale = tmp_path / ".out.partial" / "images"
     stale.mkdir(parents=True)
@@ -150,7 +150,7 @@ def test_stale_work_folder_of_a_killed_run_is_replaced(fake_clip_benchmark, tmp_
 
 
 def test_existing_output_is_refused_before_any_download(fake_clip_benchmark, tmp_path):
-    from train.eval_convert import convert_clip_benchmark
+    from tierclip.train.eval_convert import convert_clip_benchmark
 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from curate.errors import UserError
-from curate.pool import write_meta
+from tierclip.curate.errors import UserError
+from tierclip.curate.pool import write_meta
 from tests.tiny import make_pool, png_bytes
 from tests.train.helpers import color_pairs, color_pool
-from train.data import PositionDataset, StreamPlan, build_index, make_loader, repetitions
+from tierclip.train.data import PositionDataset, StreamPlan, build_index, make_loader, repetitions
 
 
 def _to_tensor(image):
@@ -19,7 +19,7 @@ def _to_tensor(image):
 
 
 def _tokenizer():
-    from train.models import get_tokenizer
+    from tierclip.train.models import get_tokenizer
 
     return get_tokenizer("tc-rn-tiny")
 

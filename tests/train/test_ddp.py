@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tests.train.helpers import color_pool, metrics, torchrun_train
-from train.config import make_run_config
-from train.run import run_training
+from tierclip.train.config import make_run_config
+from tierclip.train.run import run_training
 
 # A ViT tower: LayerNorm only. (A ResNet tower's BatchNorm normalises each process's share of the batch,
 # so its loss under DDP differs from one process's by design; see docs/train.md.)
@@ -23,7 +23,7 @@ METHODS = ["clip", pytest.param("declip", marks=pytest.mark.slow), pytest.param(
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("method", METHODS)
 def test_two_gloo_processes_match_one_process(tmp_path, method):
-    from train.config import MethodConfig
+    from tierclip.train.config import MethodConfig
 
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=8)
     args = [str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", method,
@@ -50,7 +50,7 @@ def test_torchrun_with_one_process_still_runs_the_process_group_path(monkeypatch
 
     import torch.distributed as dist
 
-    from train import distributed
+    from tierclip.train import distributed
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -12,8 +12,8 @@ import json
 import pytest
 
 from tests.train.helpers import color_evalset, color_pool, metrics, torchrun_train
-from train.config import MethodConfig, make_run_config
-from train.run import run_training
+from tierclip.train.config import MethodConfig, make_run_config
+from tierclip.train.run import run_training
 
 pytestmark = pytest.mark.gpu
 
@@ -51,7 +51,7 @@ def test_cuda_run_evaluates_like_cpu_and_its_checkpoint_loads_on_cpu(tmp_path):
     import open_clip
     import torch
 
-    from train.evaluate import evaluate_run
+    from tierclip.train.evaluate import evaluate_run
 
     gpus()
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=16)

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from curate.errors import UserError
-from curate.evalset import read_evalset, write_evalset
-from train import eval_metrics as em
-from train.evaluate import evaluate_model, evaluate_run, load_run_model, main_metrics
+from tierclip.curate.errors import UserError
+from tierclip.curate.evalset import read_evalset, write_evalset
+from tierclip.train import eval_metrics as em
+from tierclip.train.evaluate import evaluate_model, evaluate_run, load_run_model, main_metrics
 
 # A tiny open_clip model (ViT 32 px, patch 8, 2 layers; the 49,408-token embedding keeps the stock tokenizer).
 TINY_CONFIG = {"embed_dim": 32,
@@ -268,7 +268,7 @@ def test_evaluate_run_bad_inputs(tmp_path, tiny_model):
 def test_train_eval_cli_prints_table(tmp_path, tiny_model):
     from typer.testing import CliRunner
 
-    from train.cli import app
+    from tierclip.train.cli import app
 
     write_color_evalset(tmp_path / "eval")
     make_fake_run(tmp_path / "run", tiny_model[0], "evaltest-vit")
@@ -292,7 +292,7 @@ def make_class_folders(source: Path) -> None:
 
 
 def test_convert_folder(tmp_path):
-    from train.eval_convert import convert_folder
+    from tierclip.train.eval_convert import convert_folder
 
     make_class_folders(tmp_path / "src")
     (tmp_path / "src" / "templates.txt").write_text("a photo of a {}.\nan image of the {}\n")
@@ -310,7 +310,7 @@ def test_convert_folder(tmp_path):
 
 
 def test_convert_folder_bad_inputs(tmp_path):
-    from train.eval_convert import convert_folder
+    from tierclip.train.eval_convert import convert_folder
 
     with pytest.raises(UserError, match="one sub-folder of images per class"):
         convert_folder(tmp_path / "missing", tmp_path / "out")
@@ -331,7 +331,7 @@ def test_convert_folder_bad_inputs(tmp_path):
 def test_make_evalset_cli(tmp_path):
     from typer.testing import CliRunner
 
-    from train.cli import app
+    from tierclip.train.cli import app
 
     make_class_folders(tmp_path / "src")
     result = CliRunner().invoke(app, ["make-evalset", "folder", str(tmp_path / "src"), "--out", str(tmp_path / "out")])
@@ -343,7 +343,7 @@ def test_make_evalset_cli(tmp_path):
 def test_clip_benchmark_missing_package_is_a_user_error(tmp_path):
     import importlib.util
 
-    from train.eval_convert import convert_clip_benchmark
+    from tierclip.train.eval_convert import convert_clip_benchmark
 
     if importlib.util.find_spec("clip_benchmark") is not None:
         pytest.fail("clip_benchmark is installed here: this test checks the message for users without it")
@@ -357,7 +357,7 @@ def test_retrieval_conventions_differ_where_captions_repeat():
     positives) > 0; the mean over queries is `image_retrieval_recall@k` (text -> image) and, on the transposed
     matrices, `text_retrieval_recall@k` (image -> text). Ours (`*_merged`): one query per distinct caption,
     positives = every image that caption goes with."""
-    from train.eval_metrics import retrieval_metrics
+    from tierclip.train.eval_metrics import retrieval_metrics
 
     # rows: (image 0, "a"), (image 1, "a"), (image 2, "b"); distinct captions a, b
     scores = torch.tensor([[0.9, 0.5, 0.1],   # a

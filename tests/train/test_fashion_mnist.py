@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curate.errors import UserError
-from curate.evalset import read_evalset
-from train import fashion_mnist as fm
+from tierclip.curate.errors import UserError
+from tierclip.curate.evalset import read_evalset
+from tierclip.train import fashion_mnist as fm
 
 
 def test_debian_package_is_installed():

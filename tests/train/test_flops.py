@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from train.flops import forward_gflops_per_sample, gflops_per_sample
+from tierclip.train.flops import forward_gflops_per_sample, gflops_per_sample
 
 EMBED, WIDTH, PATCH, IMAGE, CONTEXT = 32, 64, 8, 32, 16
 
@@ -71,7 +71,7 @@ def test_patch_dropout_halves_the_image_tokens(make_model):
 
 def test_counting_leaves_the_model_untouched():
     """A ResNet tower's BatchNorm statistics and the train/eval flags are as before the count."""
-    from train.models import create_model
+    from tierclip.train.models import create_model
 
     model = create_model("tc-rn-tiny")[0]
     model.train()
@@ -84,9 +84,9 @@ def test_counting_leaves_the_model_untouched():
 
 def test_method_count_includes_extra_views_and_heads(make_model):
     """SLIP's two SimCLR views and MLP head cost more than CLIP; CLIP's method count is the model count plus its tiny loss."""
-    from train.config import MethodConfig
-    from train.flops import method_gflops_per_sample
-    from train.methods import build_method
+    from tierclip.train.config import MethodConfig
+    from tierclip.train.flops import method_gflops_per_sample
+    from tierclip.train.methods import build_method
 
     model = make_model("flopstest-vit-2", vit_config(layers=2))
     model_count = gflops_per_sample(model, IMAGE, CONTEXT)

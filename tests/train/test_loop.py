@@ -8,16 +8,16 @@ import math
 import pytest
 
 from tests.train.helpers import TinyClip, color_pool
-from train.config import MethodConfig, OptimConfig, RunConfig
-from train.distributed import DistContext
-from train.loop import CHECKPOINT, METRICS, RESUME, build_optimizer, lr_factor, train_loop
+from tierclip.train.config import MethodConfig, OptimConfig, RunConfig
+from tierclip.train.distributed import DistContext
+from tierclip.train.loop import CHECKPOINT, METRICS, RESUME, build_optimizer, lr_factor, train_loop
 
 
 def _dataset(pool, seed=0):
     import open_clip
 
-    from train.data import PositionDataset, build_index
-    from train.models import get_tokenizer
+    from tierclip.train.data import PositionDataset, build_index
+    from tierclip.train.models import get_tokenizer
 
     _, _, preprocess = open_clip.create_model_and_transforms("tc-rn-tiny")
     return PositionDataset(build_index(pool, None), {"image": preprocess}, get_tokenizer("tc-rn-tiny"), seed)
@@ -34,7 +34,7 @@ def test_loop_trains_logs_and_writes_an_open_clip_checkpoint(tmp_path):
     import open_clip
     import torch
 
-    from train.models import create_model
+    from tierclip.train.models import create_model
 
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=12)
     torch.manual_seed(0)
@@ -67,7 +67,7 @@ def test_lr_warms_up_then_decays_to_zero():
 
 
 def test_no_weight_decay_on_gains_biases_and_logit_scale():
-    from train.models import create_model
+    from tierclip.train.models import create_model
 
     model, _, _ = create_model("tc-rn-tiny")
     optimizer = build_optimizer(model, OptimConfig(lr=1e-3, warmup_steps=1, weight_decay=0.1))
@@ -82,7 +82,7 @@ def test_no_weight_decay_on_gains_biases_and_logit_scale():
 def test_logit_scale_is_clamped_with_accumulated_gradients(tmp_path):
     import torch
 
-    from train.models import create_model
+    from tierclip.train.models import create_model
 
     pool = color_pool(tmp_path / "pool", shards=1, per_shard=8)
     model, _, _ = create_model("tc-rn-tiny")

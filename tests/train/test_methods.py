@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from curate.errors import UserError
-from train.methods import METHODS, MethodConfig, MethodStep, build_method, model_overrides
+from tierclip.curate.errors import UserError
+from tierclip.train.methods import METHODS, MethodConfig, MethodStep, build_method, model_overrides
 
 RN, VIT = "tc-test-rn", "tc-test-vit"
 TEXT_CFG = {"context_length": 8, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1}
@@ -104,7 +104,7 @@ def test_slip_has_its_head_its_loss_parts_and_feeds_the_head_trunk_features():
 
 
 def test_slip_head_size_defaults_scale_with_the_clip_width():
-    from train.methods.slip import ssl_dims
+    from tierclip.train.methods.slip import ssl_dims
 
     unset = MethodConfig(ssl_mlp_dim=None, ssl_emb_dim=None)
     assert ssl_dims(unset, 512) == (4096, 256)   # SLIP's own ViT-B/16 head
@@ -115,7 +115,7 @@ def test_slip_head_size_defaults_scale_with_the_clip_width():
 
 
 def test_nt_xent_matches_simclr_by_hand():
-    from train.methods.slip import nt_xent
+    from tierclip.train.methods.slip import nt_xent
 
     views = torch.eye(2)
     # Row 0 of view a: positive logit 1/T against the other sample in both views (logit 0 each).
@@ -173,8 +173,8 @@ def test_flip_refuses_a_resnet_tower_and_a_bad_mask_ratio():
 
 
 def test_registry_contract_and_unknown_method():
-    from train.augment import VIEWS
-    from train.text_views import TEXT_VIEWS
+    from tierclip.train.augment import VIEWS
+    from tierclip.train.text_views import TEXT_VIEWS
 
     for name, method in METHODS.items():
         assert set(method.views) <= set(VIEWS) | set(TEXT_VIEWS) | {"text"}, name
@@ -204,8 +204,8 @@ def test_method_step_holds_model_and_heads_for_ddp():
 def _distributed_losses(rank, world_size, rendezvous, features, out_dir):
     import torch.distributed as dist
 
-    from train.methods.common import clip_loss
-    from train.methods.slip import nt_xent
+    from tierclip.train.methods.common import clip_loss
+    from tierclip.train.methods.slip import nt_xent
 
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
@@ -225,8 +225,8 @@ def _distributed_losses(rank, world_size, rendezvous, features, out_dir):
 def test_losses_under_two_gloo_processes_match_one_process(tmp_path):
     import torch.nn.functional as F
 
-    from train.methods.common import clip_loss
-    from train.methods.slip import nt_xent
+    from tierclip.train.methods.common import clip_loss
+    from tierclip.train.methods.slip import nt_xent
 
     generator = torch.Generator().manual_seed(0)
     features = {k: torch.randn(8, 16, generator=generator) for k in ("image", "text", "a", "b")}

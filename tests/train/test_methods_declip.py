@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from curate.errors import UserError
+from tierclip.curate.errors import UserError
 from tests.train.test_methods import PATCHES, RN, TEXT_CFG, VIT, tiny_model_configs, train_steps, trainable  # noqa: F401  (autouse fixture)
-from train.methods import MethodConfig, build_method, model_overrides
-from train.text_views import IGNORE, TextContext, mask_tokens
+from tierclip.train.methods import MethodConfig, build_method, model_overrides
+from tierclip.train.text_views import IGNORE, TextContext, mask_tokens
 
 VOCAB, CONTEXT = TEXT_CFG["vocab_size"], TEXT_CFG["context_length"]
 SOT, EOT = VOCAB - 2, VOCAB - 1  # a tiny vocabulary: the special ids are its last two, as in CLIP's BPE
@@ -42,7 +42,7 @@ def make(method: str, arch: str, **options):
 
 
 def batch_for(method, seed=0, mask_rate=0.3) -> dict:
-    from train.text_views import eda
+    from tierclip.train.text_views import eda
 
     generator = torch.Generator().manual_seed(seed)
     tokenizer = TinyTokenizer()
@@ -98,7 +98,7 @@ def test_nn_supervision_reaches_the_image_tower_only():
 
 
 def test_nn_queue_is_a_fifo_of_the_latest_embeddings_and_finds_the_nearest():
-    from train.methods.declip import NNQueue
+    from tierclip.train.methods.declip import NNQueue
 
     queue = NNQueue(4, 2)
     assert queue.nearest(torch.tensor([[1.0, 0.0]])) is None
@@ -111,8 +111,8 @@ def test_nn_queue_is_a_fifo_of_the_latest_embeddings_and_finds_the_nearest():
 
 
 def test_filip_similarity_of_a_hand_made_pair_excludes_padding():
-    from train.methods.filip import late_interaction
-    from train.methods.towers import text_valid_mask
+    from tierclip.train.methods.filip import late_interaction
+    from tierclip.train.methods.towers import text_valid_mask
 
     image = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])                          # 2 patch tokens
     text = torch.tensor([[[0.6, 0.8], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]]])  # 2 caption tokens + 2 padding
@@ -129,7 +129,7 @@ def test_filip_similarity_of_a_hand_made_pair_excludes_padding():
 
 
 def test_filip_keeps_the_top_k_valid_tokens_as_keys():
-    from train.methods.filip import select_keys
+    from tierclip.train.methods.filip import select_keys
 
     tokens = torch.arange(12.0).reshape(1, 4, 3)
     valid = torch.tensor([[True, True, True, False]])
@@ -163,7 +163,7 @@ def test_mlm_loss_is_the_mean_cross_entropy_over_masked_tokens():
 
 def test_flop_count_covers_views_heads_and_token_interaction():
     """A hand count of what DeCLIP and FILIP add on a tiny ViT, and FILIP's pairwise part at the global batch."""
-    from train.flops import forward_gflops_per_sample, method_gflops_per_sample
+    from tierclip.train.flops import forward_gflops_per_sample, method_gflops_per_sample
 
     torch.manual_seed(0)
     model, declip, cfg = make("declip", VIT)
@@ -199,7 +199,7 @@ def test_flop_count_covers_views_heads_and_token_interaction():
 def _filip_on_two_ranks(rank, world_size, rendezvous, inputs, out_dir):
     import torch.distributed as dist
 
-    from train.methods.filip import FilipHead
+    from tierclip.train.methods.filip import FilipHead
 
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
@@ -218,7 +218,7 @@ def _filip_on_two_ranks(rank, world_size, rendezvous, inputs, out_dir):
 def test_filip_under_two_gloo_processes_matches_one_process(tmp_path):
     """A regression test: gloo's all_to_all (the all-gather's backward) garbles the non-contiguous gradients an
     einsum produces unless they are made contiguous (train.methods.common._contiguous_grad)."""
-    from train.methods.filip import FilipHead
+    from tierclip.train.methods.filip import FilipHead
 
     generator = torch.Generator().manual_seed(1)
     inputs = {"image": torch.randn(8, 4, 6, generator=generator), "text": torch.randn(8, 3, 5, generator=generator),

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from tests.train.helpers import clip_scores_with_checkpoint, color_pool
-from train.cli import app
+from tierclip.train.cli import app
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_every_loss_part_is_logged_and_the_queue_is_saved(defilip_run):
 def test_checkpoint_is_a_plain_open_clip_model(defilip_run):
     import open_clip
 
-    from train.models import create_model
+    from tierclip.train.models import create_model
 
     saved = torch.load(defilip_run / "run" / "checkpoint.pt", weights_only=True)["state_dict"]
     plain = create_model("tc-vit-tiny")[0].state_dict()
@@ -56,8 +56,8 @@ def test_checkpoint_scores_a_pool_with_the_clip_stage(defilip_run):
 
 def test_results_count_the_whole_method(defilip_run):
     """DeFILIP costs more than two CLIP passes (two image and two text views, heads, token interaction)."""
-    from train.flops import gflops_per_sample
-    from train.models import create_model
+    from tierclip.train.flops import gflops_per_sample
+    from tierclip.train.models import create_model
 
     results = json.loads((defilip_run / "run" / "results.json").read_text())
     clip = gflops_per_sample(create_model("tc-vit-tiny")[0], 32, 16)

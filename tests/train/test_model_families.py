@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from train.models import create_model, describe_configs, describe_model
+from tierclip.train.models import create_model, describe_configs, describe_model
 
 CONVNETS, VITS = ("tc-rn-xs", "tc-rn-tiny", "tc-rn-s"), ("tc-vit-xs", "tc-vit-tiny", "tc-vit-s")
 TEXT_DEPTHS = {f"tc-rn-tiny-text{d}": d for d in (1, 2, 4, 8)}

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from tests.train.helpers import color_pool
-from train.config import make_run_config
-from train.run import run_training
+from tierclip.train.config import make_run_config
+from tierclip.train.run import run_training
 
 # FLIP on the tiny ViT: patch dropout draws from the torch RNG every step, so the RNG restore is exercised too.
 # DeCLIP, FILIP, DeFILIP: their heads, FILIP's temperature and DeCLIP's nearest-neighbour queue (method state in
@@ -34,7 +34,7 @@ def _cli_args(pool, out, method) -> list[str]:
 
 def _kill_after_first_checkpoint(pool, out, method) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "run", *_cli_args(pool, out, method)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tierclip.train.cli", "run", *_cli_args(pool, out, method)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -60,7 +60,7 @@ def one_thread():
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("method", METHODS)
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, one_thread, method):
-    from train.config import MethodConfig
+    from tierclip.train.config import MethodConfig
 
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=16)
     killed_at = _kill_after_first_checkpoint(pool.root, tmp_path / "resumed", method)

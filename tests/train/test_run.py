@@ -8,11 +8,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from curate.errors import UserError
-from curate.subset import pool_ref, write_subset
+from tierclip.curate.errors import UserError
+from tierclip.curate.subset import pool_ref, write_subset
 from tests.tiny import make_pool
 from tests.train.helpers import clip_scores_with_checkpoint, color_evalset, color_pairs, color_pool
-from train.cli import app
+from tierclip.train.cli import app
 
 RESULT_KEYS = {"run", "method", "model", "pool", "subset", "tier", "subset_size", "unique_samples", "samples_seen",
                "repetitions", "gflops_per_sample", "gflops", "wall_time_s", "device", "seed", "metrics"}
@@ -117,8 +117,8 @@ def test_checkpoint_scores_a_pool_with_the_curate_clip_stage(finished_run):
 
 
 def test_epochs_become_samples_seen_over_the_usable_samples(tmp_path):
-    from train.config import make_run_config
-    from train.run import resolve_budget
+    from tierclip.train.config import make_run_config
+    from tierclip.train.run import resolve_budget
 
     cfg = resolve_budget(make_run_config(tmp_path / "run", "pool", scale="debug", epochs=2.5, batch_size=8), usable=13)
     assert cfg.samples_seen == 33 and cfg.steps == 5 and cfg.epochs == 2.5

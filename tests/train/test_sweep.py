@@ -7,12 +7,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from curate import atomic
-from curate.errors import UserError
-from curate.subset import pool_ref, write_subset
+from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+from tierclip.curate.subset import pool_ref, write_subset
 from tests.train.helpers import color_pool
-from train.cli import app
-from train.sweep import load_spec, plan_runs
+from tierclip.train.cli import app
+from tierclip.train.sweep import load_spec, plan_runs
 
 
 def _tier_set(tmp_path):
@@ -61,7 +61,7 @@ def test_flags_replace_the_file_and_print_cluster_lines(tmp_path):
     assert len(lines) == 2
     assert all(line.startswith("sbatch --job-name=") and "--nproc_per_node=4" in line and "--resume" in line for line in lines)
     torchrun = _sweep(str(spec), "--out", str(tmp_path / "runs"), "--print", "torchrun").splitlines()
-    assert torchrun[0].startswith("torchrun --standalone --nproc_per_node=1 -m train.cli run")
+    assert torchrun[0].startswith("torchrun --standalone --nproc_per_node=1 -m tierclip.train.cli run")
     assert "--batch-size 8" in torchrun[0] and "--no-keep-resume" in torchrun[0]
     assert f"--subset {tmp_path / 'tiers' / 'top50'}" in torchrun[0]
 

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 import torch
 
-from curate.errors import UserError
-from train.text_views import (
+from tierclip.curate.errors import UserError
+from tierclip.train.text_views import (
     IGNORE,
     STOP_WORDS,
     TextContext,
@@ -26,7 +26,7 @@ CAPTION = "a photo of a red circle next to the big square"
 
 def test_wordnet_base_is_installed_and_read_offline():
     """Fails (never skips) without Debian's wordnet-base: `apt-get install wordnet-base` (.ci/debian-packages.txt)."""
-    from train.wordnet import WORDNET_DIR, check_wordnet, synonyms
+    from tierclip.train.wordnet import WORDNET_DIR, check_wordnet, synonyms
 
     assert check_wordnet() == WORDNET_DIR
     assert set(synonyms("photo")) == {"exposure", "photograph", "pic", "picture"}
@@ -35,14 +35,14 @@ def test_wordnet_base_is_installed_and_read_offline():
 
 
 def test_missing_wordnet_is_a_user_error_naming_the_package(tmp_path):
-    from train.wordnet import check_wordnet
+    from tierclip.train.wordnet import check_wordnet
 
     with pytest.raises(UserError, match=r"index.noun: missing.*apt-get install wordnet-base"):
         check_wordnet(tmp_path)
 
 
 def test_synonym_replacement_replaces_one_non_stop_word_everywhere_with_a_wordnet_synonym():
-    from train.wordnet import synonyms
+    from tierclip.train.wordnet import synonyms
 
     words = "a photo of a photo".split()
     replaced = synonym_replacement(words, random.Random(0))
@@ -88,8 +88,8 @@ def test_eda_view_uses_the_loaders_per_sample_seed(tmp_path):
     import open_clip
 
     from tests.train.helpers import color_pool
-    from train.augment import make_view_transform
-    from train.data import PositionDataset, build_index
+    from tierclip.train.augment import make_view_transform
+    from tierclip.train.data import PositionDataset, build_index
 
     pool = color_pool(tmp_path / "pool", shards=1, per_shard=4)
     tokenizer = open_clip.get_tokenizer("ViT-B-32")
@@ -104,7 +104,7 @@ def test_eda_view_uses_the_loaders_per_sample_seed(tmp_path):
 
 
 def test_text_views_need_a_text_context():
-    from train.augment import make_view_transform
+    from tierclip.train.augment import make_view_transform
 
     with pytest.raises(UserError, match="text view 'text_mlm' needs the tokenizer"):
         make_view_transform("text_mlm", 32, (0.5,) * 3, (0.5,) * 3)

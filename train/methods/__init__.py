@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from curate.errors import UserError
-from train.config import MethodConfig
-from train.methods.clip import Clip
-from train.methods.clip_aug import ClipAug
-from train.methods.declip import Declip, Defilip
-from train.methods.filip import Filip
-from train.methods.flip import Flip
-from train.methods.slip import Slip
+from tierclip.curate.errors import UserError
+from tierclip.train.config import MethodConfig
+from tierclip.train.methods.clip import Clip
+from tierclip.train.methods.clip_aug import ClipAug
+from tierclip.train.methods.declip import Declip, Defilip
+from tierclip.train.methods.filip import Filip
+from tierclip.train.methods.flip import Flip
+from tierclip.train.methods.slip import Slip
 
 METHODS = {"clip": Clip, "clip-aug": ClipAug, "slip": Slip, "flip": Flip, "declip": Declip, "filip": Filip,
            "defilip": Defilip}
@@ -62,7 +62,7 @@ def model_overrides(name: str, cfg: MethodConfig, model_name: str | None = None)
 
 def refusal(name: str, model_name: str) -> str | None:
     """Why method `name` cannot train `model_name` (an unknown method, a tower it refuses), or None when it can."""
-    from train.models import register_model_configs
+    from tierclip.train.models import register_model_configs
 
     register_model_configs()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from train.methods.common import clip_loss
+from tierclip.train.methods.common import clip_loss
 
 
 class Clip(nn.Module):

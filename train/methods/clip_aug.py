@@ -6,7 +6,7 @@ grayscale, Gaussian blur; see train/augment.py and its `AugmentConfig` for the k
 
 from __future__ import annotations
 
-from train.methods.clip import Clip
+from tierclip.train.methods.clip import Clip
 
 
 class ClipAug(Clip):

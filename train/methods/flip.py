@@ -14,9 +14,9 @@ patch dropout is timm's and not switched here), so other towers are refused with
 
 from __future__ import annotations
 
-from curate.errors import UserError
-from train.methods.clip import Clip
-from train.methods.common import unwrap
+from tierclip.curate.errors import UserError
+from tierclip.train.methods.clip import Clip
+from tierclip.train.methods.common import unwrap
 
 
 def check_mask_ratio(cfg) -> float:

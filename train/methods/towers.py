@@ -9,8 +9,8 @@ is the tower's final token output. The image side mirrors `VisionTransformer.for
 
 from __future__ import annotations
 
-from curate.errors import UserError
-from train.methods.common import unwrap
+from tierclip.curate.errors import UserError
+from tierclip.train.methods.common import unwrap
 
 
 def vocab_size(model) -> int:

@@ -7,8 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from curate.errors import UserError
-from curate.quality.metrics import pair_outcomes, parse_floats, precision_recall, roc_auc
+from tierclip.curate.errors import UserError
+from tierclip.curate.quality.metrics import pair_outcomes, parse_floats, precision_recall, roc_auc
 
 
 def test_precision_recall_by_hand():
@@ -84,8 +84,8 @@ def _gt_pool(tmp_path):
 
 
 def test_evaluate_on_a_hand_made_pool(tmp_path):
-    from curate.quality.metrics import FilterSpec, evaluate, score_aucs
-    from curate.selection.config import FilterConfig
+    from tierclip.curate.quality.metrics import FilterSpec, evaluate, score_aucs
+    from tierclip.curate.selection.config import FilterConfig
 
     pool = _gt_pool(tmp_path)
     specs = [FilterSpec("lang", FilterConfig(lang="en"), ("non_english",)),

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from curate.errors import UserError
-from curate.procs import RunLock
-from curate.scoring.runner import SCORE_LOCK, score_pool
-from curate.stages import STAGES
-from curate.stages.text_dedup import TextDedupConfig
+from tierclip.curate.errors import UserError
+from tierclip.curate.procs import RunLock
+from tierclip.curate.scoring.runner import SCORE_LOCK, score_pool
+from tierclip.curate.stages import STAGES
+from tierclip.curate.stages.text_dedup import TextDedupConfig
 from tests.curate.scoring.test_runner import pool_with, tree_bytes
 
-CURATE = [sys.executable, "-m", "curate.cli"]
+CURATE = [sys.executable, "-m", "tierclip.curate.cli"]
 
 
 # -- 7. --force keeps the old outputs until the new ones are complete ----------------------------
@@ -87,8 +87,8 @@ def test_failed_force_run_keeps_the_old_side_outputs_too(tmp_path, monkeypatch):
 
 
 def test_the_clip_stage_declares_its_embeddings_as_side_outputs(tmp_path):
-    from curate.pool import Pool
-    from curate.stages.clip import ClipConfig, embeddings_tag
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.stages.clip import ClipConfig, embeddings_tag
 
     pool = Pool(pool_with(tmp_path / "pool", 1, 2))
     cfg = ClipConfig(model="RN50", pretrained="openai")
@@ -160,7 +160,7 @@ def test_dataloader_worker_init_sets_the_parent_death_signal():
     import multiprocessing
 
     def child(queue):
-        from curate.procs import loader_worker_init
+        from tierclip.curate.procs import loader_worker_init
 
         loader_worker_init(0)
         value = ctypes.c_int(0)

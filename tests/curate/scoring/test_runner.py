@@ -15,13 +15,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curate.errors import UserError
-from curate.scoring.runner import StageOutputError, score_pool
-from curate.stages import STAGES
-from curate.stages.text_dedup import TextDedupConfig
+from tierclip.curate.errors import UserError
+from tierclip.curate.scoring.runner import StageOutputError, score_pool
+from tierclip.curate.stages import STAGES
+from tierclip.curate.stages.text_dedup import TextDedupConfig
 from tests.tiny import make_pool, png_bytes
 
-CURATE = [sys.executable, "-m", "curate.cli"]
+CURATE = [sys.executable, "-m", "tierclip.curate.cli"]
 WORDS = "red green blue small large circle square photo of a the on table cat chien chat le la est sur".split()
 
 
@@ -140,8 +140,8 @@ def test_runner_rejects_a_stage_that_changes_rows(tmp_path, monkeypatch):
 
 def test_ray_engine_gives_the_same_sidecars_as_the_local_engine(tmp_path):
     pytest.importorskip("ray")
-    from curate.stages.clip import ClipConfig
-    from curate.stages.cluster import ClusterConfig
+    from tierclip.curate.stages.clip import ClipConfig
+    from tierclip.curate.stages.cluster import ClusterConfig
     from tests.curate.stage_fixtures import TINY_MODEL, save_tiny_checkpoint
 
     local = pool_with(tmp_path / "local", 3, 8)
@@ -160,10 +160,10 @@ def test_ray_engine_gives_the_same_sidecars_as_the_local_engine(tmp_path):
 def test_ray_engine_global_phases_on_imported_embeddings_equal_the_local_engine(tmp_path):
     """image_dedup's inverted lists and cluster's assign/semdedup phases of a metadata-only DataComp pool, on both engines."""
     pytest.importorskip("ray")
-    from curate.ingest.datacomp import open_datacomp
-    from curate.ingest.run import run_ingest
-    from curate.stages.cluster import ClusterConfig
-    from curate.stages.image_dedup import ImageDedupConfig
+    from tierclip.curate.ingest.datacomp import open_datacomp
+    from tierclip.curate.ingest.run import run_ingest
+    from tierclip.curate.stages.cluster import ClusterConfig
+    from tierclip.curate.stages.image_dedup import ImageDedupConfig
     from tests.curate.test_datacomp_embeddings import datacomp_dir
 
     datacomp_dir(tmp_path / "dc")

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import polars as pl
 from typer.testing import CliRunner
 
-from curate.cli import app
-from curate.selection.config import FilterConfig
-from curate.selection.query import collect_flags, plan
-from curate.selection.sources import ColumnIndex, producers, score_columns
-from curate.stages import STAGES
-from curate.stages.base import ShardContext, Stage, option
+from tierclip.curate.cli import app
+from tierclip.curate.selection.config import FilterConfig
+from tierclip.curate.selection.query import collect_flags, plan
+from tierclip.curate.selection.sources import ColumnIndex, producers, score_columns
+from tierclip.curate.stages import STAGES
+from tierclip.curate.stages.base import ShardContext, Stage, option
 from tests.tiny import make_pool
 
 
