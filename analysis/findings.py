@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
-
 from tierclip.analysis import axes
 from tierclip.analysis.stats import Estimate, combination
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from tierclip.analysis.collect import SHARE_PREFIX
 from tierclip.analysis.study import GroupFit, Study
 

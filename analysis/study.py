@@ -10,7 +10,6 @@ from itertools import combinations
 
 import numpy as np
 import polars as pl
-
 from tierclip.analysis import axes, findings, fit, tables
 from tierclip.analysis.collect import Problem
 from tierclip.analysis.stats import combination

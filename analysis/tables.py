@@ -5,7 +5,6 @@ cards. Pure polars, no fitting, no plotting."""
 from __future__ import annotations
 
 import polars as pl
-
 from tierclip.analysis.collect import share_columns
 from tierclip.curate.errors import UserError
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from tqdm import tqdm
-
 from tierclip.curate.pool import OK, Pool, PoolInfo, write_meta, write_pool_info
+from tqdm import tqdm
 
 WORDS = np.array(("a photo of the red blue green small large old new dog cat car house tree city beach "
                   "mountain river people man woman child food table chair book phone street night sky "

@@ -83,7 +83,6 @@ def bare_step(model_name: str, steps: int, batch: int, skip: int, device: str) -
     """Samples/s of forward + ClipLoss + backward + AdamW in bf16 autocast on random batches already on the GPU."""
     import torch
     from open_clip.loss import ClipLoss
-
     from tierclip.train.models import create_model
 
     torch.manual_seed(0)

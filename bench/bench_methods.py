@@ -116,7 +116,6 @@ def step_rates(model_name: str, methods: tuple[str, ...], batch: int, steps: int
     import time
 
     import torch
-
     from tierclip.train.methods import MethodConfig, build_method, model_overrides
     from tierclip.train.methods.towers import vocab_size
     from tierclip.train.models import create_model, get_tokenizer
@@ -159,7 +158,6 @@ FLOP_MODELS = {"tc-rn-tiny": (GRID["tc-rn-tiny"], 128), "tc-vit-tiny": (GRID["tc
 
 def flops_table() -> str:
     import open_clip
-
     from tierclip.train.flops import method_gflops_per_sample
     from tierclip.train.methods import MethodConfig, build_method, model_overrides
     from tierclip.train.models import create_model

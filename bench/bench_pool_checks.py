@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from tierclip.curate.pool import OK, Pool, PoolInfo, meta_frame, write_meta, write_pool_info
 
 

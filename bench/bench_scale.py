@@ -124,7 +124,6 @@ def make_embeddings(rng, n: int, centers, hard: bool = False) -> tuple:
 
 def build_pool(work: Path, n: int, hard: bool = False) -> Path:
     import polars as pl
-
     from tierclip.curate.ingest.datacomp import open_datacomp
     from tierclip.curate.ingest.run import run_ingest
 
@@ -171,7 +170,6 @@ def time_stage(pool: Path, stage: str, workers: int, clusters: int = 100) -> dic
 def text_groups_vs_in_memory(pool: Path, workers: int) -> dict:
     """Are the out-of-core text_dedup groups those of one in-memory MinHashLSH (the previous build) on this pool?"""
     from datasketch import LeanMinHash, MinHashLSH
-
     from tierclip.curate.pool import Pool
     from tierclip.curate.scoring.runner import score_pool
     from tierclip.curate.stages.base import load_parts

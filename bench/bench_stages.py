@@ -145,7 +145,6 @@ def text_dedup_signatures(pool, checkpoint, args, prepare_only, setup=None):
 
 def text_dedup_baseline(pool, checkpoint, args, prepare_only, setup=None):
     from datasketch import MinHash
-
     from tierclip.curate.stages.text_dedup import TextDedupConfig, shingles
 
     if prepare_only:
@@ -183,7 +182,6 @@ def lang_batch_predict(pool, checkpoint, args, prepare_only, setup=None):
 
 def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int, model: str = MODEL):
     import torch
-
     from tierclip.curate.pool import Pool
     from tierclip.curate.stages.clip import ClipConfig, load_model
 
@@ -219,7 +217,6 @@ def pixel_decoder(preprocess):
 def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
     """DataComp-style: read the shards, decode and preprocess in the loop, one process, then forward both towers."""
     import torch
-
     from tierclip.curate.pool import Pool
 
     if prepare_only:

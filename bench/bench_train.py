@@ -60,7 +60,6 @@ def train_run_rate(pool_root: Path, out: Path, model: str, method: str, steps: i
 def in_memory_batches(pool_root: Path, model_name: str, steps: int, batch: int) -> list[dict]:
     """The pool's samples as `steps` batches, cycling over the pool like the training stream does."""
     import torch
-
     from tierclip.curate.pool import Pool
     from tierclip.train.data import PositionDataset, build_index
     from tierclip.train.models import create_model, get_tokenizer
@@ -77,7 +76,6 @@ def bare_open_clip_rate(model_name: str, batches: list[dict], skip: int, patch_d
     """Samples/s of a loop mirroring open_clip_train.train.train_one_epoch on in-memory batches."""
     import torch
     from open_clip.loss import ClipLoss
-
     from tierclip.train.models import create_model
 
     torch.manual_seed(0)
@@ -110,7 +108,6 @@ def bare_open_clip_rate(model_name: str, batches: list[dict], skip: int, patch_d
 def image_tower_rate(model_name: str, batch: int, steps: int, patch_dropout: float) -> float:
     """Images/s of the image tower alone (forward + backward), with or without patch dropout."""
     import torch
-
     from tierclip.train.models import create_model
 
     overrides = {"force_patch_dropout": patch_dropout} if patch_dropout else {}

@@ -17,7 +17,6 @@ import time
 
 def build(vocab: int):
     import open_clip
-
     from tierclip.train.models import model_config
 
     cfg = copy.deepcopy(model_config("tc-rn-tiny"))

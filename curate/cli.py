@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
 from tierclip.curate.cliutil import new_app, print_table, run_app
 
 app = new_app(__doc__)

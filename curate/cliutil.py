@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import typer
-
 from tierclip.curate.errors import UserError
 
 

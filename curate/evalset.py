@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 

@@ -40,7 +40,6 @@ CORRUPT, TOO_LARGE = "corrupt_image", "too_large"
 def parse_background(text: str) -> tuple[int, int, int]:
     """`--background R,G,B` (0-255 each) or a name Pillow knows (white, black, ...)."""
     from PIL import ImageColor
-
     from tierclip.curate.errors import UserError
 
     try:

@@ -25,7 +25,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 

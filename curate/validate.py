@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import polars as pl
-
 from tierclip.curate.pool import META_COLUMNS, Pool, read_tar_samples
 from tierclip.curate.uids import is_uid
 

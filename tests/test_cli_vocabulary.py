@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import typer
-
 from tierclip.analysis.cli import app as analysis_app
 from tierclip.curate.cli import app as curate_app
 from tierclip.train.cli import app as train_app

@@ -45,6 +45,7 @@ def assert_clean(report, min_images: int) -> None:
 def test_analysis_report_in_a_browser(browser, tmp_path):
     from tierclip.analysis.report import ReportConfig, report
     from tierclip.analysis.study import StudyConfig
+
     from tests.analysis.fake_runs import write_grid, write_run
 
     runs = tmp_path / "runs"
@@ -68,6 +69,7 @@ def test_analysis_report_in_a_browser(browser, tmp_path):
 def test_inspect_gallery_in_a_browser(browser, tmp_path):
     from tierclip.curate.selection.inspect_page import write_report
     from tierclip.curate.selection.inspect_rows import InspectConfig
+
     from tests.tiny import make_pool, png_bytes
 
     pairs = [(png_bytes((200, 40 * i, 0), size=(32, 32)), caption)

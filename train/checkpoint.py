@@ -15,7 +15,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-
 from tierclip.curate import atomic
 
 

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import IMAGE_EXTS, OK, Pool, split_member_name
 
@@ -278,9 +277,8 @@ def make_loader(dataset: PositionDataset, plan: StreamPlan, start_step: int, end
                 seed: int, pin_memory: bool = False):
     """A DataLoader yielding this rank's micro-batches in step order (dicts of stacked tensors)."""
     import torch
-    from torch.utils.data import DataLoader
-
     from tierclip.curate.procs import loader_worker_init
+    from torch.utils.data import DataLoader
 
     return DataLoader(
         dataset, batch_sampler=StepBatches(plan, start_step, end_step), num_workers=workers,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
 from tierclip.curate.cliutil import new_app
 
 make_evalset_app = new_app("Convert data into the eval-set format that `train eval` reads (one task list: evalset.json).")

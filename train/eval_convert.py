@@ -70,7 +70,6 @@ def write_classification_set(out: Path, name: str, files: list[str], labels: lis
                              templates: Iterable[str]) -> None:
     """Write samples.parquet (no captions) and evalset.json with one zero-shot task named `name`."""
     import polars as pl
-
     from tierclip.curate.evalset import write_evalset
 
     templates = list(templates)
@@ -201,9 +200,8 @@ def _clip_benchmark_classification(data, dataset: str, out: Path, limit: int | N
 
 def _clip_benchmark_retrieval(data, dataset: str, out: Path, limit: int | None) -> ConvertReport:
     import polars as pl
-    from tqdm import tqdm
-
     from tierclip.curate.evalset import write_evalset
+    from tqdm import tqdm
 
     files, captions = [], []
     for index in tqdm(range(min(len(data), limit or len(data))), desc=dataset, unit="image"):

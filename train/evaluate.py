@@ -56,7 +56,6 @@ def evaluate_model(model, preprocess, tokenizer, eval_root, device="cpu", batch_
 def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
     import open_clip
     import torch
-
     from tierclip.train.eval_metrics import topk_accuracy, zeroshot_chance
 
     classnames = list(task["classnames"])
@@ -70,7 +69,6 @@ def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_feat
 
 def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
     import polars as pl
-
     from tierclip.train.eval_metrics import retrieval_metrics
 
     frame = evalset.samples.with_row_index("_row").filter(pl.col(task["caption_column"]).is_not_null())

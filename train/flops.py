@@ -68,7 +68,6 @@ def _blank_batch(model, image_size, context_length: int, batch: int, views: tupl
                  cfg=None) -> dict:
     """Zero images for each image view and zero token ids for each text view, on the model's device and dtype."""
     import torch
-
     from tierclip.train.data import is_text_view
     from tierclip.train.text_views import blank_text_view
 

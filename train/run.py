@@ -119,7 +119,6 @@ def run_training(cfg: RunConfig) -> Path:
     """Train, evaluate (when eval roots are given), write results.json and DONE. Returns the run folder."""
     pool, subset = check_inputs(cfg)  # before importing torch: a wrong path is reported in a moment
     import torch
-
     from tierclip.train import distributed, methods, models
 
     out = Path(cfg.out)
@@ -161,7 +160,6 @@ def run_training(cfg: RunConfig) -> Path:
 
 def _dataset(model, method, method_cfg, cfg: RunConfig, index):
     import open_clip
-
     from tierclip.train.augment import make_view_transform
     from tierclip.train.data import PositionDataset
     from tierclip.train.methods.towers import vocab_size
@@ -178,7 +176,6 @@ def _dataset(model, method, method_cfg, cfg: RunConfig, index):
 def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
     import open_clip
     import torch
-
     from tierclip.curate.subset import tool_version
 
     return {
@@ -194,7 +191,6 @@ def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
 def _model_info(model) -> dict:
     """The model's family, tower sizes, widths, depths, context and vocabulary (train.models.describe_model)."""
     import open_clip
-
     from tierclip.train.models import describe_model
 
     return describe_model(model, open_clip.get_model_preprocess_cfg(model)["size"])
@@ -204,7 +200,6 @@ def _gflops(model, method, global_batch: int) -> float:
     """Forward+backward GFLOPs per sample of the whole method as it stands now (train/flops.py): SLIP's and DeCLIP's
     extra views and heads count too, FILIP's token interaction at the global batch, FLIP's patch dropout saves what it saves."""
     import open_clip
-
     from tierclip.train.flops import method_gflops_per_sample
 
     return method_gflops_per_sample(method, model, open_clip.get_model_preprocess_cfg(model)["size"], model.context_length,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
 from tierclip.train.config import MethodConfig
 
 _DEFAULTS = MethodConfig()  # method options default to the config's values (one place for the reference's defaults)

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 from tierclip.curate.ingest.report import IngestReport

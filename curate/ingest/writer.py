@@ -18,7 +18,6 @@ from itertools import islice
 from pathlib import Path
 
 import polars as pl
-
 from tierclip.curate.ingest.checks import ImageOptions, check_caption, check_image
 from tierclip.curate.ingest.report import IngestReport
 from tierclip.curate.ingest.seen import SeenSet, hash64

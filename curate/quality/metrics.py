@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import Pool
 from tierclip.curate.selection.config import FilterConfig

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import Pool, shard_name

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
 from tierclip.curate.cliutil import new_app
 
 SCORE_COLUMN_HELP = ("Score column for --min-score/--fraction/tiers: clip_score (stage clip), or for DataComp "

@@ -13,7 +13,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import OK
 

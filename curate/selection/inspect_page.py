@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.pool import Pool, gt_flag_columns
 from tierclip.curate.selection import charts

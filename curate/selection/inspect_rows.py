@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import OK, Pool, read_tar_samples
 from tierclip.curate.selection.config import FilterConfig

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import Pool
 from tierclip.curate.selection.config import Clause, FilterConfig, clauses

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import Pool, PoolInfo, Sample, write_meta, write_pool_info, write_shard

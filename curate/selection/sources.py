@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import Pool, gt_flag_columns
 

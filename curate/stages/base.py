@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate.pool import Pool
 
 IMAGES = "images"  # in `needs`: the stage cannot run without image shards; in `uses`: it reads them when present

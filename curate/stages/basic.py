@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import polars as pl
-
 from tierclip.curate.pool import OK
 from tierclip.curate.stages.base import IMAGES, NoOptions, ShardContext, Stage
 

@@ -24,7 +24,6 @@ from typing import ClassVar
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 from tierclip.curate.stages.base import IMAGES, ShardContext, Stage, images_required, option
@@ -108,7 +107,6 @@ class ImageBytes:
 
     def __init__(self, blobs: list[bytes | None], preprocess, decode=None):
         from PIL import Image
-
         from tierclip.curate.images import DecodeOptions
 
         self.blobs, self.preprocess, self.decode = blobs, preprocess, decode or DecodeOptions()
@@ -119,7 +117,6 @@ class ImageBytes:
 
     def __getitem__(self, index: int):
         import torch
-
         from tierclip.curate.images import ImageDecodeError, decode_image
 
         try:
@@ -133,7 +130,6 @@ def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | Non
     """L2-normalised float32 image embeddings (NaN rows for unreadable images) and text embeddings (or None)."""
     import torch
     import torch.nn.functional as F
-
     from tierclip.curate.procs import loader_worker_init
 
     model, preprocess, tokenizer, device = load_model(cfg)

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.npyio import load_user_npy
 from tierclip.curate.stages.base import EMBEDDINGS, GlobalPhase, ShardContext, Stage, option, save_global, shard_offsets, shard_slice

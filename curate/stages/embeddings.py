@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from tierclip.curate.errors import UserError
 
 RECORD = "embeddings.json"

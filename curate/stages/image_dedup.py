@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.stages.base import (
     IMAGES,

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.stages.base import ShardContext, Stage, option
 

@@ -40,7 +40,6 @@ from typing import ClassVar
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.stages.base import (
     GlobalPhase,

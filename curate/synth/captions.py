@@ -12,7 +12,6 @@ import re
 from collections import Counter
 
 import numpy as np
-
 from tierclip.curate.synth.languages import EN_COLORS, EN_SHAPES, ENGLISH, LANGUAGES, SYNONYM_PROB, article_en
 from tierclip.curate.synth.scene import Obj, Scene, background_word
 

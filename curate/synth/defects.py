@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import OK
 from tierclip.curate.synth.captions import boilerplate, describe, describes, light_edit

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 from PIL import Image, ImageDraw
-
 from tierclip.curate.synth.scene import Background, Obj, Scene
 
 SUPERSAMPLE = 4

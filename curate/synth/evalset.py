@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.evalset import write_evalset
 from tierclip.curate.synth.captions import canonical_caption

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import Pool, PoolInfo, Sample, meta_frame, shard_name, write_pool_info, write_shard

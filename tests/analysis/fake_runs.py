@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from tierclip.analysis.fit import repetition_error
 
 # Per-tier repetition-law parameters: cleaner tiers learn faster but lose utility sooner when repeated.

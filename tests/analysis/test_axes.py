@@ -5,11 +5,11 @@ import numpy as np
 import polars as pl
 import pytest
 from scipy import stats as scipy_stats
-
 from tierclip.analysis import findings
 from tierclip.analysis.report import ReportConfig, report
 from tierclip.analysis.stats import Estimate, difference, mean_estimate
 from tierclip.analysis.study import StudyConfig
+
 from tests.analysis.fake_runs import fake_model, write_run
 
 OFFSETS = {0: -0.01, 1: 0.01}  # two seeds: mean = the value, sd = 0.01 * sqrt(2)
@@ -112,7 +112,6 @@ def test_one_seed_has_no_error_bar(axes_report):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from tierclip.analysis.plots import _errorbars
     from tierclip.analysis.report import best_rows
 

@@ -4,10 +4,10 @@ import json
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
-
 from tierclip.analysis.cli import app
 from tierclip.analysis.collect import collect
+from typer.testing import CliRunner
+
 from tests.analysis.fake_runs import write_grid, write_run
 
 

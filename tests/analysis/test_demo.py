@@ -5,7 +5,6 @@ import json
 import sys
 
 import pytest
-
 from tierclip.analysis.demo import FULL_METHODS, GRIDS, DemoGrid, run_demo, trainable_methods
 
 MICRO = DemoGrid(pool_size=400, seed_size=200, image_size=32, filter_samples=256, sizes=(40, 80), fractions="0.5,1.0",

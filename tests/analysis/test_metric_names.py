@@ -1,7 +1,6 @@
 """analysis reads the retrieval metric names train writes: clip_benchmark's are preferred over ours (merged)."""
 
 import polars as pl
-
 from tierclip.analysis.tables import choose_task_metric
 from tierclip.train.eval_metrics import RETRIEVAL_NAMES
 

@@ -9,11 +9,11 @@ import statistics
 
 import polars as pl
 import pytest
+from tierclip.analysis.cli import app as analysis_app
+from tierclip.train.cli import app as train_app
 from typer.testing import CliRunner
 
-from tierclip.analysis.cli import app as analysis_app
 from tests.train.helpers import COLORS, color_pool
-from tierclip.train.cli import app as train_app
 
 MODELS = ("tc-rn-xs", "tc-vit-xs")
 METRIC = "text_retrieval_recall@1"  # image->text hits over 8 images: differs between seeds even when barely trained
@@ -22,7 +22,6 @@ METRIC = "text_retrieval_recall@1"  # image->text hits over 8 images: differs be
 def retrieval_evalset(root):
     """8 single-colour images (2 shades per colour) with their captions: a zero-shot and a retrieval task."""
     from PIL import Image
-
     from tierclip.curate.evalset import write_evalset
 
     (root / "images").mkdir(parents=True)

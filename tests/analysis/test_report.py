@@ -4,11 +4,11 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
-
 from tierclip.analysis.cli import app
 from tierclip.analysis.report import AXIS_SECTIONS, SECTIONS, ReportConfig, report
 from tierclip.analysis.study import StudyConfig
+from typer.testing import CliRunner
+
 from tests.analysis.fake_runs import write_grid, write_run
 
 EVIL_TIER = "<script>alert('tier')</script>&"
@@ -113,7 +113,6 @@ def test_cli_report_svg_and_bad_format(tmp_path):
 
 def test_conclusions_do_not_claim_significance_from_one_seed():
     import polars as pl
-
     from tierclip.analysis.study import budget_conclusions
 
     def best(top_n, top_std, ref_n, ref_std, ref_mean=0.20):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate.pool import OK, Pool, PoolInfo, meta_frame, write_meta, write_pool_info
 
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-
 from tierclip.curate.scoring.runner import score_pool
 from tierclip.curate.selection.config import FilterConfig
 from tierclip.curate.selection.query import filter_pool
 from tierclip.curate.stages import lang
+
 from tests.curate.selection_pools import all_uids, meta_pool
 
 NBSP, IDEOGRAPHIC, LINE_SEP = "\u00a0", "\u3000", "\u2028"
@@ -102,6 +102,7 @@ def test_str_split_words_match_on_every_code_point():
 
 def test_lang_sidecar_from_before_lang_datacomp_asks_for_a_forced_rerun(tmp_path):
     from tierclip.curate.errors import UserError
+
     from tests.curate.selection_pools import add_sidecar
 
     pool = meta_pool(tmp_path / "pool", [{} for _ in range(4)])

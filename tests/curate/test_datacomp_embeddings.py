@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.ingest.datacomp import open_datacomp
 from tierclip.curate.ingest.run import run_ingest
@@ -18,6 +17,7 @@ from tierclip.curate.pool import Pool
 from tierclip.curate.scoring.runner import score_pool
 from tierclip.curate.stages.cluster import ClusterConfig
 from tierclip.curate.validate import validate_pool
+
 from tests.curate.ingest_data import write_datacomp
 
 DIM = 24

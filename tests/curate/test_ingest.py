@@ -10,7 +10,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.ingest.datacomp import open_datacomp
 from tierclip.curate.ingest.folder import FolderConfig, open_folder, path_key
@@ -18,6 +17,7 @@ from tierclip.curate.ingest.img2dataset import open_img2dataset
 from tierclip.curate.ingest.run import run_ingest
 from tierclip.curate.pool import Pool
 from tierclip.curate.validate import validate_pool
+
 from tests.curate.ingest_data import good_rows, jpeg_bytes, write_captions, write_datacomp, write_images, write_img2dataset_shard
 
 REPO = Path(__file__).resolve().parents[2]

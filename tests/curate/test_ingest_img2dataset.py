@@ -12,11 +12,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from tierclip.curate.ingest.img2dataset import open_img2dataset
 from tierclip.curate.ingest.run import run_ingest
 from tierclip.curate.pool import Pool
 from tierclip.curate.validate import validate_pool
+
 from tests.curate.ingest_data import serve, web_files, write_url_list
 
 EXPECTED = {"success": 10, "failed_to_download": 3, "failed_to_resize": 2}

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tierclip.curate.ingest.writer import SHARD_DELAY_ENV
+
 from tests.curate.ingest_data import good_rows, write_captions, write_datacomp, write_images, write_img2dataset_shard
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,6 @@ import re
 
 import polars as pl
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import write_meta
 from tierclip.curate.selection.config import FilterConfig
@@ -14,6 +13,7 @@ from tierclip.curate.selection.inspect_page import write_report
 from tierclip.curate.selection.inspect_rows import InspectConfig
 from tierclip.curate.selection.query import write_filtered
 from tierclip.curate.subset import pool_ref, write_subset
+
 from tests.curate.selection_pools import add_sidecar, all_uids, meta_pool
 from tests.tiny import make_pool, png_bytes
 

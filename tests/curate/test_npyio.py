@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.npyio import load_user_npy
 

@@ -2,7 +2,6 @@ import json
 
 import polars as pl
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import OK, Pool, PoolInfo, Sample, meta_frame, write_pool_info, write_shard
 from tierclip.curate.uids import derive_uid, u8_pair_to_uid, uid_to_u8_pair

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from tierclip.curate.cli import app
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import Pool, read_tar_samples
@@ -14,6 +12,8 @@ from tierclip.curate.selection.query import write_filtered
 from tierclip.curate.selection.reshard import ReshardConfig, reshard
 from tierclip.curate.subset import pool_ref, write_subset
 from tierclip.curate.validate import validate_pool
+from typer.testing import CliRunner
+
 from tests.curate.selection_pools import add_sidecar, all_uids, meta_pool
 from tests.tiny import make_pool, png_bytes
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from tierclip.curate.cli import main as curate_main
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import Pool
 from tierclip.curate.subset import pool_ref, write_subset
+from tierclip.train.cli import main as train_main
+
 from tests.curate.robust_util import one_error_line, run_main
 from tests.tiny import make_pool, png_bytes
-from tierclip.train.cli import main as train_main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,7 +134,6 @@ def test_filter_refuses_values_that_select_nothing(tmp_path, monkeypatch, capsys
 
 def test_lid176_codes_match_the_shipped_model():
     import fasttext
-
     from tierclip.curate.langcodes import LID176_LANGS
     from tierclip.curate.stages.lang import default_model_path
 
@@ -235,7 +234,6 @@ def test_a_checkpoint_on_a_full_disk_is_an_oserror_naming_it(tmp_path, monkeypat
     import builtins
 
     import torch
-
     from tierclip.train import checkpoint
 
     real_open = builtins.open

@@ -14,12 +14,12 @@ import tarfile
 import numpy as np
 import polars as pl
 import pytest
-
 from tierclip.curate.images import DecodeOptions, ImageDecodeError, decode_image
 from tierclip.curate.ingest.checks import ImageOptions, check_image
 from tierclip.curate.ingest.folder import FolderConfig, open_folder
 from tierclip.curate.ingest.run import run_ingest
 from tierclip.curate.pool import Pool
+
 from tests.curate.robust_util import exif_rotated_jpeg, grey16_png, line_art_rgba, png_header_only, run_main, save, write_folder
 
 
@@ -37,7 +37,6 @@ def meta_of(pool: Pool) -> pl.DataFrame:
 def readers_see(pool: Pool) -> dict[str, np.ndarray]:
     """The first sample's pixels as the clip stage, inspect and training decode them."""
     from PIL import Image
-
     from tierclip.curate.selection.inspect_rows import thumbnail
     from tierclip.curate.stages.clip import ImageBytes
     from tierclip.train.data import PositionDataset, build_index
@@ -120,7 +119,6 @@ def test_max_pixels_is_an_ingest_option_and_readers_apply_the_same_limit(tmp_pat
                                           ("center_crop", (64, 64)), ("border", (64, 64))])
 def test_ingest_resizes_once_and_keeps_the_source_size_in_meta(tmp_path, mode, stored, monkeypatch, capsys):
     from PIL import Image
-
     from tierclip.curate.cli import main
 
     write_folder(tmp_path / "src", {"wide.png": save(Image.new("RGB", (400, 200), (200, 10, 10))),

@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
-
 from tierclip.curate.cli import app
 from tierclip.curate.errors import UserError
 from tierclip.curate.selection.config import FilterConfig
 from tierclip.curate.selection.query import filter_pool, write_filtered
 from tierclip.curate.subset import read_subset
+from typer.testing import CliRunner
+
 from tests.curate.selection_pools import add_sidecar, all_uids, datacomp_pool, meta_pool
 
 

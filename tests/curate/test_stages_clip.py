@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
-
 from tierclip.curate.cli import app
 from tierclip.curate.errors import UserError
 from tierclip.curate.evalset import write_evalset
 from tierclip.curate.stages.clip import ClipConfig, embeddings_tag, load_model
+from typer.testing import CliRunner
+
 from tests.curate.stage_fixtures import TINY_MODEL, image_bytes, save_tiny_checkpoint
 from tests.tiny import make_pool
 
@@ -105,7 +105,6 @@ def test_model_config_option_registers_a_custom_config(scored, tmp_path):
 
 def test_rebatch_regroups_worker_chunks_into_model_batches_in_order():
     import torch
-
     from tierclip.curate.stages.clip import rebatch
 
     chunks = [(torch.arange(s, s + n).float()[:, None], torch.ones(n, dtype=torch.bool)) for s, n in ((0, 3), (3, 3), (6, 1))]

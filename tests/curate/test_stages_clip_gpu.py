@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from tierclip.curate.cli import app
 from typer.testing import CliRunner
 
-from tierclip.curate.cli import app
 from tests.curate.stage_fixtures import TINY_MODEL, image_bytes, save_tiny_checkpoint
 from tests.tiny import make_pool
 

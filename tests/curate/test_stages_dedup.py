@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate.scoring.runner import score_pool
 from tierclip.curate.stages import cluster
 from tierclip.curate.stages.embeddings import fit_kmeans, nearest_centroids
 from tierclip.curate.stages.groups import connected_groups, keep_one_per_group
 from tierclip.curate.stages.text_dedup import EMPTY, TextDedupConfig, shingles, signatures
+
 from tests.tiny import make_pool, png_bytes
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.stages import basic, lang
 from tierclip.curate.stages.base import NoOptions, ShardContext
+
 from tests.curate.stage_fixtures import image_bytes
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
-
 from tierclip.curate.cli import app
 from tierclip.curate.errors import UserError
 from tierclip.curate.selection.setops import combine, export_npy, import_npy
 from tierclip.curate.selection.uidorder import sort_uids
 from tierclip.curate.subset import pool_ref, read_subset, write_subset
+from typer.testing import CliRunner
+
 from tests.curate.selection_pools import all_uids, meta_pool
 
 

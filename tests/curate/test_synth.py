@@ -12,8 +12,6 @@ import numpy as np
 import polars as pl
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
-
 from tierclip.curate.cli import app
 from tierclip.curate.errors import UserError
 from tierclip.curate.evalset import read_evalset
@@ -24,6 +22,7 @@ from tierclip.curate.synth.defects import INJECTORS
 from tierclip.curate.synth.evalset import TASKS
 from tierclip.curate.synth.languages import OTHER_LANGUAGES, shape_nouns
 from tierclip.curate.synth.writer import GT_FLAGS, synthesize
+from typer.testing import CliRunner
 
 WEB_N = 3000
 ENGLISH_ONLY_WORDS = {"the", "and", "of", "with", "shape", "shapes", "there", "is", "at", "photo", "picture"}

@@ -7,10 +7,10 @@ import random
 
 import numpy as np
 import polars as pl
-
 from tierclip.curate.scoring.runner import score_pool
 from tierclip.curate.stages.groups import connected_groups
 from tierclip.curate.stages.text_dedup import EMPTY, TextDedupConfig, bucket_pairs, lsh_bands
+
 from tests.tiny import make_pool
 
 WORDS = ("red blue green small large vintage modern wooden leather cotton dress shirt table chair lamp photo "

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from tierclip.curate.cli import app
 from tierclip.curate.errors import UserError
 from tierclip.curate.selection.config import FilterConfig
 from tierclip.curate.selection.tiers import TierConfig, write_tier_set
 from tierclip.curate.subset import read_subset
+from typer.testing import CliRunner
+
 from tests.curate.selection_pools import add_sidecar, all_uids, datacomp_pool, meta_pool
 
 

@@ -57,7 +57,6 @@ class TinyClip:
 def color_evalset(root: Path) -> Path:
     """An eval set with one zero-shot task (colour) over a few single-colour images."""
     import polars as pl
-
     from tierclip.curate.evalset import write_evalset
 
     (root / "images").mkdir(parents=True)
@@ -85,16 +84,16 @@ def torchrun_train(args: list[str], nproc: int, env: dict | None = None):
     import subprocess
     import sys
 
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "-m", "tierclip.train.cli", "run"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+              "-m", "tierclip.train.cli", "run"]
     return subprocess.run(launch + args, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=500)
 
 
 def clip_scores_with_checkpoint(pool_root: Path, checkpoint: Path, model: str):
     """Score POOL with the curate clip stage and a `train run` checkpoint; the clip sidecar as a frame."""
-    from typer.testing import CliRunner
-
     from tierclip.curate.cli import app
     from tierclip.curate.pool import Pool
+    from typer.testing import CliRunner
 
     result = CliRunner().invoke(app, ["score", str(pool_root), "--stages", "clip", "--model", model,
                                       "--pretrained", str(checkpoint), "--workers", "1"])

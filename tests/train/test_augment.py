@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from tierclip.curate.errors import UserError
 from tierclip.train.augment import VIEWS, AugmentConfig, blur_kernel_size, make_view_transform
 from tierclip.train.methods import MethodConfig

@@ -19,7 +19,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.evalset import read_evalset
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import write_meta
+from tierclip.train.data import PositionDataset, StreamPlan, build_index, make_loader, repetitions
+
 from tests.tiny import make_pool, png_bytes
 from tests.train.helpers import color_pairs, color_pool
-from tierclip.train.data import PositionDataset, StreamPlan, build_index, make_loader, repetitions
 
 
 def _to_tensor(image):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tests.train.helpers import color_pool, metrics, torchrun_train
 from tierclip.train.config import make_run_config
 from tierclip.train.run import run_training
+
+from tests.train.helpers import color_pool, metrics, torchrun_train
 
 # A ViT tower: LayerNorm only. (A ResNet tower's BatchNorm normalises each process's share of the batch,
 # so its loss under DDP differs from one process's by design; see docs/train.md.)
@@ -49,7 +49,6 @@ def test_torchrun_with_one_process_still_runs_the_process_group_path(monkeypatch
     import socket
 
     import torch.distributed as dist
-
     from tierclip.train import distributed
 
     with socket.socket() as probe:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tests.train.helpers import color_evalset, color_pool, metrics, torchrun_train
 from tierclip.train.config import MethodConfig, make_run_config
 from tierclip.train.run import run_training
+
+from tests.train.helpers import color_evalset, color_pool, metrics, torchrun_train
 
 pytestmark = pytest.mark.gpu
 
@@ -50,7 +50,6 @@ def test_torchrun_nccl_matches_one_cuda_process(tmp_path, method):
 def test_cuda_run_evaluates_like_cpu_and_its_checkpoint_loads_on_cpu(tmp_path):
     import open_clip
     import torch
-
     from tierclip.train.evaluate import evaluate_run
 
     gpus()

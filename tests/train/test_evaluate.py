@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 import torch
 from PIL import Image
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.evalset import read_evalset, write_evalset
 from tierclip.train import eval_metrics as em
@@ -266,9 +265,8 @@ def test_evaluate_run_bad_inputs(tmp_path, tiny_model):
 
 
 def test_train_eval_cli_prints_table(tmp_path, tiny_model):
-    from typer.testing import CliRunner
-
     from tierclip.train.cli import app
+    from typer.testing import CliRunner
 
     write_color_evalset(tmp_path / "eval")
     make_fake_run(tmp_path / "run", tiny_model[0], "evaltest-vit")
@@ -329,9 +327,8 @@ def test_convert_folder_bad_inputs(tmp_path):
 
 
 def test_make_evalset_cli(tmp_path):
-    from typer.testing import CliRunner
-
     from tierclip.train.cli import app
+    from typer.testing import CliRunner
 
     make_class_folders(tmp_path / "src")
     result = CliRunner().invoke(app, ["make-evalset", "folder", str(tmp_path / "src"), "--out", str(tmp_path / "out")])

@@ -9,7 +9,6 @@ import subprocess
 import numpy as np
 import pytest
 from PIL import Image
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.evalset import read_evalset
 from tierclip.train import fashion_mnist as fm

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-
 from tierclip.train.flops import forward_gflops_per_sample, gflops_per_sample
 
 EMBED, WIDTH, PATCH, IMAGE, CONTEXT = 32, 64, 8, 32, 16

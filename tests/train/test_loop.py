@@ -6,16 +6,15 @@ import json
 import math
 
 import pytest
-
-from tests.train.helpers import TinyClip, color_pool
 from tierclip.train.config import MethodConfig, OptimConfig, RunConfig
 from tierclip.train.distributed import DistContext
 from tierclip.train.loop import CHECKPOINT, METRICS, RESUME, build_optimizer, lr_factor, train_loop
 
+from tests.train.helpers import TinyClip, color_pool
+
 
 def _dataset(pool, seed=0):
     import open_clip
-
     from tierclip.train.data import PositionDataset, build_index
     from tierclip.train.models import get_tokenizer
 
@@ -33,7 +32,6 @@ def _config(out, **changes) -> RunConfig:
 def test_loop_trains_logs_and_writes_an_open_clip_checkpoint(tmp_path):
     import open_clip
     import torch
-
     from tierclip.train.models import create_model
 
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=12)
@@ -81,7 +79,6 @@ def test_no_weight_decay_on_gains_biases_and_logit_scale():
 
 def test_logit_scale_is_clamped_with_accumulated_gradients(tmp_path):
     import torch
-
     from tierclip.train.models import create_model
 
     pool = color_pool(tmp_path / "pool", shards=1, per_shard=8)

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from tierclip.curate.errors import UserError
 from tierclip.train.methods import METHODS, MethodConfig, MethodStep, build_method, model_overrides
 
@@ -203,7 +202,6 @@ def test_method_step_holds_model_and_heads_for_ddp():
 
 def _distributed_losses(rank, world_size, rendezvous, features, out_dir):
     import torch.distributed as dist
-
     from tierclip.train.methods.common import clip_loss
     from tierclip.train.methods.slip import nt_xent
 
@@ -224,7 +222,6 @@ def _distributed_losses(rank, world_size, rendezvous, features, out_dir):
 
 def test_losses_under_two_gloo_processes_match_one_process(tmp_path):
     import torch.nn.functional as F
-
     from tierclip.train.methods.common import clip_loss
     from tierclip.train.methods.slip import nt_xent
 

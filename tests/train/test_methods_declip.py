@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from tierclip.curate.errors import UserError
-from tests.train.test_methods import PATCHES, RN, TEXT_CFG, VIT, tiny_model_configs, train_steps, trainable  # noqa: F401  (autouse fixture)
 from tierclip.train.methods import MethodConfig, build_method, model_overrides
 from tierclip.train.text_views import IGNORE, TextContext, mask_tokens
+
+from tests.train.test_methods import PATCHES, RN, TEXT_CFG, VIT, tiny_model_configs, train_steps, trainable  # noqa: F401  (autouse fixture)
 
 VOCAB, CONTEXT = TEXT_CFG["vocab_size"], TEXT_CFG["context_length"]
 SOT, EOT = VOCAB - 2, VOCAB - 1  # a tiny vocabulary: the special ids are its last two, as in CLIP's BPE
@@ -198,7 +198,6 @@ def test_flop_count_covers_views_heads_and_token_interaction():
 
 def _filip_on_two_ranks(rank, world_size, rendezvous, inputs, out_dir):
     import torch.distributed as dist
-
     from tierclip.train.methods.filip import FilipHead
 
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)

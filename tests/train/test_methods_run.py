@@ -7,10 +7,10 @@ import json
 
 import pytest
 import torch
+from tierclip.train.cli import app
 from typer.testing import CliRunner
 
 from tests.train.helpers import clip_scores_with_checkpoint, color_pool
-from tierclip.train.cli import app
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,6 @@ def test_every_loss_part_is_logged_and_the_queue_is_saved(defilip_run):
 
 def test_checkpoint_is_a_plain_open_clip_model(defilip_run):
     import open_clip
-
     from tierclip.train.models import create_model
 
     saved = torch.load(defilip_run / "run" / "checkpoint.pt", weights_only=True)["state_dict"]

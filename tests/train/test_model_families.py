@@ -5,7 +5,6 @@ text depth, and what describe_model reads from them."""
 from __future__ import annotations
 
 import pytest
-
 from tierclip.train.models import create_model, describe_configs, describe_model
 
 CONVNETS, VITS = ("tc-rn-xs", "tc-rn-tiny", "tc-rn-s"), ("tc-vit-xs", "tc-vit-tiny", "tc-vit-s")

@@ -11,10 +11,10 @@ import time
 
 import pytest
 import torch
-
-from tests.train.helpers import color_pool
 from tierclip.train.config import make_run_config
 from tierclip.train.run import run_training
+
+from tests.train.helpers import color_pool
 
 # FLIP on the tiny ViT: patch dropout draws from the torch RNG every step, so the RNG restore is exercised too.
 # DeCLIP, FILIP, DeFILIP: their heads, FILIP's temperature and DeCLIP's nearest-neighbour queue (method state in

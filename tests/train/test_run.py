@@ -6,13 +6,13 @@ import json
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.subset import pool_ref, write_subset
+from tierclip.train.cli import app
+from typer.testing import CliRunner
+
 from tests.tiny import make_pool
 from tests.train.helpers import clip_scores_with_checkpoint, color_evalset, color_pairs, color_pool
-from tierclip.train.cli import app
 
 RESULT_KEYS = {"run", "method", "model", "pool", "subset", "tier", "subset_size", "unique_samples", "samples_seen",
                "repetitions", "gflops_per_sample", "gflops", "wall_time_s", "device", "seed", "metrics"}

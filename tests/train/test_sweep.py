@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
-
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 from tierclip.curate.subset import pool_ref, write_subset
-from tests.train.helpers import color_pool
 from tierclip.train.cli import app
 from tierclip.train.sweep import load_spec, plan_runs
+from typer.testing import CliRunner
+
+from tests.train.helpers import color_pool
 
 
 def _tier_set(tmp_path):

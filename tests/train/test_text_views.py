@@ -7,7 +7,6 @@ from collections import Counter
 
 import pytest
 import torch
-
 from tierclip.curate.errors import UserError
 from tierclip.train.text_views import (
     IGNORE,
@@ -86,10 +85,10 @@ def test_eda_picks_one_operation_uniformly_and_is_seeded():
 def test_eda_view_uses_the_loaders_per_sample_seed(tmp_path):
     """Through PositionDataset: a position always gets the same EDA caption, other positions other ones."""
     import open_clip
-
-    from tests.train.helpers import color_pool
     from tierclip.train.augment import make_view_transform
     from tierclip.train.data import PositionDataset, build_index
+
+    from tests.train.helpers import color_pool
 
     pool = color_pool(tmp_path / "pool", shards=1, per_shard=4)
     tokenizer = open_clip.get_tokenizer("ViT-B-32")

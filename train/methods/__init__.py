@@ -21,8 +21,6 @@ A new method is a new file here and one line in `METHODS`; the loop does not cha
 
 from __future__ import annotations
 
-from torch import nn
-
 from tierclip.curate.errors import UserError
 from tierclip.train.config import MethodConfig
 from tierclip.train.methods.clip import Clip
@@ -31,6 +29,7 @@ from tierclip.train.methods.declip import Declip, Defilip
 from tierclip.train.methods.filip import Filip
 from tierclip.train.methods.flip import Flip
 from tierclip.train.methods.slip import Slip
+from torch import nn
 
 METHODS = {"clip": Clip, "clip-aug": ClipAug, "slip": Slip, "flip": Flip, "declip": Declip, "filip": Filip,
            "defilip": Defilip}

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from tierclip.train.methods.common import clip_loss
+from torch import nn
 
 
 class Clip(nn.Module):

@@ -30,8 +30,6 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from tierclip.curate.errors import UserError
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import gather_all, normalized_clip_loss, unwrap
@@ -39,6 +37,7 @@ from tierclip.train.methods.filip import FilipHead, check_vit_config, token_coun
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
 from tierclip.train.methods.towers import vocab_size as model_vocab_size
 from tierclip.train.text_views import IGNORE, check_mask_rate
+from torch import nn
 
 WEIGHTS = ("declip_clip_weight", "declip_simsiam_weight", "declip_mlm_weight", "declip_nn_weight")
 

@@ -24,12 +24,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from tierclip.curate.errors import UserError
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import gather_all, normalized_clip_loss, unwrap
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
+from torch import nn
 
 FILIP_INIT_SCALE, FILIP_MAX_SCALE = 1 / 0.07, 100.0
 

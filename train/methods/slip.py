@@ -27,11 +27,10 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from tierclip.curate.errors import UserError
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import clip_loss, rank_world, unwrap
+from torch import nn
 
 # SLIP's head for ViT-S/B/L (CLIP embedding 512): mlp 4096, out 256. Unset dims scale with the CLIP
 # embedding width (8x and 1/2, capped at SLIP's values), so a tiny 128-d model gets 1024/64.

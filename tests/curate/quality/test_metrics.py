@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.quality.metrics import pair_outcomes, parse_floats, precision_recall, roc_auc
 

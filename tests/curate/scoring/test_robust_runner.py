@@ -11,12 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.procs import RunLock
 from tierclip.curate.scoring.runner import SCORE_LOCK, score_pool
 from tierclip.curate.stages import STAGES
 from tierclip.curate.stages.text_dedup import TextDedupConfig
+
 from tests.curate.scoring.test_runner import pool_with, tree_bytes
 
 CURATE = [sys.executable, "-m", "tierclip.curate.cli"]

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from tierclip.curate.errors import UserError
 from tierclip.curate.scoring.runner import StageOutputError, score_pool
 from tierclip.curate.stages import STAGES
 from tierclip.curate.stages.text_dedup import TextDedupConfig
+
 from tests.tiny import make_pool, png_bytes
 
 CURATE = [sys.executable, "-m", "tierclip.curate.cli"]
@@ -142,6 +142,7 @@ def test_ray_engine_gives_the_same_sidecars_as_the_local_engine(tmp_path):
     pytest.importorskip("ray")
     from tierclip.curate.stages.clip import ClipConfig
     from tierclip.curate.stages.cluster import ClusterConfig
+
     from tests.curate.stage_fixtures import TINY_MODEL, save_tiny_checkpoint
 
     local = pool_with(tmp_path / "local", 3, 8)
@@ -164,6 +165,7 @@ def test_ray_engine_global_phases_on_imported_embeddings_equal_the_local_engine(
     from tierclip.curate.ingest.run import run_ingest
     from tierclip.curate.stages.cluster import ClusterConfig
     from tierclip.curate.stages.image_dedup import ImageDedupConfig
+
     from tests.curate.test_datacomp_embeddings import datacomp_dir
 
     datacomp_dir(tmp_path / "dc")

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
-from typer.testing import CliRunner
-
 from tierclip.curate.cli import app
 from tierclip.curate.selection.config import FilterConfig
 from tierclip.curate.selection.query import collect_flags, plan
 from tierclip.curate.selection.sources import ColumnIndex, producers, score_columns
 from tierclip.curate.stages import STAGES
 from tierclip.curate.stages.base import ShardContext, Stage, option
+from typer.testing import CliRunner
+
 from tests.tiny import make_pool
 
 
