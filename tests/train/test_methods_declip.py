@@ -211,6 +211,7 @@ def _filip_on_two_ranks(rank, world_size, rendezvous, inputs, out_dir):
         torch.save({"loss": loss.item(), "image": image.grad / world_size, "text": text.grad / world_size,
                     "proj": head.image_proj.weight.grad / world_size}, out_dir / f"rank{rank}.pt")
     finally:
+        dist.barrier()  # a rank that tears gloo down while the other still runs its backward all_to_all aborts it
         dist.destroy_process_group()
 
 
