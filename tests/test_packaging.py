@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -59,7 +60,8 @@ def test_installed_beside_a_foreign_top_level_train_both_import(wheel, tmp_path)
     (site / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     probe = ("import train, tierclip.train.cli, tierclip.train.models, tierclip.curate.cli, tierclip.analysis.cli\n"
              "print(train.WHO, tierclip.train.cli.__file__, tierclip.train.models.model_config('tc-rn-tiny')['embed_dim'], sep='|')")
-    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # not this checkout: what the wheel installed
+    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     who, path, embed_dim = done.stdout.strip().split("|")
     assert who == "the user" and path.startswith(str(venv)) and int(embed_dim) > 0, done.stdout

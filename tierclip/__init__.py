@@ -14,5 +14,6 @@ __version__ = "0.1.0"
 # checkout it was installed from: a second checkout or git worktree using the same venv, and the subprocesses
 # its tests start with that checkout on PYTHONPATH, would otherwise import the first checkout's code.
 _checkout = Path(__file__).resolve().parent.parent
-if (_checkout / "pyproject.toml").is_file() and all((_checkout / part / "__init__.py").is_file() for part in ("curate", "train", "analysis")):
+_parts = ("curate", "train", "analysis")
+if (_checkout / "pyproject.toml").is_file() and all((_checkout / part / "__init__.py").is_file() for part in _parts):
     __path__.append(str(_checkout))
