@@ -45,13 +45,14 @@ def test_the_wheel_has_one_top_level_name_and_the_model_configs(wheel):
 
 
 def test_installed_beside_a_foreign_top_level_train_both_import(wheel, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # not this checkout: what the wheel installed
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     (site / "train").mkdir()
     (site / "train" / "__init__.py").write_text("WHO = 'the user'\n")
@@ -60,7 +61,6 @@ def test_installed_beside_a_foreign_top_level_train_both_import(wheel, tmp_path)
     (site / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     probe = ("import train, tierclip.train.cli, tierclip.train.models, tierclip.curate.cli, tierclip.analysis.cli\n"
              "print(train.WHO, tierclip.train.cli.__file__, tierclip.train.models.model_config('tc-rn-tiny')['embed_dim'], sep='|')")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # not this checkout: what the wheel installed
     done = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     who, path, embed_dim = done.stdout.strip().split("|")
