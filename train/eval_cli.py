@@ -16,14 +16,21 @@ def eval_run(
     device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda or a device such as cuda:1."),
     batch_size: int = typer.Option(256, help="Images (and captions) encoded per forward pass."),
 ) -> None:
-    """Evaluate a run's final checkpoint zero-shot on eval sets; write RUN/eval.jsonl and print a table."""
+    """Evaluate a run's final checkpoint zero-shot on eval sets; merge the rows into RUN/eval.jsonl (earlier rows of
+    other eval sets are kept, a re-evaluated task is replaced), update results.json's metrics, print every row."""
     from tierclip.curate.cliutil import print_table
     from tierclip.train.evaluate import evaluate_run
 
     rows = evaluate_run(run, eval_sets, device=None if device == "auto" else device, batch_size=batch_size)
-    print_table([(r["task"], r["metric"], f"{r['value']:.4f}", f"{r['random_score']:.4f}", r["n"]) for r in rows],
-                ("task", "metric", "value", "random", "n"))
-    print(f"wrote {run / 'eval.jsonl'}")
+    print_table([(r.get("evalset", "–"), r["task"], r["metric"], f"{r['value']:.4f}", _score(r.get("random_score")),
+                  _score(r.get("majority_score")), r.get("n", "–")) for r in rows],
+                ("eval set", "task", "metric", "value", "random", "majority", "n"))
+    tail = f"; updated the metrics of {run / 'results.json'}" if (run / "results.json").is_file() else ""
+    print(f"wrote {run / 'eval.jsonl'} ({len(rows)} rows){tail}")
+
+
+def _score(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
 
 
 def make_folder(
