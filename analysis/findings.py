@@ -141,8 +141,9 @@ def _not_tested(key: str, missing: str) -> Finding:
 def _largest_budget(headline_means: pl.DataFrame) -> pl.DataFrame:
     """The headline rows of CLIP (else the first method) at the largest budget holding the reference tier."""
     methods = headline_means["method"].unique().to_list()
-    method = "clip" if "clip" in methods else min(methods, default=None)
-    rows = headline_means.filter(pl.col("method") == method)
+    if not methods:
+        return headline_means
+    rows = headline_means.filter(pl.col("method") == ("clip" if "clip" in methods else min(methods)))
     budgets = rows.group_by("samples_seen").agg(k=pl.col("tier").n_unique()).filter(pl.col("k") >= 2)
     return rows.filter(pl.col("samples_seen") == budgets["samples_seen"].max()) if budgets.height else rows.clear()
 
