@@ -59,6 +59,7 @@ KILLER = textwrap.dedent("""
     from tierclip.analysis.study import StudyConfig
 
     def die_while_saving(fig, out):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_bytes(b"")  # the figure file is open and empty when the kill arrives
         os.kill(os.getpid(), signal.SIGKILL)
 
