@@ -6,12 +6,14 @@ into rows of one frame, one row per run x task x metric:
 
     run, tier, method, model, pool, subset, subset_size, unique_samples, samples_seen,
     repetitions, gflops, gflops_per_sample, wall_time_s, seed, tier_set, rule, samples_per_s,
-    fraction, tier_kind, augmentation, model_family, params, image_params, text_params, embedding_params, image_size, image_width,
+    fraction, tier_kind, augmentation, pool_source,
+    model_family, params, image_params, text_params, embedding_params, image_size, image_width,
     image_depth, text_width, text_depth, text_context, vocab_size,
     task, metric, value, random_score, majority_score, share_<gt column> ...
 
 The model columns are what `train run` recorded from the instantiated model (null for runs written
-before it did); `samples_per_s` is the measured training throughput.
+before it did); `samples_per_s` is the measured training throughput; `pool_source` is the pool.json
+`source` text config.json copied (where the data came from, for the data cards).
 
 `share_gt_*` columns hold the subset manifest's `gt_shares` (synthetic pools
 only; null otherwise), so the data card of each tier is a `unique` away.
@@ -44,8 +46,8 @@ RUN_COLUMNS = {
     "tier_set": pl.Utf8, "rule": pl.Utf8, "samples_per_s": pl.Float64,
     # from the subset manifest: the tier's top-k fraction (1.0 = every candidate) and kind (nested, bins, random)
     "fraction": pl.Float64, "tier_kind": pl.Utf8,
-    # from config.json: the image augmentation the run trained with (analysis.augmentation)
-    "augmentation": pl.Utf8,
+    # from config.json: the image augmentation the run trained with (analysis.augmentation), the pool's source text
+    "augmentation": pl.Utf8, "pool_source": pl.Utf8,
     # the model, as train run recorded it from the instantiated model (train.models.describe_model)
     "model_family": pl.Utf8, "params": pl.Int64, "image_params": pl.Int64, "text_params": pl.Int64,
     "embedding_params": pl.Int64, "image_size": pl.Int64, "image_width": pl.Int64, "image_depth": pl.Int64,
@@ -175,6 +177,7 @@ def run_fields(run_dir: Path, results: dict, config: dict) -> dict:
         "fraction": manifest.get("fraction"),
         "tier_kind": manifest.get("tier_kind"),
         "augmentation": augmentation_of(config),
+        "pool_source": _as_text((config.get("pool_info") or {}).get("source")) if isinstance(config.get("pool_info"), dict) else None,
     }
     for name in RUN_COLUMNS:
         fields.setdefault(name, results.get(name))

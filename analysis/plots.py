@@ -98,8 +98,9 @@ def _draw_fit(ax, group_fit: GroupFit, color, label: str) -> None:
         ax.fill_between(xs, np.clip(1 - band_hi, 0, 1), np.clip(1 - band_lo, 0, 1), color=color, alpha=0.15, linewidth=0)
 
 
-def _frame_points(ax, values, study: Study) -> None:
-    """Y limits from the runs and the chance line, not from a wide bootstrap band; readable log-x ticks."""
+def _frame_points(ax, values, study: Study, subs=(1.0, 2.0, 5.0)) -> None:
+    """Y limits from the runs and the chance lines, not from a wide bootstrap band or an extrapolated curve; readable
+    log-x ticks in plain numbers (matplotlib's default log labels are mathtext, which is off here)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     baselines = [v for v in (study.random_score, study.majority_score) if v is not None]
@@ -107,7 +108,7 @@ def _frame_points(ax, values, study: Study) -> None:
     if shown:
         span = max(max(shown) - min(shown), 0.05)
         ax.set_ylim(max(0.0, min(shown) - 0.25 * span), min(1.0, max(shown) + 0.25 * span))
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -248,7 +249,7 @@ def plot_repetition(study: Study, out: Path) -> Path | None:
                 ax.plot([], [], color=color, linestyle="none", marker="o", label=_literal(f"{group_fit.tier}: {why}"))
                 continue
             model, size = group_fit.model, sizes[group_fit.tier]
-            ax.plot(xs, 1 - model.predict(xs, size), color=color, linewidth=1.8,
+            ax.plot(xs, np.clip(1 - model.predict(xs, size), 0, 1), color=color, linewidth=1.8,
                     label=_literal(f"{group_fit.tier} ({int(size):,} unique, τ={model.tau:.2g})"))
             ax.axvline(size, color=color, linewidth=0.6, linestyle="--", alpha=0.6)
         crossings = [row.result.x for row in study.crossovers
@@ -258,6 +259,7 @@ def plot_repetition(study: Study, out: Path) -> Path | None:
         _chance(ax, study)
         ax.set_xlim(xs[0], xs[-1])  # a positive range even when no run of this method is at a tier's full size
         ax.set_xscale("log")
+        _frame_points(ax, study.points["value"].to_list(), study, subs=(1.0,))
         ax.set_xlabel("samples seen (log scale; dashed: one epoch of the tier)")
         ax.set_title(_literal(f"{method}: repetition-aware law"))
         ax.legend(fontsize=8, loc="best")

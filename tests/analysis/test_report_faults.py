@@ -125,3 +125,28 @@ def test_study_config_refuses_bad_numbers_in_process():
             StudyConfig(**bad)
     result = CliRunner().invoke(app, ["report", "runs", "--out", "x", "--n-boot", "-1"])
     assert result.exit_code != 0 and isinstance(result.exception, UserError)
+
+
+def test_every_figure_label_is_plain_text(tmp_path, monkeypatch):
+    """With mathtext off, no label may rely on it: matplotlib's default log-axis labels ($\\mathdefault{10^{3}}$)
+    would show as markup, so every log axis gets plain-number labels."""
+    from tierclip.analysis import plots
+
+    from tests.analysis.test_degenerate import flat_and_clean_runs
+
+    flat_and_clean_runs(tmp_path / "runs")
+    for tier in ("flat", "clean"):  # a second budget: the repetition law gets 5 (samples seen, size) pairs
+        for seed in (0, 1):
+            write_run(tmp_path / "runs", tier=tier, method="clip", subset_size=1000, samples_seen=16000, seed=seed,
+                      shape_top1=0.5 + 0.1 * seed)
+    texts = []
+
+    def keep(fig, out):
+        fig.canvas.draw()
+        texts.extend(t.get_text() for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels())
+        return plots._pyplot().close(fig) or out
+
+    monkeypatch.setattr(plots, "_save", keep)
+    _, study = report([tmp_path / "runs"], ReportConfig(tmp_path / "rep", "png", CFG))
+    assert any(f.drawable for f in study.repetition_fits) and "10,000" in texts
+    assert texts and not [t for t in texts if "$" in t or "mathdefault" in t]
