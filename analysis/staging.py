@@ -38,11 +38,18 @@ def staged_folder(out: str | os.PathLike, allowed: set[str] = frozenset()) -> It
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_stages(out)
     stage = Path(tempfile.mkdtemp(prefix=f"{_stage_prefix(out)}{os.getpid()}-", dir=out.parent))
+    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it owner-only; the report gets a plain folder's mode
     try:
         yield stage
         _swap_in(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _stage_prefix(out: Path) -> str:

@@ -102,3 +102,21 @@ def test_supervision_rows_carry_each_methods_paper_effect():
     # the arithmetic behind them (CLIP-benchmark: ViT-B/32 CLIP 32.8, ResNet50 CLIP 37.2)
     assert (34.3 - 32.8) - (28.5 - 37.2) == pytest.approx(10.2) and (43.2 - 32.8) - (44.4 - 37.2) == pytest.approx(3.2)
     assert (39.5 - 32.8) - (21.3 - 37.2) == pytest.approx(22.6)
+
+
+def test_random_control_is_never_the_reference_and_gets_its_own_row(tmp_path):
+    values = {"top30": (0.50, 0.52, 0.51), "random_top30": (0.40, 0.41, 0.42), "top100": (0.44, 0.45, 0.46)}
+    manifests = {"top30": {"fraction": 0.3, "tier_kind": "nested"}, "random_top30": {"tier_kind": "random"},
+                 "top100": {"fraction": 1.0, "tier_kind": "nested"}}
+    for tier, seeds in values.items():
+        for seed, value in enumerate(seeds):
+            write_run(tmp_path, tier=tier, method="clip", subset_size=1000, samples_seen=8000, seed=seed, shape_top1=value,
+                      manifest=manifests[tier])
+    table, problems = collect([tmp_path])
+    study = build_study(table, problems, StudyConfig(task="shape", metric="top1", n_boot=5))
+    assert study.reference_tier == "top100"  # by its fraction, not by name order among equal sizes
+    rows = {f.key: f for f in study.findings if f.key in ("quality", "quality_random")}
+    assert rows["quality"].measured.endswith("top30 0.510 − top100 0.450") and rows["quality"].verdict == "reproduced"
+    assert rows["quality_random"].measured.endswith("top30 0.510 − random_top30 0.410")
+    assert rows["quality_random"].estimate.value == pytest.approx(0.10) and rows["quality_random"].verdict == "reproduced"
+    assert [f.key for f in study.findings].count("quality") == 1  # the control is not a filtered tier

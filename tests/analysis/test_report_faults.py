@@ -11,6 +11,7 @@ import textwrap
 import pytest
 from tierclip.analysis.cli import app
 from tierclip.analysis.report import ReportConfig, report
+from tierclip.analysis.staging import _umask
 from tierclip.analysis.study import StudyConfig
 from tierclip.curate.errors import UserError
 from typer.testing import CliRunner
@@ -78,6 +79,7 @@ def test_a_killed_report_leaves_the_old_report_whole(runs, tmp_path):
     _kill_mid_report(runs, out)
     assert not out.exists()  # no half report: nothing at --out at all
     report([runs], ReportConfig(out, "png", CFG))
+    assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()  # a plain folder, not the staging folder's owner-only mode
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     _kill_mid_report(runs, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the complete old report, byte for byte
