@@ -58,6 +58,10 @@ def _check_shard(pool: Pool, shard: int, report: Report, seen_uids: set[str], ch
 
 
 def _check_sidecar(pool: Pool, stage: str, report: Report) -> None:
+    damaged = pool.sidecar_problems(stage)
+    if damaged:
+        report.problems.extend(f"{problem}; `curate score {pool.root} --stages {stage}` recomputes it" for problem in damaged)
+        return
     for shard in pool.shard_ids():
         uids = pl.read_parquet(pool.scores_path(stage, shard), columns=["uid"])["uid"]
         if not uids.equals(pool.meta(shard)["uid"]):
