@@ -95,8 +95,9 @@ def stored_image(pool_dir: Path, url_end: str):
 def test_download_applies_exif_orientation_and_never_upscales(downloaded):
     """img2dataset's OpenCV resizer stored the rotated photo sideways and blew the 16-px image up to 32 px."""
     import numpy as np
-    from tests.curate.robust_util import exif_rotated_jpeg
     from tierclip.curate.images import decode_image, resize_image
+
+    from tests.curate.robust_util import exif_rotated_jpeg
 
     pool_dir, _ = downloaded
     row, image = stored_image(pool_dir, "/rotated.jpg")
