@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tierclip.curate.errors import UserError
 
-PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,127}")
+PLAIN_NAME = re.compile(r"[^./\x00-\x1f][^/\x00-\x1f]{0,199}")
 
 
 def outside_reason(root: Path, rel: str, follow_links: bool = False) -> str | None:
@@ -42,8 +42,9 @@ def inside(root: Path, rel: str, what: str) -> Path:
 
 
 def check_name(name: object, what: str) -> str:
-    """`name` when it is one plain folder name ([A-Za-z0-9_] then [A-Za-z0-9_.+=-], at most 128 characters)."""
+    """`name` when it is one plain folder name: text, at most 200 characters, no `/`, no control character, no
+    leading dot (so neither `.`, `..` nor a hidden folder)."""
     if not isinstance(name, str) or PLAIN_NAME.fullmatch(name) is None:
-        raise UserError(f"{what}: name {name!r} is not a plain folder name (letters, digits, _ . + = -; "
-                        "no / and no leading dot)")
+        raise UserError(f"{what}: name {name!r} is not a plain folder name (no /, no leading dot, no control "
+                        "characters, at most 200 characters)")
     return name

@@ -266,9 +266,9 @@ class Pool:
         return _parquet_rows([self.meta_path(shard)])
 
     def require_rows(self, what: str) -> None:
-        """An empty pool (0 rows) is one line saying so, before `what` (a command) reads or writes anything."""
+        """An empty pool (0 rows) is one line saying so (`nothing to WHAT`), before a command reads or writes anything."""
         if self.info.n_samples == 0:
-            raise UserError(f"{self.root}: the pool is empty (0 rows); {what} needs at least one row")
+            raise UserError(f"{self.root}: the pool is empty (0 rows); nothing to {what}")
 
 
 def check_not_pool_files(out: str | Path, option: str = "--out", allow_pool_root: bool = False) -> None:

@@ -60,12 +60,13 @@ def check_inputs(cfg: RunConfig) -> tuple[object, object | None]:
             and not Path(cfg.pretrained).is_file():
         raise UserError(f"--pretrained {cfg.pretrained}: no such checkpoint file")
     pool = Pool(cfg.pool)
+    pool.require_rows("train on")
     if not pool.has_images():
         raise UserError(f"{pool.tar_path(0)}: missing shard; train needs a pool with images")
     subset = read_subset(cfg.subset) if cfg.subset else None
     if subset is not None:
         if subset.n == 0:
-            raise UserError(f"{subset.path / 'uids.parquet'}: empty subset (0 uids); nothing to train on")
+            raise UserError(f"{subset.path / 'uids.parquet'}: the subset is empty (0 uids); nothing to train on")
         for message in check_subset_pool(subset, pool, cfg.allow_pool_mismatch):
             print(message, file=sys.stderr)
     return pool, subset
@@ -97,7 +98,10 @@ def resolve_budget(cfg: RunConfig, usable: int) -> RunConfig:
 
 
 def check_out_folder(cfg: RunConfig) -> None:
+    from tierclip.curate.pool import check_not_pool_files
+
     out = Path(cfg.out)
+    check_not_pool_files(out)
     if (out / DONE).exists():
         raise UserError(f"{out}: this run is finished (DONE exists); choose another --out")
     if (out / "resume.pt").exists() and not cfg.resume:

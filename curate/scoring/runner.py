@@ -124,6 +124,7 @@ def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | No
     from tierclip.curate.scoring.engines import ENGINES
 
     pool = Pool(root)
+    pool.require_rows("score")
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}' (known engines: {', '.join(ENGINES)})")
     if workers < 0:

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
-from tierclip.curate.pool import Pool, PoolInfo, Sample, write_meta, write_pool_info, write_shard
+from tierclip.curate.pool import Pool, PoolInfo, Sample, check_not_pool_files, write_meta, write_pool_info, write_shard
 from tierclip.curate.subset import check_subset_pool, read_subset
 
 
@@ -59,7 +59,10 @@ def reshard(subset_path: str | Path, pool: Pool, out: str | Path, config: Reshar
     out = Path(out)
     if (out / "pool.json").exists():
         raise UserError(f"{out}: already holds a pool; choose another --out or remove it")
+    check_not_pool_files(out)
     subset = read_subset(subset_path)
+    if subset.n == 0:
+        raise UserError(f"{subset.path / 'uids.parquet'}: the subset is empty (0 uids); nothing to reshard")
     check_subset_pool(subset, pool)
     wanted = subset.uids["uid"]
     stages, models = pool.stages(), _complete_embeddings(pool)

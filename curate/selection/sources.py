@@ -45,7 +45,7 @@ def stage_command(pool: Pool, stage: str) -> str:
 
 
 def meta_schema(pool: Pool) -> pl.Schema:
-    pool.require_rows("selecting")
+    pool.require_rows("select or inspect")
     if not pool.meta_path(0).is_file():
         raise UserError(f"{pool.meta_path(0)}: missing meta file for shard 0 of pool {pool.root}")
     return pl.read_parquet_schema(pool.meta_path(0))
