@@ -313,18 +313,22 @@ def split_member_name(name: str) -> tuple[str, str]:
 
 
 def read_tar_samples(path: Path) -> Iterator[Sample]:
-    """Group a WebDataset tar's members by key, in order of first appearance."""
-    current_key, parts = None, {}
-    with tarfile.open(path, "r") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            key, ext = split_member_name(member.name)
-            if key != current_key and current_key is not None:
-                yield _sample_from_parts(current_key, parts)
-                parts = {}
-            current_key = key
-            parts[ext] = tar.extractfile(member).read()
+    """Group a WebDataset tar's members by key, in order of first appearance; a cut or damaged tar is one line."""
+    current_key, parts, count = None, {}, 0
+    try:
+        with tarfile.open(path, "r") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, ext = split_member_name(member.name)
+                if key != current_key and current_key is not None:
+                    yield _sample_from_parts(current_key, parts)
+                    parts, count = {}, count + 1
+                current_key = key
+                parts[ext] = tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError) as exc:
+        raise UserError(f"{path}: damaged shard, unreadable after {count} samples ({exc}); re-ingest the pool or "
+                        "restore this file") from None
     if current_key is not None:
         yield _sample_from_parts(current_key, parts)
 

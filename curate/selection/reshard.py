@@ -62,7 +62,7 @@ def reshard(subset_path: str | Path, pool: Pool, out: str | Path, config: Reshar
     check_not_pool_files(out)
     subset = read_subset(subset_path)
     if subset.n == 0:
-        raise UserError(f"{subset.path / 'uids.parquet'}: the subset is empty (0 uids); nothing to reshard")
+        raise UserError(f"{subset.path / 'uids.parquet'}: empty subset (0 uids); nothing to reshard")
     check_subset_pool(subset, pool)
     wanted = subset.uids["uid"]
     stages, models = pool.stages(), _complete_embeddings(pool)
