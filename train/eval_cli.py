@@ -18,8 +18,11 @@ def eval_run(
 ) -> None:
     """Evaluate a run's final checkpoint zero-shot on eval sets; write RUN/eval.jsonl and print a table."""
     from tierclip.curate.cliutil import print_table
+    from tierclip.train.checkpoint import check_readable
     from tierclip.train.evaluate import evaluate_run
 
+    if (run / "checkpoint.pt").is_file():  # a cut or damaged checkpoint: one line naming it, not a torch traceback
+        check_readable(run / "checkpoint.pt")
     rows = evaluate_run(run, eval_sets, device=None if device == "auto" else device, batch_size=batch_size)
     print_table([(r["task"], r["metric"], f"{r['value']:.4f}", f"{r['random_score']:.4f}", r["n"]) for r in rows],
                 ("task", "metric", "value", "random", "n"))

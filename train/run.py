@@ -27,6 +27,7 @@ from pathlib import Path
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 from tierclip.curate.procs import RunLock
+from tierclip.train.checkpoint import check_readable
 from tierclip.train.config import RunConfig
 
 DONE, CONFIG, RESULTS = "DONE", "config.json", "results.json"
@@ -63,6 +64,8 @@ def check_inputs(cfg: RunConfig) -> tuple[object, object | None]:
     if cfg.pretrained and Path(cfg.pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") \
             and not Path(cfg.pretrained).is_file():
         raise UserError(f"--pretrained {cfg.pretrained}: no such checkpoint file")
+    for weights in _checkpoints_read(cfg):
+        check_readable(weights)
     pool = Pool(cfg.pool)
     pool.require_rows("train on")
     if not pool.has_images():
@@ -74,6 +77,13 @@ def check_inputs(cfg: RunConfig) -> tuple[object, object | None]:
         for message in check_subset_pool(subset, pool, cfg.allow_pool_mismatch):
             print(message, file=sys.stderr)
     return pool, subset
+
+
+def _checkpoints_read(cfg: RunConfig) -> list[Path]:
+    """The checkpoint files this run will load: --pretrained (a file), and resume.pt with --resume."""
+    found = [Path(cfg.pretrained)] if cfg.pretrained and Path(cfg.pretrained).is_file() else []
+    resume = Path(cfg.out) / "resume.pt"
+    return found + ([resume] if cfg.resume and resume.is_file() else [])
 
 
 def open_data(cfg: RunConfig, pool=None, subset=None) -> RunData:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from tierclip.curate.cliutil import new_app
 
-ingest_app = typer.Typer(help="Build a pool from img2dataset output, a folder of images, or DataComp metadata.",
-                         no_args_is_help=True, rich_markup_mode=None)
+ingest_app = new_app("Build a pool from img2dataset output, a folder of images, or DataComp metadata.")
 
 OUT = typer.Option(..., "--out", "-o", help="Pool folder to write (created; an interrupted ingest into it resumes).")
 SHARD_SIZE = typer.Option(10_000, "--shard-size", help="Samples per pool shard.")

@@ -245,9 +245,9 @@ def _run_stage(pool: Pool, stage: Stage, cfg: Any, engine, progress: bool = True
 
 
 def _drain(results: Iterator, desc: str, total: int, progress: bool) -> None:
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress as progress_bar
 
-    with tqdm(total=total, desc=desc, unit="shard", disable=not progress or total == 0) as bar:
+    with progress_bar(total=total, desc=desc, unit="shard", disable=not progress or total == 0) as bar:
         for rows in results:
             bar.update(1)
             bar.set_postfix(rows=rows, refresh=False)

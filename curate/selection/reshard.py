@@ -54,7 +54,7 @@ def _complete_embeddings(pool: Pool) -> list[str]:
 
 
 def reshard(subset_path: str | Path, pool: Pool, out: str | Path, config: ReshardConfig) -> Pool:
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     out = Path(out)
     if (out / "pool.json").exists():
@@ -68,7 +68,7 @@ def reshard(subset_path: str | Path, pool: Pool, out: str | Path, config: Reshar
     stages, models = pool.stages(), _complete_embeddings(pool)
     buffer = _Buffer([], [], {s: [] for s in stages}, {m: [] for m in models})
     written = found = 0
-    for shard in tqdm(pool.shard_ids(), desc="reshard", unit="shard"):
+    for shard in progress(pool.shard_ids(), desc="reshard", unit="shard"):
         found += _take_shard(pool, shard, wanted, buffer)
         while buffer.rows >= config.shard_size:
             _flush(out, written, buffer, config.shard_size)
