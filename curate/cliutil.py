@@ -40,7 +40,10 @@ class QuietCommand:
         from tierclip.curate.progress import set_quiet
 
         set_quiet(quiet)
-        return self.callback(*args, **kwargs)
+        try:
+            return self.callback(*args, **kwargs)
+        except KeyboardInterrupt:  # here, before click turns it into "Aborted!"
+            stop("interrupted (Ctrl-C); what was complete is kept: run the same command again to go on", INTERRUPTED)
 
 
 def new_app(help_text: str) -> typer.Typer:
@@ -52,21 +55,19 @@ def run_app(app: typer.Typer) -> None:
 
     So does an OSError (a read-only output folder, a full disk, a missing file): one line with the path
     and the system's reason, never a traceback. Atomic writes (curate/atomic.py) put the path in.
-    Ctrl-C is one line too, exit code 130.
+    Ctrl-C in a command is one line too, exit code 130 (`QuietCommand`).
     """
     try:
         app()
     except UserError as exc:
-        _fail(f"error: {exc}", 2)
+        stop(f"error: {exc}", 2)
     except FileNotFoundError as exc:
-        _fail(f"error: {exc.filename}: no such file or folder", 2)
+        stop(f"error: {exc.filename}: no such file or folder", 2)
     except OSError as exc:
-        _fail(f"error: {os_error_line(exc)}", 2)
-    except KeyboardInterrupt:
-        _fail("interrupted (Ctrl-C); what was complete is kept: run the same command again to go on", INTERRUPTED)
+        stop(f"error: {os_error_line(exc)}", 2)
 
 
-def _fail(line: str, code: int) -> None:
+def stop(line: str, code: int) -> None:
     """Close open progress bars (a terminal bar would run into the line), print the line, exit with `code`."""
     tqdm_module = sys.modules.get("tqdm")
     for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ())):
