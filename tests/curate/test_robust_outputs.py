@@ -76,7 +76,8 @@ def test_an_empty_pool_is_one_line_that_says_so(empty_pool, tmp_path, monkeypatc
                  ["tiers", str(empty_pool), "--out", str(tmp_path / "t"), "--fractions", "0.5", "--score", "width"],
                  ["inspect", str(empty_pool), "--out", str(tmp_path / "r")]):
         line = refused(curate_main, args, monkeypatch, capsys)
-        assert line == f"error: {empty_pool}: the pool is empty (0 rows); nothing to {'score' if args[0] == 'score' else 'select or inspect'}"
+        what = "score" if args[0] == "score" else "select or inspect"
+        assert line == f"error: {empty_pool}: the pool is empty (0 rows); nothing to {what}"
     line = refused(train_main, ["run", str(empty_pool), "--out", str(tmp_path / "run")], monkeypatch, capsys, "train")
     assert "the pool is empty (0 rows)" in line
     assert not [p for p in ("s", "t", "r", "run") if (tmp_path / p).exists()]
