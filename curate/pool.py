@@ -313,8 +313,9 @@ def split_member_name(name: str) -> tuple[str, str]:
 
 
 def read_tar_samples(path: Path) -> Iterator[Sample]:
-    """Group a WebDataset tar's members by key, in order of first appearance; a cut or damaged tar is one line."""
-    current_key, parts, count = None, {}, 0
+    """Group a WebDataset tar's members by key, in order of first appearance; a cut or damaged tar is one line
+    (tarfile reads a tar cut inside a header as if it ended there: the end-of-archive blocks tell)."""
+    current_key, parts, count, problem = None, {}, 0, None
     try:
         with tarfile.open(path, "r") as tar:
             for member in tar:
@@ -326,11 +327,22 @@ def read_tar_samples(path: Path) -> Iterator[Sample]:
                     parts, count = {}, count + 1
                 current_key = key
                 parts[ext] = tar.extractfile(member).read()
+            problem = None if has_end_marker(path, tar.offset) else "it ends without its end-of-archive blocks"
     except (tarfile.TarError, EOFError) as exc:
-        raise UserError(f"{path}: damaged shard, unreadable after {count} samples ({exc}); re-ingest the pool or "
-                        "restore this file") from None
+        problem = str(exc)
+    if problem:
+        raise UserError(f"{path}: damaged shard, unreadable after {count} samples ({problem}); re-ingest the pool or "
+                        "restore this file")
     if current_key is not None:
         yield _sample_from_parts(current_key, parts)
+
+
+def has_end_marker(path: Path, end: int) -> bool:
+    """Whether the tar at `path` holds its two zero end-of-archive blocks at `end` (after its last member)."""
+    with open(path, "rb") as handle:
+        handle.seek(end)
+        block = handle.read(1024)
+    return len(block) == 1024 and not any(block)
 
 
 def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample:

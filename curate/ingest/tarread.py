@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tierclip.curate.pool import has_end_marker
+
 
 @dataclass
 class TarContents:
@@ -57,7 +59,7 @@ def read_tar(path: Path) -> TarContents:
     except (tarfile.TarError, EOFError, OSError) as exc:
         contents.problem = f"{path}: unreadable tar after {len(contents.order)} samples ({exc})"
         return contents
-    if not _has_end_marker(path, end):
+    if not has_end_marker(path, end):
         contents.problem = f"{path}: tar ends without its end-of-archive blocks after {len(contents.order)} samples (truncated)"
     return contents
 
@@ -69,10 +71,3 @@ def input_member_key(name: str) -> tuple[str, str]:
     folder, _, base = name.removeprefix("./").rpartition("/")
     key, _, ext = base.partition(".")
     return (f"{folder}/{key}" if folder else key), ext.lower()
-
-
-def _has_end_marker(path: Path, end: int) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(end)
-        block = handle.read(1024)
-    return len(block) == 1024 and not any(block)
