@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 
 import numpy as np
@@ -14,7 +15,6 @@ import polars as pl
 from PIL import Image
 from tierclip.curate.cli import main as curate_main
 from tierclip.curate.ingest.img2dataset import open_img2dataset
-from tierclip.curate.ingest.keys import SAFE_KEY
 from tierclip.curate.ingest.run import run_ingest
 from tierclip.curate.pool import Pool
 from tierclip.curate.scoring.runner import score_pool
@@ -24,6 +24,7 @@ from tests.curate.ingest_data import jpeg_bytes, write_img2dataset_shard
 from tests.curate.robust_util import run_main, save
 from tests.tiny import png_bytes
 
+SAFE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a tar member name that stays where it is extracted, WebDataset-keyed
 SECRET = png_bytes((1, 2, 3), (9, 7))  # a readable image outside the folder: decodes fine, must never be copied
 
 

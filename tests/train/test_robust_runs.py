@@ -16,12 +16,12 @@ from tierclip.curate.errors import UserError
 from tierclip.curate.procs import RunLock
 from tierclip.curate.subset import pool_ref, write_subset
 from tierclip.train.cli import main as train_main
-from tierclip.train.run import RUN_LOCK
 from tierclip.train.sweep import load_spec, plan_runs
 
 from tests.curate.robust_util import one_error_line, run_main
 from tests.train.helpers import color_evalset, color_pool
 
+RUN_LOCK = ".run.lock"  # the lock file of a run folder (train/run.py)
 RUN = ["--scale", "debug", "--loader-workers", "0", "--batch-size", "8", "--samples-seen", "16"]
 
 
@@ -57,12 +57,17 @@ def test_a_method_name_from_the_sweep_file_cannot_leave_out(tmp_path):
 
 
 # -- a cut shard tar --------------------------------------------------------------------------------------
-@pytest.fixture
-def cut_pool(tmp_path):
+@pytest.fixture(params=["in-data", "in-header"])
+def cut_pool(tmp_path, request):
+    """Shard 1's tar cut inside the data of its 7th sample's image, or inside the header that follows it."""
+    import tarfile
+
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=12)
     tar = pool.tar_path(1)
-    data = tar.read_bytes()
-    tar.write_bytes(data[: len(data) // 2 + 300])  # cut in the middle of a member
+    with tarfile.open(tar) as opened:
+        member = [m for m in opened.getmembers() if m.name.endswith(".png")][6]
+    end = member.offset_data + (member.size // 2 if request.param == "in-data" else -(-member.size // 512) * 512 + 100)
+    tar.write_bytes(tar.read_bytes()[:end])
     return pool
 
 
