@@ -139,3 +139,23 @@ def test_a_huge_where_is_refused_at_once_and_in_lists_stay_fast(tmp_path, monkey
     assert code == 0, err
     uids = [pl.read_parquet(tmp_path / name / "uids.parquet")["uid"].to_list() for name in ("in", "or")]
     assert uids[0] == uids[1] and uids[0]
+
+
+# -- a full disk while inspect draws ----------------------------------------------------------------------
+def test_a_full_disk_while_inspect_draws_a_chart_names_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from matplotlib.figure import Figure
+
+    pool = pool_with(tmp_path / "pool", 1, 6)
+
+    def disk_full(self, fname, **kw):  # what a full disk does to matplotlib's own open/write: no file name in it
+        with open(fname, "wb") as handle:
+            handle.write(b"\x89PNG")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    line = refused(curate_main, ["inspect", str(pool), "--out", str(tmp_path / "report")], monkeypatch, capsys)
+    assert line.startswith(f"error: {tmp_path / 'report'}/") and line.endswith(
+        ".png: No space left on device; free some space or choose another --out"), line  # today: "write failed: ..."
+    assert not (tmp_path / "report").exists()
