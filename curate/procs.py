@@ -57,7 +57,13 @@ def sigint_ignored_by_children() -> Iterator[None]:
     blocked mask does not survive the spawn start method), so a Ctrl-C in the terminal, which signals the whole
     process group, interrupts only the parent, which stops the run in one line (curate/cliutil.py) instead of every
     worker printing its own KeyboardInterrupt; the workers then die with it. A Ctrl-C during the few milliseconds
-    of starting workers is lost (press again)."""
+    of starting workers is lost (press again). Outside the main thread (where Python allows no signal handler) this
+    does nothing."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
