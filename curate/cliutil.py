@@ -1,16 +1,53 @@
-"""Shared plumbing for the three console commands: one-line errors for user mistakes."""
+"""Shared plumbing for the three console commands: one-line errors for user mistakes, `--quiet` on every command."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 
 import typer
 from tierclip.curate.errors import UserError
 
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
+QUIET_HELP = "No progress output (bars or progress lines); results and errors are still printed."
+
+
+class App(typer.Typer):
+    """A typer app whose every command gets `--quiet` (declared once, here)."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+        return lambda callback: register(QuietCommand(callback))
+
+
+class QuietCommand:
+    """A command callback plus the `--quiet` option; the signature is read from the callback when typer asks
+    (so `curate score`'s options, derived from the stages when the command line is parsed, stay lazy)."""
+
+    def __init__(self, callback):
+        functools.update_wrapper(self, callback)
+        self.callback = callback
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        signature = inspect.signature(self.callback, eval_str=True)
+        quiet = inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                  default=typer.Option(False, "--quiet", "-q", help=QUIET_HELP))
+        return signature.replace(parameters=[*signature.parameters.values(), quiet])
+
+    def __call__(self, *args, quiet: bool = False, **kwargs):
+        from tierclip.curate.progress import set_quiet
+
+        set_quiet(quiet)
+        try:
+            return self.callback(*args, **kwargs)
+        except KeyboardInterrupt:  # here, before click turns it into "Aborted!"
+            stop("interrupted (Ctrl-C); what was complete is kept: run the same command again to go on", INTERRUPTED)
+
 
 def new_app(help_text: str) -> typer.Typer:
-    return typer.Typer(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False,
-                       add_completion=False, rich_markup_mode=None)
+    return App(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
 
 
 def run_app(app: typer.Typer) -> None:
@@ -18,18 +55,25 @@ def run_app(app: typer.Typer) -> None:
 
     So does an OSError (a read-only output folder, a full disk, a missing file): one line with the path
     and the system's reason, never a traceback. Atomic writes (curate/atomic.py) put the path in.
+    Ctrl-C in a command is one line too, exit code 130 (`QuietCommand`).
     """
     try:
         app()
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        stop(f"error: {exc}", 2)
     except FileNotFoundError as exc:
-        print(f"error: {exc.filename}: no such file or folder", file=sys.stderr)
-        raise SystemExit(2) from None
+        stop(f"error: {exc.filename}: no such file or folder", 2)
     except OSError as exc:
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
-        raise SystemExit(2) from None
+        stop(f"error: {os_error_line(exc)}", 2)
+
+
+def stop(line: str, code: int) -> None:
+    """Close open progress bars (a terminal bar would run into the line), print the line, exit with `code`."""
+    tqdm_module = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ())):
+        bar.close()
+    print(line, file=sys.stderr)
+    raise SystemExit(code) from None
 
 
 def os_error_line(exc: OSError) -> str:

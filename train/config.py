@@ -91,6 +91,7 @@ class RunConfig:
     keep_resume: bool = True   # keep resume.pt (~3x the model's size) once the run is DONE
     epochs: float | None = None  # what the user asked for, when the budget was given in epochs
     allow_pool_mismatch: bool = False  # train even when subset rows are missing from the pool (said loudly)
+    allow_damaged_shards: bool = False  # train without the samples of cut or damaged shard tars (said loudly)
 
     @property
     def steps(self) -> int:

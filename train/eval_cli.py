@@ -19,8 +19,11 @@ def eval_run(
     """Evaluate a run's final checkpoint zero-shot on eval sets; merge the rows into RUN/eval.jsonl (earlier rows of
     other eval sets are kept, a re-evaluated task is replaced), update results.json's metrics, print every row."""
     from tierclip.curate.cliutil import print_table
+    from tierclip.train.checkpoint import check_readable
     from tierclip.train.evaluate import evaluate_run
 
+    if (run / "checkpoint.pt").is_file():  # a cut or damaged checkpoint: one line naming it, not a torch traceback
+        check_readable(run / "checkpoint.pt")
     rows = evaluate_run(run, eval_sets, device=None if device == "auto" else device, batch_size=batch_size)
     print_table([(r.get("evalset", "–"), r["task"], r["metric"], f"{r['value']:.4f}", _score(r.get("random_score")),
                   _score(r.get("majority_score")), r.get("n", "–")) for r in rows],

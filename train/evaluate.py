@@ -203,11 +203,11 @@ def _row(metric: str, value: float, random_score: float, n: int) -> dict:
 def _image_features(model, preprocess, evalset: EvalSet, device, batch_size):
     """L2-normalised image embeddings of every row of samples.parquet, in row order (float32, on CPU)."""
     import torch
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     files = evalset.samples["file"].to_list()
     chunks = []
-    for start in tqdm(range(0, len(files), batch_size), desc=f"eval {evalset.name}: images", unit="batch", leave=False):
+    for start in progress(range(0, len(files), batch_size), desc=f"eval {evalset.name}: images", unit="batch", leave=False):
         batch = torch.stack([_load_image(evalset, preprocess, start + i, f) for i, f in enumerate(files[start:start + batch_size])])
         chunks.append(model.encode_image(batch.to(device), normalize=True).float().cpu())
     return torch.cat(chunks)

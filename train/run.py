@@ -10,6 +10,7 @@ RUN/
   eval.jsonl               when --eval was given (train/evaluate.py)
   results.json             the summary analysis reads
   DONE                     written last
+  .run.lock                flock of the run writing here (a second run into the folder is refused)
 ```
 """
 
@@ -20,13 +21,17 @@ import json
 import math
 import platform
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
+from tierclip.curate.procs import RunLock
+from tierclip.train.checkpoint import check_readable
 from tierclip.train.config import RunConfig
 
 DONE, CONFIG, RESULTS = "DONE", "config.json", "results.json"
+RUN_LOCK = ".run.lock"  # flock held by the run writing this folder (curate/procs.py RunLock)
 # Fields a resumed run must share with the run it continues.
 RESUME_KEYS = ("pool", "subset", "method", "model", "seed", "batch_size", "samples_seen", "accum_steps")
 
@@ -59,7 +64,10 @@ def check_inputs(cfg: RunConfig) -> tuple[object, object | None]:
     if cfg.pretrained and Path(cfg.pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") \
             and not Path(cfg.pretrained).is_file():
         raise UserError(f"--pretrained {cfg.pretrained}: no such checkpoint file")
+    for weights in _checkpoints_read(cfg):
+        check_readable(weights)
     pool = Pool(cfg.pool)
+    pool.require_rows("train on")
     if not pool.has_images():
         raise UserError(f"{pool.tar_path(0)}: missing shard; train needs a pool with images")
     subset = read_subset(cfg.subset) if cfg.subset else None
@@ -71,6 +79,13 @@ def check_inputs(cfg: RunConfig) -> tuple[object, object | None]:
     return pool, subset
 
 
+def _checkpoints_read(cfg: RunConfig) -> list[Path]:
+    """The checkpoint files this run will load: --pretrained (a file), and resume.pt with --resume."""
+    found = [Path(cfg.pretrained)] if cfg.pretrained and Path(cfg.pretrained).is_file() else []
+    resume = Path(cfg.out) / "resume.pt"
+    return found + ([resume] if cfg.resume and resume.is_file() else [])
+
+
 def open_data(cfg: RunConfig, pool=None, subset=None) -> RunData:
     """Index the samples to train on; subset uids the pool lacks are refused unless --allow-pool-mismatch."""
     import sys
@@ -80,6 +95,13 @@ def open_data(cfg: RunConfig, pool=None, subset=None) -> RunData:
     if pool is None:
         pool, subset = check_inputs(cfg)
     index = build_index(pool, subset.uids["uid"] if subset is not None else None)
+    if index.damaged:
+        lost = index.counts["missing_in_shard"]
+        if not cfg.allow_damaged_shards:
+            raise UserError(f"{index.damaged[0]}; {lost} usable samples in {len(index.damaged)} damaged shard(s): re-ingest "
+                            "or repair the pool, or pass --allow-damaged-shards to train without them")
+        print(f"WARNING: training without {lost} usable samples of {len(index.damaged)} damaged shard(s) "
+              f"(--allow-damaged-shards); first: {index.damaged[0]}", file=sys.stderr)
     missing = index.counts["subset"] - index.counts["in_pool"] if subset is not None else 0
     if missing:
         problem = f"{subset.path}: {missing} of {subset.n} subset uids are not rows of pool {pool.root}"
@@ -97,7 +119,13 @@ def resolve_budget(cfg: RunConfig, usable: int) -> RunConfig:
 
 
 def check_out_folder(cfg: RunConfig) -> None:
+    from tierclip.curate.pool import check_not_pool_files
+
     out = Path(cfg.out)
+    check_not_pool_files(out)
+    if (out / RUN_LOCK).exists():  # a run writing here now: say so before anything else about the folder
+        with RunLock(out / RUN_LOCK, "`train run`"):
+            pass
     if (out / DONE).exists():
         raise UserError(f"{out}: this run is finished (DONE exists); choose another --out")
     if (out / "resume.pt").exists() and not cfg.resume:
@@ -130,7 +158,10 @@ def run_training(cfg: RunConfig) -> Path:
     cfg = resolve_budget(cfg, data.index.n)
     check_same_run(cfg)
     ctx = distributed.setup(cfg.device)
+    held = ExitStack()
     try:
+        if ctx.is_main:  # one run writes here at a time: a second one (or --resume of this one) is refused in one line
+            held.enter_context(RunLock(out / RUN_LOCK, "`train run`"))
         from tierclip.train.data import StreamPlan
 
         StreamPlan(cfg.batch_size, cfg.accum_steps, ctx.rank, ctx.world_size)  # a batch that does not split: fail now
@@ -154,6 +185,7 @@ def run_training(cfg: RunConfig) -> Path:
             _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg), model_info)
         distributed.barrier(ctx)
     finally:
+        held.close()
         distributed.teardown(ctx)
     return out
 

@@ -82,6 +82,8 @@ def run(
     aug: list[str] = typer.Option(None, help="Augmentation option KEY=VALUE for clip-aug/slip/declip views (repeatable), e.g. jitter=0.2."),
     allow_pool_mismatch: bool = typer.Option(False, "--allow-pool-mismatch", help="Train even if the subset was built from "
                                              "another pool or some of its uids are not in POOL (the missing count is printed)."),
+    allow_damaged_shards: bool = typer.Option(False, "--allow-damaged-shards", help="Train even if shard tars are cut short "
+                                              "or damaged, without their lost samples (the count is printed)."),
 ) -> None:
     """Train a CLIP-family model on a pool subset; evaluate it when --eval is given."""
     from tierclip.train.config import MethodConfig, make_run_config
@@ -101,7 +103,7 @@ def run(
                           resume=resume, keep_resume=keep_resume, checkpoint_every=checkpoint_every, log_every=log_every,
                           loader_workers=loader_workers, torch_threads=torch_threads,
                           accum_steps=accum_steps, grad_clip=grad_clip or None, device=device,
-                          allow_pool_mismatch=allow_pool_mismatch)
+                          allow_pool_mismatch=allow_pool_mismatch, allow_damaged_shards=allow_damaged_shards)
     print(run_training(cfg))
 
 

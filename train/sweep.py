@@ -116,9 +116,8 @@ def expand_subsets(entries: tuple[str | None, ...]) -> list[tuple[str, str | Non
             continue
         folder = Path(entry)
         if (folder / "tiers.json").is_file():
-            index = json.loads((folder / "tiers.json").read_text())
             # Prefixed with the tier set's folder name: tier sets of several sizes reuse tier names (top30, ...).
-            out += [(f"{folder.name}-{t['name']}", str(folder / t["path"])) for t in index.get("tiers", []) + index.get("controls", [])]
+            out += [(f"{folder.name}-{name}", str(path)) for name, path in tier_entries(folder)]
         elif (folder / "uids.parquet").is_file():
             out.append((folder.name, str(folder)))
         else:
@@ -126,13 +125,29 @@ def expand_subsets(entries: tuple[str | None, ...]) -> list[tuple[str, str | Non
     return out
 
 
+def tier_entries(folder: Path) -> list[tuple[str, Path]]:
+    """(name, subset folder) of each tier and control in tiers.json: names are plain folder names and paths stay
+    inside the tier set, as for names and paths given on the command line."""
+    from tierclip.curate.paths import check_name, inside
+
+    source = folder / "tiers.json"
+    try:
+        index = json.loads(source.read_text())
+        entries = index.get("tiers", []) + index.get("controls", [])
+        return [(check_name(t["name"], str(source)), inside(folder, str(t["path"]), str(source))) for t in entries]
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError, KeyError) as exc:
+        raise UserError(f"{source}: not a tier set index ({type(exc).__name__}: {exc})") from None
+
+
 def plan_runs(spec: SweepSpec, out_root: str | Path) -> list[PlannedRun]:
+    from tierclip.curate.paths import check_name
+
     runs = []
     grid = itertools.product(expand_subsets(spec.subsets), spec.methods, spec.models or (None,), spec.samples_seen, spec.seeds)
     for (name, subset), method, model, samples, seed in grid:
         budget = f"-n{samples}" if samples is not None else ""
         model_part = f"-{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}" if model is not None else ""  # hf-hub:org/x
-        run_name = f"{name}-{method}{model_part}{budget}-s{seed}"
+        run_name = check_name(f"{name}-{method}{model_part}{budget}-s{seed}", "train sweep: run folder")
         runs.append(PlannedRun(run_name, Path(out_root) / run_name, subset, method, seed, samples, model))
     names = [r.name for r in runs]
     if len(set(names)) != len(names):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from tierclip.curate.cliutil import new_app
 
-ingest_app = typer.Typer(help="Build a pool from img2dataset output, a folder of images, or DataComp metadata.",
-                         no_args_is_help=True, rich_markup_mode=None)
+ingest_app = new_app("Build a pool from img2dataset output, a folder of images, or DataComp metadata.")
 
 OUT = typer.Option(..., "--out", "-o", help="Pool folder to write (created; an interrupted ingest into it resumes).")
 SHARD_SIZE = typer.Option(10_000, "--shard-size", help="Samples per pool shard.")
@@ -65,6 +65,9 @@ def ingest_folder(
     path_col: str = typer.Option("path", "--path-col", help="Column holding the image path."),
     caption_col: str = typer.Option("caption", "--caption-col", help="Column holding the caption."),
     uid_col: str = typer.Option("uid", "--uid-col", help="Optional column of 32-hex uids to keep (ignored when absent)."),
+    follow_links: bool = typer.Option(False, "--follow-links", help="Read images behind symbolic links that lead outside "
+                                      "the folder (default: such rows get status outside_folder and are not read; "
+                                      "absolute and ../ paths are never read)."),
     shard_size: int = SHARD_SIZE,
     name: str = NAME,
     max_pixels: int = MAX_PIXELS,
@@ -77,7 +80,7 @@ def ingest_folder(
     from tierclip.curate.ingest.run import run_ingest
 
     images = _images(max_pixels, image_size, resize_mode, background)
-    cfg = FolderConfig(source, captions, path_col, caption_col, uid_col)
+    cfg = FolderConfig(source, captions, path_col, caption_col, uid_col, follow_links)
     _finish(run_ingest(open_folder(cfg), out, shard_size, name, images), out)
 
 
@@ -105,14 +108,17 @@ def download(
     workers: int = typer.Option(1, "--workers", help="img2dataset worker processes (its processes_count)."),
     download_threads: int = typer.Option(16, "--download-threads",
                                          help="Download threads per worker process (img2dataset's thread_count)."),
-    image_size: int = typer.Option(256, "--image-size", help="Resize target in pixels."),
-    resize_mode: str = typer.Option("border", "--resize-mode", help="no, border, keep_ratio, keep_ratio_largest or center_crop."),
+    image_size: int = typer.Option(256, "--image-size", help="Resize larger images to this size at ingest (never upscales; "
+                                   "EXIF orientation applied first)."),
+    resize_mode: str = typer.Option("border", "--resize-mode", help="no, border, keep_ratio, keep_ratio_largest or center_crop "
+                                    "(img2dataset's modes; border pads only the images it shrank)."),
     retries: int = typer.Option(0, "--retries", help="Retries per failed download."),
     timeout: int = typer.Option(10, "--timeout", help="Seconds before a download is given up."),
     url_col: str = typer.Option("url", "--url-col", help="Column holding the URL (table inputs)."),
     caption_col: str = typer.Option("caption", "--caption-col", help="Column holding the caption (used when present)."),
     input_format: str = typer.Option(None, "--input-format", help="txt, csv, tsv, json, jsonl or parquet (default: from the extension)."),
-    encode_format: str = typer.Option("jpg", "--encode-format", help="Stored image format: jpg, png or webp."),
+    encode_format: str = typer.Option("jpg", "--encode-format", help="Stored image format: jpg, png or webp (images in another "
+                                      "format are re-encoded from the decoded RGB; transparency onto white)."),
     extra_col: list[str] = typer.Option([], "--extra-col", help="More input columns to keep (repeatable; `uid` is kept automatically)."),
     samples_per_shard: int = typer.Option(10_000, "--samples-per-shard", help="img2dataset's own shard size."),
     shard_size: int = SHARD_SIZE,

@@ -17,6 +17,7 @@ from tierclip.curate.errors import UserError
 from tierclip.curate.pool import OK
 
 DEDUP_KINDS = {"text": "dup_keep", "image": "image_dup_keep"}
+MAX_WHERE_OPERATORS = 512  # a 256-term OR (511 operators) takes ~0.1 s to plan and run
 FRACTION_BASES = ("remaining", "pool")
 
 # DataComp's basic filter (baselines/apply_filter.py: load_uids_with_basic_filter_helper):
@@ -123,11 +124,24 @@ BASIC_TEXT = (f'basic(lang_datacomp == "en", words > 2, chars > {BASIC_MIN_CHARS
 
 
 def parse_where(text: str) -> pl.Expr:
-    """A user's `--where` as a polars SQL expression: parsed, never evaluated as Python."""
+    """A user's `--where` as a polars SQL expression: parsed, never evaluated as Python, at most MAX_WHERE_OPERATORS
+    operators (polars' optimiser takes time quadratic in a chain's length: 2,000 ORs took 27 s and 1.5 GB)."""
     try:
-        return pl.sql_expr(text)
+        expr = pl.sql_expr(text)
     except Exception as exc:  # polars raises several SQL error types; all mean "bad expression"
         raise UserError(f"--where: cannot parse {text!r} as a SQL condition ({_first_words(exc)})") from None
+    operators = where_operators(expr)
+    if operators > MAX_WHERE_OPERATORS:
+        raise UserError(f"--where: {operators} operators, more than {MAX_WHERE_OPERATORS}; for a list of values write "
+                        "`column IN (v1, v2, ...)` (one operator however long the list)")
+    return expr
+
+
+def where_operators(expr: pl.Expr) -> int:
+    """Operator nodes (binary operators and functions) in a parsed expression, counted in polars' own serialisation
+    (a 2,000-term chain is ~2,000 levels deep: too deep to walk as nested JSON objects)."""
+    plan = expr.meta.serialize(format="json")
+    return plan.count('{"BinaryExpr"') + plan.count('{"Function"')
 
 
 def _first_words(exc: Exception, limit: int = 120) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
-from tierclip.curate.pool import Pool, gt_flag_columns
+from tierclip.curate.pool import Pool, check_not_pool_files, gt_flag_columns
 from tierclip.curate.selection.config import FilterConfig
 from tierclip.curate.selection.query import collect_flags, drop_counts, gt_shares, plan, topk_threshold
 from tierclip.curate.selection.uidorder import sort_uids
@@ -127,6 +127,7 @@ def _equal_size(tier: Tier, n: int, seed: int) -> Tier:
 def write_tier_set(pool: Pool, config: TierConfig, out: str | Path) -> dict:
     """Write every tier and control as a subset under `out`, then `tiers.json` (best first)."""
     out = Path(out)
+    check_not_pool_files(out)
     tiers, controls, context = build_tiers(pool, config)
     entries = {"tiers": [], "controls": []}
     for group, members in (("tiers", tiers), ("controls", controls)):

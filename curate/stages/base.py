@@ -110,20 +110,18 @@ class NoOptions:
 
 
 def global_dir(pool: Pool, stage: str) -> Path:
-    return pool.scores_dir(stage) / "_global"
+    return pool.stage_files(stage).global_dir
 
 
 def parts_path(pool: Pool, stage: str, name: str, shard: int) -> Path:
-    from tierclip.curate.pool import shard_name
-
-    return pool.scores_dir(stage) / "_parts" / name / f"{shard_name(shard)}.npy"
+    return pool.stage_files(stage).parts(name, shard)
 
 
 def phase_stats(pool: Pool, stage: str, phase: str) -> list[dict]:
     """The stats every task of a phase returned, in task-name order."""
     import json
 
-    folder = global_dir(pool, stage) / "_tasks" / phase
+    folder = pool.stage_files(stage).tasks_dir(phase)
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
