@@ -56,8 +56,8 @@ class ValueParser:
             raise BadValue(f"{self.name} {raw}: must be {self.bounds.describe()}") from None
 
 
-class NumberListParser(ValueParser):
-    """A comma list of numbers (`--fractions 0.1,0.3`): each checked against the bounds; gives a tuple."""
+class CommaListParser(ValueParser):
+    """A comma list (`--fractions 0.1,0.3`, `--dedup text,image`): each item converted and checked; gives a tuple."""
 
     def convert(self, raw: Any) -> Any:
         if not isinstance(raw, str):
@@ -102,7 +102,7 @@ def checked(default: Any, *flags: str, help: str, kind: type = int, **checks: An
 def numbers(default: str | None, *flags: str, help: str, **bounds: Any) -> Any:
     """A hand-written comma list of numbers (a plural flag), each element checked: gives a tuple of floats."""
     fld = option(default, help, **bounds)
-    return typer.Option(default, *flags, help=_help(help, fld, float), parser=NumberListParser(flags[0], fld, tuple[float, ...]))
+    return typer.Option(default, *flags, help=_help(help, fld, float), parser=CommaListParser(flags[0], fld, tuple[float, ...]))
 
 
 # -- options from a config dataclass ----------------------------------------------------------------------------------
@@ -154,6 +154,8 @@ def typer_parameter(spec: OptionSpec, help_prefix: str = "") -> inspect.Paramete
     """The typer parameter of one derived option (a positional argument when the field says so)."""
     meta, default = spec.field.metadata, spec.field.default
     annotation, cli_default = _cli_type(spec.annotation), (None if isinstance(default, tuple) else default)
+    if meta.get("comma"):  # one text holding the list
+        annotation, cli_default = typing.Optional[str], (",".join(map(str, default)) or None)  # noqa: UP045 (typer)
     help_text = help_prefix + _help(meta.get("help", ""), spec.field, numeric_kind(spec.annotation))
     parser = _parser(spec)
     if meta.get("argument"):
@@ -169,6 +171,8 @@ def _parser(spec: OptionSpec) -> ValueParser | None:
     meta = spec.field.metadata
     if meta.get("key_values"):
         return KeyValueParser(spec.flag, spec.field, spec.annotation)
+    if meta.get("comma"):
+        return CommaListParser(spec.flag, spec.field, spec.annotation)
     if numeric_kind(spec.annotation) or meta.get("choices") or meta.get("pattern"):
         return ValueParser(spec.flag, spec.field, _element(spec.annotation))
     return None

@@ -40,7 +40,9 @@ class Bounds:
                 and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
 
     def describe(self) -> str:
-        """`an integer >= 0`, `a finite number > 0`, `a number in (0, 1)`."""
+        """`an integer >= 0`, `a finite number > 0`, `a number in (0, 1)`, `a number or -inf`."""
+        if not self.finite and self.lt == math.inf and self.ge is None and self.gt is None:
+            return "a number or -inf"
         kind = "an integer" if self.integer else ("a finite number" if self.finite and not self._bounded_both() else "a number")
         low = f">= {_text(self.ge)}" if self.ge is not None else (f"> {_text(self.gt)}" if self.gt is not None else "")
         high = f"<= {_text(self.le)}" if self.le is not None else (f"< {_text(self.lt)}" if self.lt is not None else "")
@@ -59,21 +61,23 @@ def _text(number: float) -> str:
 
 def option(default: Any, help: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
            lt: float | None = None, finite: bool = True, choices: Any = None, pattern: tuple[str, str] | None = None,
-           path: bool = False, argument: bool = False, short: str | None = None, key_values: type | None = None) -> Any:
+           path: bool = False, argument: bool = False, short: str | None = None, key_values: type | None = None,
+           comma: bool = False) -> Any:
     """A config field that becomes a command-line option: its flag is the field's name (with the owner's prefix),
     `help` its help text, and the bounds (`ge`, `gt`, `le`, `lt`; numbers finite unless `finite=False`) its check.
 
     `choices`: the allowed strings (or a function giving them); `pattern`: (a regular expression the whole string
     must match, what that means); `path`: the value names a file or folder (made absolute when it exists);
     `argument`: a positional argument instead of an option; `short`: a one-letter alias (`-j`); `key_values`: a
-    repeatable KEY=VALUE option checked against that config's fields (`--aug jitter=0.2`). The default `...` makes
-    the option required.
+    repeatable KEY=VALUE option checked against that config's fields (`--aug jitter=0.2`); `comma`: a tuple field
+    given as one comma list (`--fractions 0.1,0.3`, `--dedup text,image`), each item checked. The default `...`
+    makes the option required.
     """
     bounds = None
     if any(b is not None for b in (ge, gt, le, lt)) or not finite:
         bounds = Bounds(ge=ge, gt=gt, le=le, lt=lt, finite=finite)
     metadata = {"help": help, "bounds": bounds, "choices": choices, "pattern": pattern, "path": path, "argument": argument,
-                "short": short, "key_values": key_values}
+                "short": short, "key_values": key_values, "comma": comma}
     return field(default=default, metadata=metadata)
 
 
@@ -108,7 +112,8 @@ def check_value(name: str, value: Any, fld: dataclasses.Field, annotation: Any, 
             if not bounds.accepts(item):
                 raise UserError(f"{name} {shown}: must be {bounds.describe()}")
     choices, pattern = field_choices(fld), fld.metadata.get("pattern")
-    if choices and value not in choices:
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    if choices and any(item not in choices for item in items):
         raise UserError(f"{name} {shown}: must be one of {', '.join(choices)}")
     if pattern and not re.fullmatch(pattern[0], str(value)):
         raise UserError(f"{name} {shown}: must be {pattern[1]}")
@@ -129,19 +134,17 @@ def _shown(value: Any) -> str:
 class Checked:
     """Mixin of config dataclasses: every field checked against its declaration when the config is made.
 
-    Names in messages: `--PREFIX-FIELD` when the class declares a `prefix` (method configs), else the field name.
+    Names in messages: the option, `--PREFIX-FIELD` with the class's `prefix` (method configs) or `--FIELD`.
     """
 
     def __post_init__(self) -> None:
         import typing
 
         hints = typing.get_type_hints(type(self))
-        prefix = getattr(type(self), "prefix", None)
+        prefix = getattr(type(self), "prefix", "")
         for fld in dataclasses.fields(self):
-            if dataclasses.is_dataclass(hints[fld.name]):
-                continue  # a nested config checked itself
-            name = flag_name(prefix, fld.name) if prefix is not None else fld.name
-            check_value(name, getattr(self, fld.name), fld, hints[fld.name])
+            if not dataclasses.is_dataclass(hints[fld.name]):  # a held config checked itself
+                check_value(flag_name(prefix, fld.name), getattr(self, fld.name), fld, hints[fld.name])
 
 
 def flag_name(prefix: str, name: str) -> str:

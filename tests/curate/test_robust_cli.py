@@ -124,7 +124,7 @@ def test_set_operations_refuse_subsets_of_two_pools_with_one_name(tmp_path):
 # -- 8. values that would select nothing -------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [(["--min-score", "nan"], "--min-score nan: must be a number"),
                                            (["--min-score", "inf"], "--min-score inf: must be a number"),
-                                           (["--lang", "en", "--min-lang-prob", "2"], "--min-lang-prob 2.0: must be a probability"),
+                                           (["--lang", "en", "--min-lang-prob", "2"], "--min-lang-prob 2: must be a number in [0, 1]"),
                                            (["--lang", "xx"], "--lang 'xx': not a fastText lid.176 language code")])
 def test_filter_refuses_values_that_select_nothing(tmp_path, monkeypatch, capsys, args, message):
     pool = pool_of(tmp_path / "pool", shards=1)
