@@ -250,3 +250,29 @@ class DerivedCommand:
 
     def __call__(self, **values: Any) -> Any:
         return self._body(values)
+
+
+# -- docs/cli.md's option tables ---------------------------------------------------------------------------------------
+def command_reference(commands: Mapping[str, Any]) -> str:
+    """Markdown for each command (`### \\`curate score POOL\\``): a table of its options, each with its default and its
+    help (which says what the value must be). Built from the click commands typer makes, so it is what `--help` says."""
+    parts = []
+    for path, command in sorted(commands.items()):
+        arguments = " ".join(p.name.upper() for p in command.params if p.param_type_name == "argument")
+        rows = [_reference_row(p) for p in command.params if p.param_type_name == "option" and not p.hidden]
+        table = "| option | default | meaning |\n|---|---|---|\n" + "\n".join(rows) + "\n" if rows else "No options.\n"
+        parts.append(f"### `{' '.join(filter(None, (path, arguments)))}`\n\n{table}")
+    return "\n".join(parts)
+
+
+def _reference_row(param: Any) -> str:
+    names = ", ".join(f"`{name}`" for name in [*param.opts, *param.secondary_opts])
+    default = param.default
+    if getattr(param, "is_flag", False) and isinstance(default, bool):
+        shown = "on" if default else "off"
+    elif default is None or default == () or default == [] or default is ...:
+        shown = ""
+    else:
+        shown = f"`{default}`"
+    meaning = " ".join((param.help or "").split()).replace("|", "\\|")
+    return f"| {names} | {shown} | {meaning} |"

@@ -49,7 +49,8 @@ def _parameters() -> list[inspect.Parameter]:
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     fixed = [
-        inspect.Parameter("pool", keyword, annotation=Path, default=typer.Argument(..., help="Pool folder (holds pool.json).", metavar="POOL")),
+        inspect.Parameter("pool", keyword, annotation=Path,
+                          default=typer.Argument(..., help="Pool folder (holds pool.json).", metavar="POOL")),
         inspect.Parameter("stages", keyword, annotation=str, default=typer.Option(
             "basic,lang", "--stages", "-s", help=f"Comma-separated stages: {', '.join(STAGES)}. "
                                                  "Dependencies listed too run first (clip before image_dedup and cluster).")),
