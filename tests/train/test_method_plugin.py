@@ -63,12 +63,11 @@ def test_its_option_is_a_sweep_key_checked_like_the_flag(echo, tmp_path):
     spec = tmp_path / "sweep.toml"
     spec.write_text('pool = "p"\nmethods = ["echo", "clip"]\n[options]\necho_gain = 2.0\n')
     assert load_spec(spec).options == {"echo_gain": 2.0}
-    spec.write_text('pool = "p"\nmethods = ["echo"]\n[options]\necho_gain = 11\n')
-    with pytest.raises(UserError, match="--echo-gain 11: must be a number in"):
-        load_spec(spec)
-    spec.write_text('pool = "p"\nmethods = ["clip"]\n[options]\necho_gain = 2.0\n')
-    with pytest.raises(UserError, match="echo_gain is an option of no method in the grid"):
-        load_spec(spec)
+    for methods, gain, message in ((["echo"], 11, "--echo-gain 11: must be a number in"),
+                                   (["clip"], 2.0, "echo_gain is an option of no method in the grid")):
+        spec.write_text(f'pool = "p"\nmethods = {json.dumps(methods)}\n[options]\necho_gain = {gain}\n')
+        with pytest.raises(UserError, match=message):
+            load_spec(spec)
 
 
 def test_it_trains_and_config_json_records_its_option(echo, tmp_path):
