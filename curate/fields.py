@@ -134,17 +134,21 @@ def _shown(value: Any) -> str:
 class Checked:
     """Mixin of config dataclasses: every field checked against its declaration when the config is made.
 
-    Names in messages: the option, `--PREFIX-FIELD` with the class's `prefix` (method configs) or `--FIELD`.
+    Names in messages: `option_name(field)`, the option: `--PREFIX-FIELD` with the class's `prefix` (method
+    configs) or `--FIELD`.
     """
 
     def __post_init__(self) -> None:
         import typing
 
         hints = typing.get_type_hints(type(self))
-        prefix = getattr(type(self), "prefix", "")
         for fld in dataclasses.fields(self):
             if not dataclasses.is_dataclass(hints[fld.name]):  # a held config checked itself
-                check_value(flag_name(prefix, fld.name), getattr(self, fld.name), fld, hints[fld.name])
+                check_value(self.option_name(fld.name), getattr(self, fld.name), fld, hints[fld.name])
+
+    @classmethod
+    def option_name(cls, field_name: str) -> str:
+        return flag_name(getattr(cls, "prefix", ""), field_name)
 
 
 def flag_name(prefix: str, name: str) -> str:

@@ -53,6 +53,10 @@ class AugmentConfig(Checked):
                 raise UserError(f"aug: {name} must be a range (low <= high), got {(low, high)}")
 
     @classmethod
+    def option_name(cls, field_name: str) -> str:
+        return f"--aug {field_name}"
+
+    @classmethod
     def from_options(cls, options: dict | None) -> AugmentConfig:
         """From `--aug` KEY=VALUE pairs: unknown keys are a user error naming the known ones."""
         options = dict(options or {})
