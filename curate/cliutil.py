@@ -50,21 +50,35 @@ def new_app(help_text: str) -> typer.Typer:
     return App(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
 
 
-def run_app(app: typer.Typer) -> None:
+def run_app(app: typer.Typer, args: list[str] | None = None) -> None:
     """Run a typer app; a `UserError` becomes `error: ...` on stderr and exit code 2.
 
-    So does an OSError (a read-only output folder, a full disk, a missing file): one line with the path
-    and the system's reason, never a traceback. Atomic writes (curate/atomic.py) put the path in.
-    Ctrl-C in a command is one line too, exit code 130 (`QuietCommand`).
+    So does a command-line mistake (an unknown option, a value out of range, `1e400` for an integer): one line
+    instead of click's usage block. And an OSError (a read-only output folder, a full disk, a missing file):
+    one line with the path and the system's reason, never a traceback. Atomic writes (curate/atomic.py) put the
+    path in. Ctrl-C in a command is one line too, exit code 130 (`QuietCommand`). Exits with the command's own
+    code otherwise (0, or a typer.Exit's).
     """
+    # typer ships its own copy of click; its usage errors are not exported at typer's top level.
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
     try:
-        app()
+        code = typer.main.get_command(app).main(args=args, standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # the command alone: its help, as typer prints it
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except UsageError as exc:
+        print(f"error: {' '.join(exc.format_message().split())}{_usage_hint(exc)}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
     except UserError as exc:
         stop(f"error: {exc}", 2)
     except FileNotFoundError as exc:
         stop(f"error: {exc.filename}: no such file or folder", 2)
     except OSError as exc:
         stop(f"error: {os_error_line(exc)}", 2)
+    except typer.Abort:
+        stop("Aborted!", 1)
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 def stop(line: str, code: int) -> None:
@@ -74,6 +88,15 @@ def stop(line: str, code: int) -> None:
         bar.close()
     print(line, file=sys.stderr)
     raise SystemExit(code) from None
+
+
+def _usage_hint(exc) -> str:
+    """` (see curate filter --help)` for a usage error that is not about one value."""
+    from tierclip.curate.cliopts import BadValue
+
+    if isinstance(exc, BadValue) or getattr(exc, "ctx", None) is None:
+        return ""
+    return f" (see {exc.ctx.command_path} --help)"
 
 
 def os_error_line(exc: OSError) -> str:

@@ -99,10 +99,10 @@ def evaluate_run(run_dir, eval_roots, device=None, batch_size=256) -> list[dict]
     """Load RUN/checkpoint.pt, evaluate it on every eval set and merge the rows into RUN/eval.jsonl (`merge_eval_rows`:
     a re-evaluated task replaces its old rows, other eval sets' rows are kept); rebuild results.json's `metrics`
     from the merged rows when the run has one. Both files are written atomically. Returns the merged rows."""
-    import torch
+    from tierclip.curate.devices import resolve_device
 
     run_dir = Path(run_dir)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device or "auto")
     evalsets = [read_evalset(root) for root in eval_roots]  # fail on a bad eval set before loading a model
     _check_unique_task_names(evalsets)
     earlier = read_eval_file(run_dir / EVAL_FILE)
@@ -174,7 +174,7 @@ def _rebuild_results_metrics(path: Path, rows: list[dict]) -> None:
 
 def load_run_model(run_dir: Path, device: str):
     """(model, eval preprocess, tokenizer) of a run's final checkpoint, with the run's own model configs registered."""
-    import open_clip
+    from tierclip.curate.clipmodels import get_tokenizer, load_model, register_model_configs
 
     config_path, checkpoint = run_dir / "config.json", run_dir / "checkpoint.pt"
     if not config_path.is_file():
@@ -185,11 +185,10 @@ def load_run_model(run_dir: Path, device: str):
     if not model_name:
         raise UserError(f"{config_path}: no 'model' key")
     if (run_dir / "model_configs").is_dir():
-        open_clip.add_model_config(run_dir / "model_configs")
-    if model_name not in open_clip.list_models():
-        raise UserError(f"{config_path}: model {model_name!r} is neither an open_clip config nor in {run_dir / 'model_configs'}")
-    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=str(checkpoint), device=device)
-    return model, preprocess, open_clip.get_tokenizer(model_name)
+        register_model_configs(run_dir / "model_configs")
+    model, _, preprocess = load_model(model_name, str(checkpoint), device=device, flag=f"{config_path}: model",
+                                      hint=f"neither an open_clip config nor in {run_dir / 'model_configs'}")
+    return model, preprocess, get_tokenizer(model_name)
 
 
 def write_eval_rows(path: Path, rows: list[dict]) -> None:

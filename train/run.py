@@ -165,12 +165,11 @@ def run_training(cfg: RunConfig) -> Path:
         from tierclip.train.data import StreamPlan
 
         StreamPlan(cfg.batch_size, cfg.accum_steps, ctx.rank, ctx.world_size)  # a batch that does not split: fail now
-        method_cfg = dataclasses.replace(cfg.method_cfg, name=cfg.method, rank=ctx.rank, world_size=ctx.world_size)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         model, _, _ = models.create_model(cfg.model, cfg.pretrained, overrides, device=ctx.device)
-        method = methods.build_method(cfg.method, model, method_cfg).to(ctx.device)
+        method = methods.build_method(cfg.method, model, cfg.method_cfg).to(ctx.device)
         model_info = _model_info(model)
-        dataset = _dataset(model, method, method_cfg, cfg, data.index)
+        dataset = _dataset(model, method, cfg, data.index)
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
             models.write_model_config(cfg.model, out / "model_configs")
@@ -182,7 +181,7 @@ def run_training(cfg: RunConfig) -> Path:
         state = train_loop(model, method, dataset, cfg, ctx, out)
         flops_end = _gflops(model, method, cfg.batch_size)  # on every rank: a method's losses gather across ranks
         if ctx.is_main:
-            _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg), model_info)
+            _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg, method), model_info)
         distributed.barrier(ctx)
     finally:
         held.close()
@@ -190,7 +189,7 @@ def run_training(cfg: RunConfig) -> Path:
     return out
 
 
-def _dataset(model, method, method_cfg, cfg: RunConfig, index):
+def _dataset(model, method, cfg: RunConfig, index):
     import open_clip
     from tierclip.train.augment import make_view_transform
     from tierclip.train.data import PositionDataset
@@ -201,7 +200,8 @@ def _dataset(model, method, method_cfg, cfg: RunConfig, index):
     pre = open_clip.get_model_preprocess_cfg(model)
     tokenizer = get_tokenizer(cfg.model)
     text = TextContext(tokenizer, vocab_size(model))  # the vocabulary read from the model, never assumed
-    views = {v: make_view_transform(v, pre["size"], pre["mean"], pre["std"], method_cfg, text) for v in method.views if v != "text"}
+    views_cfg = method.view_config(cfg.aug)
+    views = {v: make_view_transform(v, pre["size"], pre["mean"], pre["std"], views_cfg, text) for v in method.views if v != "text"}
     return PositionDataset(index, views, tokenizer, cfg.seed)
 
 
@@ -238,10 +238,10 @@ def _gflops(model, method, global_batch: int) -> float:
                                     global_batch=global_batch)
 
 
-def _run_gflops(start: float, end: float, cfg: RunConfig) -> tuple[float, float]:
+def _run_gflops(start: float, end: float, cfg: RunConfig, method) -> tuple[float, float]:
     """(per-sample, total) GFLOPs. A method whose cost changes at the end (FLIP's unmasked tuning) is counted
-    per phase: the count at progress 0 for the first (1 - unmasked_tuning) of training, the count at progress 1 after."""
-    tail = cfg.method_cfg.unmasked_tuning if start != end else 0.0
+    per phase: the count at progress 0 for the first (1 - final share) of training, the count at progress 1 after."""
+    tail = method.final_phase_share() if start != end else 0.0
     per_sample = start * (1 - tail) + end * tail
     return per_sample, per_sample * cfg.steps * cfg.batch_size
 
@@ -255,7 +255,7 @@ def _finish(cfg: RunConfig, data: RunData, ctx, state, gflops: tuple, model_info
         from tierclip.train.evaluate import evaluate_run, main_metrics
 
         started = time.perf_counter()
-        metrics = main_metrics(evaluate_run(out, list(cfg.eval_roots), device=ctx.device.split(":")[0]))
+        metrics = main_metrics(evaluate_run(out, list(cfg.eval_roots), device=ctx.device))
         eval_time = time.perf_counter() - started
     manifest = data.subset.manifest if data.subset is not None else {}
     results = {

@@ -260,7 +260,7 @@ def test_evaluate_run_bad_inputs(tmp_path, tiny_model):
         evaluate_run(run, [tmp_path / "eval", tmp_path / "eval"], device="cpu")
     (run / "config.json").write_text(json.dumps({"model": "no-such-model"}))
     torch.save({"state_dict": model.state_dict()}, run / "checkpoint.pt")
-    with pytest.raises(UserError, match="model 'no-such-model'"):
+    with pytest.raises(UserError, match="config.json: model no-such-model: unknown open_clip model"):
         evaluate_run(run, [tmp_path / "eval"], device="cpu")
     assert not (run / "eval.jsonl").exists()
 
