@@ -52,15 +52,12 @@ def option_fields() -> list[tuple[str, dataclasses.Field, str, type]]:
 
 
 def stage_configs(values: dict[str, Any]) -> dict[str, Any]:
-    """One config per stage from the parsed options (paths that exist made absolute)."""
+    """One config per stage from the parsed options (`score_pool` makes the path options absolute)."""
     from tierclip.curate.stages import STAGES
 
     options: dict[str, dict[str, Any]] = {name: {} for name in STAGES}
     for name, field, _, _ in option_fields():
-        value = values.get(_param_name(name, field.name), field.default)
-        if field.metadata.get("path") and value is not None and Path(value).exists():
-            value = str(Path(value).resolve())
-        options[name][field.name] = value
+        options[name][field.name] = values.get(_param_name(name, field.name), field.default)
     return {name: STAGES[name].config(**kwargs) for name, kwargs in options.items()}
 
 

@@ -19,7 +19,8 @@ frames saved as `.parquet`), then any `phases` (each a list of independent
 tasks, e.g. one LSH band partition, run by the engine like shards; a task
 writes its own files under `_global/` and the runner records its stats in
 `_global/_tasks/PHASE/TASK.json`, so a killed run redoes only unfinished
-tasks), then `build` (once, the reduce step; writes `scores/STAGE/_global/*.npy`).
+tasks), then `build` (once, the reduce step, as one more engine task; writes
+`scores/STAGE/_global/*.npy`).
 Their `compute` then slices the global per-row arrays for one shard.
 """
 
@@ -54,7 +55,8 @@ class GlobalPhase:
     """A global step split into independent tasks that the engine runs (local processes or Ray), like shards."""
 
     name: str
-    tasks: Callable[..., list[str]]  # (pool, cfg, joined) -> task names; deterministic (it may write shared inputs once)
+    # (pool, cfg, joined) -> task names; deterministic and cheap: it runs on the driver, all work belongs in `run`
+    tasks: Callable[..., list[str]]
     run: Callable[..., dict]  # (pool, cfg, joined, task) -> stats; writes the task's outputs under _global/
 
 
