@@ -182,7 +182,7 @@ def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
         "run": cfg.to_json(), "model": cfg.model, "method": cfg.method,
         "subset_manifest": data.subset.manifest if data.subset is not None else None,
         "pool_info": data.pool.info.to_json(), "data_counts": data.index.counts,
-        "world_size": ctx.world_size, "device": ctx.device,
+        "world_size": ctx.world_size, "nodes": ctx.nodes, "device": ctx.device,
         "versions": {"tierclip": tool_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
                      "python": platform.python_version()},
     }
