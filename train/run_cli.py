@@ -151,7 +151,8 @@ def sweep(
     scale: str = typer.Option(None, help="Named scale (replaces the file's `scale`; default cpu-small)."),
     eval: list[str] = typer.Option(None, help="Eval set folder (repeatable; replaces the file's `eval`)."),
     print_: str = typer.Option(None, "--print", help="Print command lines instead of running: torchrun or sbatch."),
-    nproc: int = typer.Option(1, help="Processes (GPUs) per run in printed torchrun/sbatch lines."),
+    nproc: int = typer.Option(1, help="Processes (GPUs) per node in printed torchrun/sbatch lines."),
+    nodes: int = typer.Option(1, help="Nodes per run in printed torchrun/sbatch lines (one torchrun a node, c10d rendezvous)."),
 ) -> None:
     """Run a grid of `train run`s one after another (finished runs skipped, unfinished resumed), or print them."""
     from tierclip.train.sweep import command_lines, load_spec, plan_runs, run_sweep
@@ -160,7 +161,7 @@ def sweep(
                      scale=scale, eval=eval)
     runs = plan_runs(grid, out)
     if print_:
-        print("\n".join(command_lines(grid, runs, print_, nproc)))
+        print("\n".join(command_lines(grid, runs, print_, nproc, nodes)))
         return
     counts = run_sweep(grid, runs)
     print(f"{len(runs)} runs: {counts['started']} started, {counts['resumed']} resumed, {counts['skipped']} already finished")

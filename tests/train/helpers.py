@@ -103,14 +103,6 @@ def torchrun_train(args: list[str], nproc: int, env: dict | None = None):
     return subprocess.run(launch + args, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=500)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def node_launcher(args: list[str], port: int, cwd: Path, nodes: int = 2, env: dict | None = None):
     """One node's `torchrun --nnodes NODES --nproc-per-node 1` (c10d rendezvous on 127.0.0.1:PORT) of `train run ARGS`,
     started in its own session (a Popen: the caller waits, or kills it as a lost node)."""

@@ -21,7 +21,8 @@ from tierclip.train.config import MethodConfig, make_run_config
 from tierclip.train.distributed import from_env
 from tierclip.train.run import run_training
 
-from tests.train.helpers import assert_same_losses, color_pool, free_port, node_launcher
+from tests.procs import children, free_ports, gone
+from tests.train.helpers import assert_same_losses, color_pool, node_launcher
 
 COMMON = dict(scale="debug", model="tc-vit-tiny", samples_seen=32, batch_size=8, seed=5)  # ViT: no BatchNorm (docs/train.md)
 
@@ -33,7 +34,7 @@ def train_args(pool, out, method: str, samples_seen: int = 32, extra: tuple[str,
 
 
 def two_nodes(args: list[str], folders: list[Path], timeout: float = 500) -> list:
-    port = free_port()
+    [port] = free_ports(1)
     launchers = [node_launcher(args, port, folder) for folder in folders]
     for launcher in launchers:
         launcher.communicate(timeout=timeout)
@@ -73,25 +74,6 @@ def test_two_nodes_match_one_process_and_only_global_rank_0_writes(tmp_path, one
     assert (results["world_size"], config["nodes"], results["samples_seen"]) == (2, 2, 32)
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def gone(pids: list[int], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
-
-
 @pytest.mark.slow  # three 2-node runs: ~2 min on a loaded 2-core box
 @pytest.mark.timeout(900)
 def test_resume_after_one_nodes_launcher_is_killed_gives_the_uninterrupted_weights(tmp_path):
@@ -101,7 +83,7 @@ def test_resume_after_one_nodes_launcher_is_killed_gives_the_uninterrupted_weigh
     assert [launcher.returncode for launcher in straight] == [0, 0], straight[0].stderr[-3000:]
 
     out = tmp_path / "resumed"
-    port = free_port()
+    [port] = free_ports(1)
     survivor, lost = (node_launcher(train_args(pool.root, out, "clip", 64, every), port, tmp_path) for _ in range(2))
     deadline = time.monotonic() + 400
     while not (out / "resume.pt").exists() and time.monotonic() < deadline and survivor.poll() is None and lost.poll() is None:

@@ -4,7 +4,7 @@ Each node is its own `ray start` (the head with `--head`, the others with `--add
 free on this machine (other test sessions may run Ray at the same time), its own temporary folder (so a plain
 `ray.init()` elsewhere never finds this cluster) and token authentication with a token of its own (Ray 2.60
 asks a joining raylet and every driver for the cluster's token). Every process of the cluster carries a marker
-in its environment, so `stop()` ends exactly the processes this cluster started, by PID, and nothing else.
+in its environment (tests/procs.py), so `stop()` ends exactly the processes this cluster started, by PID.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,22 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.procs import MARKER, cmdline, exe_name, free_ports, kill, kill_marked, marked_pids
+
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
-MARKER = "TIERCLIP_TEST_RAY_CLUSTER"  # in the environment of every process of a test cluster
 NODE_MARKER = "TIERCLIP_TEST_RAY_NODE"
 NOT_TASKS = ("IDLE", "DashboardAgent", "RuntimeEnvAgent")  # titles of a node's processes that run no task
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free on 127.0.0.1 right now (all held open together, so none repeats)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @dataclass
@@ -112,27 +100,16 @@ class RayCluster:
             time.sleep(1)
 
     def pids(self, node: str | None = None) -> list[int]:
-        """PIDs of this cluster's processes (of one node when given), found by the marker in their environment."""
-        wanted = f"{MARKER}={self.root}".encode()
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes().split(b"\0")
-            except OSError:  # gone, or not ours to read
-                continue
-            if wanted in environ and (node is None or f"{NODE_MARKER}={node}".encode() in environ):
-                found.append(int(entry.name))
-        return found
+        """PIDs of this cluster's processes (of one node when given)."""
+        return marked_pids(str(self.root), f"{NODE_MARKER}={node}" if node else None)
 
     def running_tasks(self, node: str) -> dict[int, str]:
         """{worker PID: task name} of the tasks a node runs now: Ray titles a busy worker process `ray::TASK NAME`."""
-        titles = {pid: _cmdline(pid) for pid in self.pids(node)}
+        titles = {pid: cmdline(pid) for pid in self.pids(node)}
         return {pid: t[5:] for pid, t in titles.items() if t.startswith("ray::") and t[5:] not in NOT_TASKS}
 
     def raylet_pid(self, node: str) -> int:
-        raylets = [pid for pid in self.pids(node) if _exe_name(pid) == "raylet"]
+        raylets = [pid for pid in self.pids(node) if exe_name(pid) == "raylet"]
         if len(raylets) != 1:
             raise RuntimeError(f"node {node}: expected one raylet, found PIDs {raylets}")
         return raylets[0]
@@ -141,40 +118,18 @@ class RayCluster:
         """The node dies as a machine would: SIGKILL to the PIDs `first` (a busy worker), to its raylet's PID, then
         to every other process of the node (workers, whose running tasks die with them, and agents), each by PID."""
         for pid in first:
-            _kill(lambda p=pid: os.kill(p, signal.SIGKILL))
+            kill(pid)
         raylet = self.raylet_pid(node)
         os.kill(raylet, signal.SIGKILL)
         for pid in self.pids(node):
-            if pid != raylet:
-                _kill(lambda p=pid: os.kill(p, signal.SIGKILL))
+            kill(pid)
 
     def stop(self) -> None:
         """End every process of this cluster (each node's process group, then any straggler by PID); remove its files."""
         for node in self.nodes:
-            _kill(lambda n=node: os.killpg(n.pgid, signal.SIGKILL))
-        for _ in range(3):
-            for pid in self.pids():
-                _kill(lambda p=pid: os.kill(p, signal.SIGKILL))
-            time.sleep(0.2)
+            try:
+                os.killpg(node.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        kill_marked(str(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _exe_name(pid: int) -> str:
-    try:
-        return Path(os.readlink(f"/proc/{pid}/exe")).name
-    except OSError:
-        return ""
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def _kill(action) -> None:
-    try:
-        action()
-    except ProcessLookupError:
-        pass
