@@ -76,7 +76,8 @@ def _parameters() -> list[inspect.Parameter]:
         inspect.Parameter("workers", keyword, annotation=int, default=typer.Option(
             2, "--workers", "-j", help="Worker processes (local) or CPUs of a local Ray instance (ray).")),
         inspect.Parameter("ray_address", keyword, annotation=typing.Optional[str], default=typer.Option(  # noqa: UP045 (typer)
-            None, "--ray-address", help="Ray cluster address (e.g. ray://host:10001); default: start Ray locally.")),
+            None, "--ray-address", help="Ray cluster to run on: HEAD:PORT of its `ray start --head --port PORT`, with "
+                                        "RAY_AUTH_MODE=token and its token here (docs/architecture.md); default: a local Ray.")),
         inspect.Parameter("force", keyword, annotation=bool, default=typer.Option(
             False, "--force", help="Delete and recompute the listed stages' sidecars (needed to change their options).")),
     ]
