@@ -17,12 +17,14 @@ with one CPU runs its tasks one after another), MB read and written, and the nod
 
 The projection keeps each phase's structure. A per-shard phase costs the measured seconds and bytes per row
 (shards of 100,000 rows at the target). A one-task phase (k-means, build) follows the power law through the two
-sizes. A partitioned phase (text_dedup buckets, image_dedup search, cluster semdedup) is measured at the larger
-size twice, with the code's partitions and with ~8 times as many (the partition sizes patched in the driver,
-which names the tasks): per task, cost = a x its share of the work + s, where s (reading the pool-wide arrays
-every task reads) grows with the pool; at the target the code's task count T gives a x work + T x s. Time on
-N nodes of C cores = task-seconds / min(N x C, tasks), or the node's share of the bytes over its link if longer:
-a phase stops scaling where the tasks run out or the bytes per task grow with the pool.
+sizes. A partitioned phase (text_dedup buckets, image_dedup search, cluster semdedup) is measured at each size
+twice, with the code's partitions and with FINE tasks (the partition sizes patched in the driver, which names
+the tasks; thin slices of every shard, as at the target): per task, cost = a x its work items + c0 + sigma x
+pool rows, sigma being the pool-wide arrays every task reads; at the target the code's task count T gives
+a x work + T x (c0 + sigma x rows): quadratic in the pool where sigma > 0. Time on
+N nodes of C cores = task-seconds / min(N x C, tasks) (k-means: / C, one task on a whole node with FAISS's threads),
+or the node's share of the bytes over its link if longer: a phase stops scaling where the tasks run out or the
+bytes per task grow with the pool. `--replay OUTPUT` prints the tables again from an earlier run's output.
 """
 
 from __future__ import annotations
@@ -90,18 +92,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="20000,80000", help="comma list of two pool sizes (rows)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-cluster"), help="folder for inputs and pools")
+    parser.add_argument("--replay", type=Path, help="print the tables again from the last line (JSON) of an earlier output")
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.replay:
+        recorded = json.loads(args.replay.read_text().strip().splitlines()[-1])
+        phases = {(name, int(rows), partitions): v for key, v in recorded.items() for name, rows, partitions in [key.split("@")]}
+    else:
+        phases = measure_under_load(args.work, sizes)
+    print_measured(phases, sizes)
+    print_fits(phases, sizes)
+    print_projection(phases, sizes)
+
+
+def measure_under_load(work: Path, sizes: list[int]) -> dict[tuple[str, int, str], dict]:
     from bench_scale import build_pool
 
-    sizes = [int(s) for s in args.sizes.split(",")]
-    pools = {n: build_pool(args.work, n) for n in [5_000, *sizes]}  # 5,000: a warm-up (workers import everything)
+    pools = {n: build_pool(work, n) for n in [5_000, *sizes]}  # 5,000: a warm-up (workers import everything)
     load = [os.getloadavg()[0]]
     phases = measure(pools)
     load.append(os.getloadavg()[0])
     print(f"load average (1 min) at start and end: {load[0]:.1f}, {load[1]:.1f} on {os.cpu_count()} cores\n")
-    print_measured(phases, sizes)
-    print_fits(phases, sizes)
-    print_projection(phases, sizes)
+    return phases
 
 
 def measure(pools: dict[int, Path]) -> dict[tuple[str, int, str], dict]:
@@ -277,9 +289,15 @@ def print_projection(phases: dict, sizes: list[int]) -> None:
         for name in phase_names(phases):
             tasks = target_tasks(name, target)
             seconds, moved = project(phases, name, sizes, target)
-            times = [max(seconds / min(n * CORES, tasks), moved / n / link) for n in NODES]
+            times = [max(seconds / parallel(name, n, tasks), moved / n / link) for n in NODES]
             print(f"| {name} | {tasks:,} | {seconds / 3600:,.2f} | {moved / 1e12:,.3f} | " + " | ".join(_minutes(t) for t in times) + " |")
     print("\n" + json.dumps({"@".join(map(str, k)): v for k, v in phases.items()}))
+
+
+def parallel(name: str, nodes: int, tasks: int) -> int:
+    """Cores a phase keeps busy: k-means (one task) takes one whole node and FAISS's threads (assumed to scale with
+    the cores; the engine gives a one-task phase the largest node's CPUs); other phases one core a task."""
+    return CORES if name.endswith(" kmeans") else min(nodes * CORES, tasks)
 
 
 def _minutes(seconds: float) -> str:

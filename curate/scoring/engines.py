@@ -54,8 +54,10 @@ class RayEngine:
 
     Every task is named after what it does (`TASK.label`, e.g. "text_dedup buckets 003-000-001"), so Ray's state
     API (`ray list tasks`, the dashboard) shows which node ran which shard or phase. Tasks are spread over the
-    nodes; a task whose worker or node dies (not one that raises) is run again elsewhere by Ray, up to
-    `SYSTEM_RETRIES` times: tasks write atomically and skip finished work, so a re-run writes the same bytes.
+    nodes, one CPU each; a phase of a single task takes a whole node (as the local engine runs it in its own
+    process with every thread). A task whose worker or node dies (not one that raises) is run again elsewhere
+    by Ray, up to `SYSTEM_RETRIES` times: tasks write atomically and skip finished work, so a re-run writes the
+    same bytes.
     """
 
     SYSTEM_RETRIES = 3  # Ray's own default for tasks; application errors are never retried
@@ -71,7 +73,10 @@ class RayEngine:
     def map(self, fn: Callable, tasks: Sequence, max_workers: int | None = None) -> Iterator:
         import ray
 
-        remote = ray.remote(num_cpus=1, max_retries=self.SYSTEM_RETRIES, retry_exceptions=False, scheduling_strategy="SPREAD")(fn)
+        # A phase of one task (k-means, a build) gets the CPUs of the largest node, in a fresh worker process: Ray sets
+        # a worker's OMP_NUM_THREADS (FAISS's threads) from the CPUs of its first task. Others: one CPU a task.
+        cpus = {"num_cpus": _largest_node_cpus(), "max_calls": 1} if len(tasks) == 1 else {"num_cpus": 1}
+        remote = ray.remote(max_retries=self.SYSTEM_RETRIES, retry_exceptions=False, scheduling_strategy="SPREAD", **cpus)(fn)
         window = max_workers or len(tasks)
         waiting, running, labels = list(tasks), [], {}
         while waiting or running:
@@ -87,6 +92,12 @@ class RayEngine:
 
         if self.started_here:
             ray.shutdown()
+
+
+def _largest_node_cpus() -> int:
+    import ray
+
+    return max([int(node["Resources"].get("CPU", 1)) for node in ray.nodes() if node["Alive"]] or [1])
 
 
 def _connect(address: str, num_cpus: int | None) -> None:

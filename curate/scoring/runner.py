@@ -61,25 +61,13 @@ class PhaseTask:
     pool_root: str
     stage: str
     cfg: Any
-    phase: str
-    task: str
+    phase: str  # a global phase's name, or "build"
+    task: str  # "" for the build
     joined: tuple[str, ...]
 
     @property
     def label(self) -> str:
-        return f"{self.stage} {self.phase} {self.task}"
-
-
-@dataclass(frozen=True)
-class BuildTask:
-    pool_root: str
-    stage: str
-    cfg: Any
-    joined: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        return f"{self.stage} build"
+        return " ".join(part for part in (self.stage, self.phase, self.task) if part)
 
 
 @dataclass(frozen=True)
@@ -291,7 +279,8 @@ def run_build(pool: Pool, stage: Stage, cfg: Any, joined: tuple[str, ...], engin
     """The reduce step, once, as one engine task (on Ray a worker node runs it, not the driver); its stats."""
     marker = build_done_path(pool, stage.name)
     if not marker.exists():
-        _drain(engine.map(run_build_task, [BuildTask(str(pool.root), stage.name, cfg, joined)]), f"{stage.name} build", 1, progress)
+        _drain(engine.map(run_build_task, [PhaseTask(str(pool.root), stage.name, cfg, "build", "", joined)]), f"{stage.name} build", 1,
+               progress)
     return json.loads(marker.read_text())
 
 
@@ -347,7 +336,7 @@ def run_phase_task(task: PhaseTask) -> int:
     return int(stats.get("rows", 0))
 
 
-def run_build_task(task: BuildTask) -> int:
+def run_build_task(task: PhaseTask) -> int:
     """A global stage's build (runs in a worker process); `_global/_done` holds its stats."""
     stage, pool = STAGES[task.stage], Pool(task.pool_root, check_files=False)
     stats = stage.build(pool, task.cfg, task.joined)

@@ -41,15 +41,6 @@ def two_nodes(args: list[str], folders: list[Path], timeout: float = 500) -> lis
     return launchers
 
 
-@pytest.fixture
-def one_thread():
-    """Single-threaded like the launched workers (OMP_NUM_THREADS=1): the same float summation order."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_the_device_comes_from_the_local_rank_and_the_node_count_from_the_local_world_size():
     second_node = {"TORCHELASTIC_RUN_ID": "x", "WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
     ctx = from_env(second_node, "cuda")

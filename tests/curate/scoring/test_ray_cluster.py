@@ -7,6 +7,7 @@ each stage's build. The pool is given as a relative path (the Ray workers' worki
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -114,3 +115,27 @@ def test_a_cluster_that_cannot_be_reached_is_one_line_naming_the_token(tmp_path,
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     with pytest.raises(UserError, match=r"--ray-address 10\.0\.0\.1:6379: cannot connect .*RAY_AUTH_MODE=token"):
         RayEngine(address="10.0.0.1:6379")
+
+
+class Probe:
+    label = "probe"
+
+
+def threads_and_cpus(task) -> tuple[str, float]:
+    import ray
+
+    return os.environ.get("OMP_NUM_THREADS", ""), ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
+
+
+def test_a_phase_of_one_task_gets_a_whole_node_and_its_threads(monkeypatch):
+    """k-means is one task: it gets every CPU of the node and FAISS its threads (Ray sets OMP_NUM_THREADS from the
+    CPUs of a worker's first task, hence a fresh worker); tasks of a phase of many get one CPU each."""
+    from tierclip.curate.scoring.engines import RayEngine
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    engine = RayEngine(workers=2)
+    try:
+        assert list(engine.map(threads_and_cpus, [Probe(), Probe()])) == [("1", 1.0)] * 2
+        assert list(engine.map(threads_and_cpus, [Probe()])) == [("2", 2.0)]
+    finally:
+        engine.close()
