@@ -286,11 +286,14 @@ def print_projection(phases: dict, sizes: list[int]) -> None:
         print(f"\n**{label}, {target:,} rows** (nodes of {CORES} cores and {LINK_GBPS} Gbit/s)\n")
         print(f"| phase | tasks | core-hours | TB moved | {head} |")
         print("|---|---:|---:|---:|" + "---:|" * len(NODES))
+        whole = [0.0] * len(NODES)
         for name in phase_names(phases):
             tasks = target_tasks(name, target)
             seconds, moved = project(phases, name, sizes, target)
             times = [max(seconds / parallel(name, n, tasks), moved / n / link) for n in NODES]
+            whole = [w + t for w, t in zip(whole, times, strict=True)]
             print(f"| {name} | {tasks:,} | {seconds / 3600:,.2f} | {moved / 1e12:,.3f} | " + " | ".join(_minutes(t) for t in times) + " |")
+        print("| **all phases, one after another** | | | | " + " | ".join(f"**{_minutes(t)}**" for t in whole) + " |")
     print("\n" + json.dumps({"@".join(map(str, k)): v for k, v in phases.items()}))
 
 
