@@ -50,8 +50,13 @@ MinJobAge=600
 """
 
 
+def program(name: str) -> str | None:
+    """The program's path: on PATH, or in /usr/sbin (Debian puts the daemons there, off a normal user's PATH)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
 def missing_programs() -> list[str]:
-    return [p for p in PROGRAMS if shutil.which(p) is None and not Path("/usr/sbin", p).exists()]
+    return [p for p in PROGRAMS if program(p) is None]
 
 
 class SlurmCluster:
@@ -86,9 +91,9 @@ class SlurmCluster:
         text += f"PartitionName=main Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP\n"
         Path(self.env["SLURM_CONF"]).write_text(text)
 
-    def _daemon(self, program: str, args: list[str]) -> None:
-        log = open(self.root / "log" / f"{program}-{len(self.daemons)}.out", "w")  # noqa: SIM115 (open while it runs)
-        self.daemons.append(subprocess.Popen([program, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT))
+    def _daemon(self, name: str, args: list[str]) -> None:
+        log = open(self.root / "log" / f"{name}-{len(self.daemons)}.out", "w")  # noqa: SIM115 (open while it runs)
+        self.daemons.append(subprocess.Popen([program(name), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT))
 
     def _nodes_idle(self) -> bool:
         done = self.run("sinfo", "-h", "-N", "-o", "%N %T")
