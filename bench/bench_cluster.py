@@ -9,11 +9,12 @@ authentication, ports picked free), and runs `curate score --stages text_dedup,i
 on each pool through an engine that measures every task where it runs: wall and CPU seconds, the node, and the
 bytes the task read and wrote (`rchar`/`wchar` of /proc/self/io around the task: on a shared filesystem every one
 of those bytes crosses the network between a node and the storage; Ray itself moves only the task arguments and
-the small stats returned). image_dedup runs its inverted lists at every size (`--image-dup-exact-max 0`, as at
+the small stats returned). image_dedup runs its inverted lists at every size (`--image-dedup-exact-max 0`, as at
 DataComp's sizes) and cluster has k = rows / 1,000 (docs/benchmarks.md: what keeps SemDeDup linear).
 
 Per phase it prints tasks, task-seconds, CPU-seconds, rows per second per node (pool rows / task-seconds: a node
-with one CPU runs its tasks one after another), MB read and written, and the nodes that ran its tasks.
+with one CPU runs its tasks one after another), MB read and written, and the nodes that ran its tasks; then the
+fits and projections below, and last the one summary table docs/benchmarks.md shows.
 
 The projection keeps each phase's structure. A per-shard phase costs the measured seconds and bytes per row
 (shards of 100,000 rows at the target). A one-task phase (k-means, build) follows the power law through the two
@@ -103,6 +104,8 @@ def main() -> None:
     print_measured(phases, sizes)
     print_fits(phases, sizes)
     print_projection(phases, sizes)
+    print_summary(phases, sizes)
+    print("\n" + json.dumps({"@".join(map(str, k)): v for k, v in phases.items()}))
 
 
 def measure_under_load(work: Path, sizes: list[int]) -> dict[tuple[str, int, str], dict]:
@@ -279,8 +282,15 @@ def print_fits(phases: dict, sizes: list[int]) -> None:
         print(f"| {name} | {work} | {a_t * 1e6:.1f} | {c_t:.3f} | {s_t * 1e9:.0f} | {a_b:,.0f} | {c_b / 1e6:,.2f} | {s_b:,.1f} |")
 
 
-def print_projection(phases: dict, sizes: list[int]) -> None:
+def phase_times(phases: dict, name: str, sizes: list[int], target: int) -> tuple[int, float, float, list[float]]:
+    """(tasks, task-seconds, bytes moved, seconds on each of NODES) of a phase at `target` rows."""
+    tasks = target_tasks(name, target)
+    seconds, moved = project(phases, name, sizes, target)
     link = LINK_GBPS * 1e9 / 8
+    return tasks, seconds, moved, [max(seconds / parallel(name, n, tasks), moved / n / link) for n in NODES]
+
+
+def print_projection(phases: dict, sizes: list[int]) -> None:
     head = " | ".join(f"{n} nodes" for n in NODES)
     for label, target in TARGETS.items():
         print(f"\n**{label}, {target:,} rows** (nodes of {CORES} cores and {LINK_GBPS} Gbit/s)\n")
@@ -288,13 +298,28 @@ def print_projection(phases: dict, sizes: list[int]) -> None:
         print("|---|---:|---:|---:|" + "---:|" * len(NODES))
         whole = [0.0] * len(NODES)
         for name in phase_names(phases):
-            tasks = target_tasks(name, target)
-            seconds, moved = project(phases, name, sizes, target)
-            times = [max(seconds / parallel(name, n, tasks), moved / n / link) for n in NODES]
+            tasks, seconds, moved, times = phase_times(phases, name, sizes, target)
             whole = [w + t for w, t in zip(whole, times, strict=True)]
             print(f"| {name} | {tasks:,} | {seconds / 3600:,.2f} | {moved / 1e12:,.3f} | " + " | ".join(_minutes(t) for t in times) + " |")
         print("| **all phases, one after another** | | | | " + " | ".join(f"**{_minutes(t)}**" for t in whole) + " |")
-    print("\n" + json.dumps({"@".join(map(str, k)): v for k, v in phases.items()}))
+
+
+def print_summary(phases: dict, sizes: list[int]) -> None:
+    """One table: each phase's measured rows/s per node and bytes moved at the larger size, and its projected time
+    on 1, 16 and 64 nodes at each target (docs/benchmarks.md shows this one)."""
+    shown, large = (1, 16, 64), sizes[-1]
+    columns = [(label, target, n) for label, target in TARGETS.items() for n in shown]
+    print(f"\n| phase | rows/s per node ({large:,}) | MB moved ({large:,}) | "
+          + " | ".join(f"{label.split()[-1]}, {n} node{'s' * (n > 1)}" for label, _, n in columns) + " |")
+    print("|---|---:|---:|" + "---:|" * len(columns))
+    whole = [0.0] * len(columns)
+    for name in phase_names(phases):
+        p = phases[(name, large, "code")]
+        times = [phase_times(phases, name, sizes, target)[3][NODES.index(n)] for _, target, n in columns]
+        whole = [w + t for w, t in zip(whole, times, strict=True)]
+        print(f"| {name} | {large / max(p['wall'], 1e-9):,.0f} | {cost(p, 'bytes') / 1e6:,.1f} | "
+              + " | ".join(_minutes(t) for t in times) + " |")
+    print("| **all phases** | | | " + " | ".join(f"**{_minutes(t)}**" for t in whole) + " |")
 
 
 def parallel(name: str, nodes: int, tasks: int) -> int:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tierclip.curate.errors import UserError
@@ -49,12 +51,35 @@ def loader_worker_init(worker_id: int) -> None:
     die_with_parent(None)
 
 
-class RunLock:
-    """`with RunLock(path, what):` - an exclusive lock on the file `path` for the duration of a run."""
+@contextmanager
+def sigint_ignored_by_children() -> Iterator[None]:
+    """Ignore SIGINT while worker processes are started: an ignored signal stays ignored through fork and exec (a
+    blocked mask does not survive the spawn start method), so a Ctrl-C in the terminal, which signals the whole
+    process group, interrupts only the parent, which stops the run in one line (curate/cliutil.py) instead of every
+    worker printing its own KeyboardInterrupt; the workers then die with it. A Ctrl-C during the few milliseconds
+    of starting workers is lost (press again). Outside the main thread (where Python allows no signal handler) this
+    does nothing."""
+    import threading
 
-    def __init__(self, path: str | Path, what: str):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class RunLock:
+    """`with RunLock(path, what):` - an exclusive lock on the file `path` for the duration of a run. `probe=True`
+    takes a shared lock and writes nothing: it fails only while a run holds the lock, and probes made at the same
+    time (every process of a multi-node run checking its folder) do not fail each other."""
+
+    def __init__(self, path: str | Path, what: str, probe: bool = False):
         self.path = Path(path)
         self.what = what
+        self.probe = probe
         self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -63,14 +88,15 @@ class RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.probe else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise UserError(f"{self.path}: another {self.what} (pid {holder}) is writing here; wait for it to finish "
                             f"or stop it, then run again") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        if not self.probe:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
         return self
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tierclip.curate.devices import resolve_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -32,16 +34,6 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1 or self.launched
-
-
-def resolve_device(requested: str, local_rank: int = 0) -> str:
-    import torch
-
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        return f"cuda:{local_rank}"
-    return requested
 
 
 def from_env(environ, requested_device: str = "auto") -> DistContext:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from tierclip.train.config import MethodConfig, make_run_config
+from tierclip.train.config import make_run_config
 from tierclip.train.distributed import from_env
 from tierclip.train.run import run_training
 
 from tests.procs import children, free_ports, gone
-from tests.train.helpers import assert_same_losses, color_pool, node_launcher
+from tests.train.helpers import assert_same_losses, color_pool, node_launcher, queue_option, queue_values
 
 COMMON = dict(scale="debug", model="tc-vit-tiny", samples_seen=32, batch_size=8, seed=5)  # ViT: no BatchNorm (docs/train.md)
 
@@ -30,7 +30,7 @@ COMMON = dict(scale="debug", model="tc-vit-tiny", samples_seen=32, batch_size=8,
 def train_args(pool, out, method: str, samples_seen: int = 32, extra: tuple[str, ...] = ()) -> list[str]:
     return [str(pool), "--out", str(out), "--scale", "debug", "--method", method, "--model", "tc-vit-tiny",
             "--samples-seen", str(samples_seen), "--batch-size", "8", "--seed", "5", "--log-every", "1",
-            "--loader-workers", "0", "--device", "cpu", "--declip-queue-size", "16", *extra]
+            "--loader-workers", "0", "--device", "cpu", *queue_option(method, 16), *extra]
 
 
 def two_nodes(args: list[str], folders: list[Path], timeout: float = 500) -> list:
@@ -41,7 +41,8 @@ def two_nodes(args: list[str], folders: list[Path], timeout: float = 500) -> lis
     return launchers
 
 
-def test_the_device_comes_from_the_local_rank_and_the_node_count_from_the_local_world_size():
+def test_the_device_comes_from_the_local_rank_and_the_node_count_from_the_local_world_size(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the device name only: nothing runs on it
     second_node = {"TORCHELASTIC_RUN_ID": "x", "WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
     ctx = from_env(second_node, "cuda")
     assert (ctx.rank, ctx.local_rank, ctx.device, ctx.nodes, ctx.is_main) == (3, 1, "cuda:1", 2, False)
@@ -58,7 +59,7 @@ def test_two_nodes_match_one_process_and_only_global_rank_0_writes(tmp_path, one
     written = [folder / "run" for folder in folders if (folder / "run").exists()]
     assert len(written) == 1, "rank 1 wrote into its node's folder too"
     run_training(make_run_config(tmp_path / "single", pool.root, log_every=1, loader_workers=0, device="cpu", method=method,
-                                 method_cfg=MethodConfig(declip_queue_size=16), **COMMON))
+                                 **queue_values(method, 16), **COMMON))
 
     assert_same_losses(written[0], tmp_path / "single", steps=4)
     results, config = (json.loads((written[0] / name).read_text()) for name in ("results.json", "config.json"))

@@ -28,7 +28,7 @@ from tests.curate.scoring.test_runner import tree_bytes
 from tests.curate.test_datacomp_embeddings import write_npz
 
 STAGES = "text_dedup,image_dedup,cluster"
-OPTIONS = ["--image-dup-exact-max", "10", "--image-dup-lists", "4", "--clusters", "3"]  # the out-of-core paths
+OPTIONS = ["--image-dedup-exact-max", "10", "--image-dedup-lists", "4", "--cluster-k", "3"]  # the out-of-core paths
 CONFIGS = {"image_dedup": ImageDedupConfig(exact_max=10, lists=4), "cluster": ClusterConfig(k=3)}
 GLOBAL_PHASES = ["text_dedup buckets", "text_dedup build", "image_dedup kmeans", "image_dedup lists", "image_dedup search",
                  "image_dedup build", "cluster kmeans", "cluster assign", "cluster semdedup", "cluster build"]
