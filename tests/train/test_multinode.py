@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from tierclip.curate.errors import UserError
+from tierclip.curate.procs import RunLock
 from tierclip.train.config import make_run_config
 from tierclip.train.distributed import from_env
-from tierclip.train.run import run_training
+from tierclip.train.run import RUN_LOCK, run_training
 
 from tests.procs import children, free_ports, gone
 from tests.train.helpers import assert_same_losses, color_pool, node_launcher, queue_option, queue_values
@@ -47,6 +49,17 @@ def test_the_device_comes_from_the_local_rank_and_the_node_count_from_the_local_
     ctx = from_env(second_node, "cuda")
     assert (ctx.rank, ctx.local_rank, ctx.device, ctx.nodes, ctx.is_main) == (3, 1, "cuda:1", 2, False)
     assert from_env({}, "cpu").nodes == 1 and not from_env({}, "cpu").distributed
+
+
+def test_ranks_probing_the_run_lock_at_once_do_not_refuse_each_other_but_a_holder_refuses_them(tmp_path):
+    lock = tmp_path / "run" / RUN_LOCK
+    with RunLock(lock, "`train run`", probe=True), RunLock(lock, "`train run`", probe=True):  # rank 0 and rank 1 checking
+        with pytest.raises(UserError, match="another `train run`"):
+            RunLock(lock, "`train run`").__enter__()  # rank 0 cannot take it while a probe is in progress
+    with RunLock(lock, "`train run`"):  # global rank 0 writing: a probe is refused and leaves the holder's PID
+        with pytest.raises(UserError, match=f"pid {os.getpid()}"):
+            RunLock(lock, "`train run`", probe=True).__enter__()
+    assert lock.read_text() == f"{os.getpid()}\n"
 
 
 @pytest.mark.timeout(900)
