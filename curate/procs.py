@@ -72,11 +72,14 @@ def sigint_ignored_by_children() -> Iterator[None]:
 
 
 class RunLock:
-    """`with RunLock(path, what):` - an exclusive lock on the file `path` for the duration of a run."""
+    """`with RunLock(path, what):` - an exclusive lock on the file `path` for the duration of a run. `probe=True`
+    takes a shared lock and writes nothing: it fails only while a run holds the lock, and probes made at the same
+    time (every process of a multi-node run checking its folder) do not fail each other."""
 
-    def __init__(self, path: str | Path, what: str):
+    def __init__(self, path: str | Path, what: str, probe: bool = False):
         self.path = Path(path)
         self.what = what
+        self.probe = probe
         self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -85,14 +88,15 @@ class RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.probe else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise UserError(f"{self.path}: another {self.what} (pid {holder}) is writing here; wait for it to finish "
                             f"or stop it, then run again") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        if not self.probe:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
         return self
 

@@ -2,6 +2,8 @@
 
 Under torchrun the process group and DDP are set up even for one process (`--nproc_per_node 1`), so a
 one-GPU machine runs exactly the code path of a multi-GPU one; a plain `train run` uses neither.
+Across nodes (`torchrun --nnodes N`) RANK is global and LOCAL_RANK counts the processes of one node: the
+device is `cuda:LOCAL_RANK`, and only global rank 0 writes (checkpoints, metrics, results).
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ class DistContext:
     local_rank: int = 0
     device: str = "cpu"
     launched: bool = False  # started by torchrun: process group and DDP even for one process
+    local_world_size: int = 1  # processes on this node
+
+    @property
+    def nodes(self) -> int:
+        return max(1, self.world_size // self.local_world_size)
 
     @property
     def is_main(self) -> bool:
@@ -29,22 +36,32 @@ class DistContext:
         return self.world_size > 1 or self.launched
 
 
+def from_env(environ, requested_device: str = "auto") -> DistContext:
+    """The process's place in the job from torchrun's variables: RANK is global, LOCAL_RANK (this node's) picks the device."""
+    world_size = int(environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(environ.get("RANK", "0")), int(environ.get("LOCAL_RANK", "0"))
+    launched = "TORCHELASTIC_RUN_ID" in environ  # torchrun sets it; a plain process has none
+    return DistContext(rank, world_size, local_rank, resolve_device(requested_device, local_rank), launched,
+                       int(environ.get("LOCAL_WORLD_SIZE", world_size)))
+
+
 def setup(requested_device: str = "auto") -> DistContext:
     """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK, LOCAL_RANK)."""
     import torch
     import torch.distributed as dist
 
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    launched = "TORCHELASTIC_RUN_ID" in os.environ  # torchrun sets it; a plain process has none
-    device = resolve_device(requested_device, local_rank)  # the one resolver (curate.devices)
-    if (world_size > 1 or launched) and not dist.is_initialized():
+    ctx = from_env(os.environ, requested_device)
+    if ctx.distributed and not dist.is_initialized():
+        if ctx.launched:  # torchrun's workers outlive a killed launcher (a lost node); ours die with it
+            from tierclip.curate.procs import die_with_parent
+
+            die_with_parent()
         # On CUDA the group takes nccl for GPU tensors and gloo for CPU ones (all_sum's counters, objects).
-        backend = "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
-        if device.startswith("cuda"):
-            torch.cuda.set_device(local_rank)
+        backend = "cpu:gloo,cuda:nccl" if ctx.device.startswith("cuda") else "gloo"
+        if ctx.device.startswith("cuda"):
+            torch.cuda.set_device(ctx.local_rank)
         dist.init_process_group(backend=backend)
-    return DistContext(rank, world_size, local_rank, device, launched)
+    return ctx
 
 
 def barrier(ctx: DistContext) -> None:

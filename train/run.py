@@ -124,7 +124,7 @@ def check_out_folder(cfg: RunConfig) -> None:
     out = Path(cfg.out)
     check_not_pool_files(out)
     if (out / RUN_LOCK).exists():  # a run writing here now: say so before anything else about the folder
-        with RunLock(out / RUN_LOCK, "`train run`"):
+        with RunLock(out / RUN_LOCK, "`train run`", probe=True):  # every rank probes; only global rank 0 takes it
             pass
     if (out / DONE).exists():
         raise UserError(f"{out}: this run is finished (DONE exists); choose another --out")
@@ -214,7 +214,7 @@ def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
         "run": cfg.to_json(), "model": cfg.model, "method": cfg.method,
         "subset_manifest": data.subset.manifest if data.subset is not None else None,
         "pool_info": data.pool.info.to_json(), "data_counts": data.index.counts,
-        "world_size": ctx.world_size, "device": ctx.device,
+        "world_size": ctx.world_size, "nodes": ctx.nodes, "device": ctx.device,
         "versions": {"tierclip": tool_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
                      "python": platform.python_version()},
     }

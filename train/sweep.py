@@ -24,8 +24,9 @@ sweep never renames the runs it has. Each run's results.json records the model's
 widths, depths, context and vocabulary (train.models.describe_model), which `analysis collect` reads.
 Locally a finished run (DONE present)
 is skipped and an unfinished one resumes, so re-running a sweep completes it. `--print torchrun`
-or `--print sbatch` prints one command line per run instead, for a cluster's own scheduler;
-there is no scheduler here.
+prints one torchrun line per run instead (with `--nodes N`: the same line for every node, meeting at a
+c10d rendezvous on $MASTER_ADDR); `--print sbatch` prints per run an `sbatch` of a batch script that
+starts one torchrun per node with `srun` and takes the rendezvous from Slurm's environment.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class SweepOptions(Checked):
     eval: tuple[str, ...] = option((), "Eval set folder (repeatable; replaces the file's `eval`).")
     print: str | None = option(None, "Print command lines instead of running them: torchrun or sbatch.",
                                choices=("torchrun", "sbatch"))
-    nproc: int = option(1, "Processes (GPUs) per run in printed torchrun/sbatch lines.", ge=1)
+    nproc: int = option(1, "Processes (GPUs) per node in printed torchrun/sbatch lines.", ge=1)
+    nodes: int = option(1, "Nodes per run in printed torchrun/sbatch lines (one torchrun a node, c10d rendezvous).", ge=1)
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def sweep(options: SweepOptions) -> list[str]:
                      seeds=options.seed, samples_seen=options.samples_seen, scale=options.scale, eval=options.eval)
     runs = plan_runs(grid, options.out)
     if options.print:
-        return command_lines(grid, runs, options.print, options.nproc)
+        return command_lines(grid, runs, options.print, options.nproc, options.nodes)
     counts = run_sweep(grid, runs)
     return [f"{len(runs)} runs: {counts['started']} started, {counts['resumed']} resumed, {counts['skipped']} already finished"]
 
@@ -259,25 +261,25 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun]) -> dict[str, int]:
     return counts
 
 
-def command_lines(spec: SweepSpec, runs: list[PlannedRun], launcher: str, nproc: int = 1) -> list[str]:
-    """One shell command per unfinished run: `torchrun ... -m tierclip.train.cli run ...` or that wrapped in `sbatch`."""
+def command_lines(spec: SweepSpec, runs: list[PlannedRun], launcher: str, nproc: int = 1, nodes: int = 1) -> list[str]:
+    """One shell command per unfinished run: a torchrun line (run it on every node) or an `sbatch` of a batch script."""
     if launcher not in ("torchrun", "sbatch"):
         raise UserError(f"--print {launcher}: expected torchrun or sbatch")
     lines = []
     for run in runs:
         if (run.out / "DONE").exists():
             continue
-        torchrun = ["torchrun", "--standalone", f"--nproc_per_node={nproc}", "-m", "tierclip.train.cli", "run", *run_args(spec, run)]
-        command = shlex.join(torchrun)
-        if launcher == "sbatch":
-            command = shlex.join(["sbatch", f"--job-name={run.name}", "--nodes=1", "--ntasks-per-node=1",
-                                  f"--gpus-per-node={nproc}", f"--wrap={command}"])
-        lines.append(command)
+        train = shlex.join(["-m", "tierclip.train.cli", "run", *run_args(spec, run)])
+        if launcher == "torchrun":
+            lines.append(f"{torchrun_prefix(nproc, nodes, run.name)} {train}")
+        else:
+            lines.append(sbatch_script(run, f"{SLURM_TORCHRUN.format(nproc=nproc)} {train}", nodes, nproc,
+                                       gpus=spec.options.get("device") != "cpu"))
     return lines
 
 
 def run_args(spec: SweepSpec, run: PlannedRun) -> list[str]:
-    """`train run`'s arguments for one planned run (resuming when it was started)."""
+    """`train run`'s arguments for one planned run (with --resume: a re-submitted job continues where it stopped)."""
     args = [spec.pool, "--out", str(run.out), "--method", run.method, "--scale", spec.scale, "--seed", str(run.seed), "--resume"]
     args += ["--subset", run.subset] if run.subset else []
     args += ["--model", run.model] if run.model is not None else []
@@ -296,3 +298,33 @@ def option_args(key: str, value) -> list[str]:
         return [flag if value else f"--no-{flag[2:]}"]
     items = value if isinstance(value, (tuple, list)) else [value]
     return [part for item in items for part in (flag, str(item))]
+
+
+def torchrun_prefix(nproc: int, nodes: int, run_id: str) -> str:
+    """One node: a standalone rendezvous. Several: the same line on every node, meeting at a c10d rendezvous on
+    $MASTER_ADDR (the first node's address, set by the user) and $MASTER_PORT (29500 unless set)."""
+    if nodes == 1:
+        return f"torchrun --standalone --nproc_per_node={nproc}"
+    return (f"torchrun --nnodes={nodes} --nproc-per-node={nproc} --rdzv-backend=c10d "
+            f'--rdzv-endpoint="$MASTER_ADDR:${{MASTER_PORT:-29500}}" --rdzv-id={shlex.quote(run_id)}')
+
+
+# Under Slurm: one torchrun per node (srun, one task a node), all meeting at a c10d rendezvous on the allocation's first
+# node, whose address that node reports itself (`hostname --ip-address`, as PyTorch's Slurm example does); node names
+# come from `scontrol show hostnames $SLURM_JOB_NODELIST`, as in open_clip's multi-node recipe. The port is MASTER_PORT
+# when the submitting shell sets it (sbatch passes the environment on), else one derived from the job id, so two jobs
+# sharing a first node do not collide.
+SLURM_RENDEZVOUS = """head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+head_addr=$(srun --nodes=1 --ntasks=1 -w "$head_node" hostname --ip-address | awk '{print $1}')
+export MASTER_ADDR=$head_addr MASTER_PORT=${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}"""
+SLURM_TORCHRUN = ('srun torchrun --nnodes="$SLURM_NNODES" --nproc-per-node={nproc} --rdzv-id="$SLURM_JOB_ID" '
+                  '--rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT"')
+
+
+def sbatch_script(run: PlannedRun, command: str, nodes: int, nproc: int, gpus: bool) -> str:
+    """`mkdir -p OUT && sbatch <<'EOF'` + a batch script running `command` on `nodes` nodes + `EOF` (paste it, or pipe
+    the whole output to bash: one job per run). The job's log is OUT/slurm-JOBID.out."""
+    directives = [f"--job-name={run.name}", f"--nodes={nodes}", "--ntasks-per-node=1", f"--output={run.out}/slurm-%j.out"]
+    directives += [f"--gpus-per-node={nproc}"] if gpus else []
+    body = ["#!/bin/bash", *(f"#SBATCH {shlex.quote(d)}" for d in directives), "set -euo pipefail", SLURM_RENDEZVOUS, command]
+    return "\n".join([f"mkdir -p {shlex.quote(str(run.out))} && sbatch <<'EOF'", *body, "EOF"])

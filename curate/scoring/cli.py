@@ -38,7 +38,7 @@ def stage_option_specs() -> list[tuple[str, OptionSpec]]:
 
 
 def stage_configs(values: dict[str, Any]) -> dict[str, Any]:
-    """One config per stage from the parsed options (paths that exist made absolute)."""
+    """One config per stage from the parsed options (`score_pool` makes the path options absolute)."""
     from tierclip.curate.stages import STAGES
 
     return {name: config_from(stage.config, values, stage.prefix) for name, stage in STAGES.items()}
@@ -60,7 +60,8 @@ def _parameters() -> list[inspect.Parameter]:
         inspect.Parameter("workers", keyword, annotation=int, default=checked(
             2, "--workers", "-j", ge=1, help="Worker processes (local) or CPUs of a local Ray instance (ray).")),
         inspect.Parameter("ray_address", keyword, annotation=typing.Optional[str], default=typer.Option(  # noqa: UP045 (typer)
-            None, "--ray-address", help="Ray cluster address (e.g. ray://host:10001); default: start Ray locally.")),
+            None, "--ray-address", help="Ray cluster to run on: HEAD:PORT of its `ray start --head --port PORT`, with "
+                                        "RAY_AUTH_MODE=token and its token here (docs/architecture.md); default: a local Ray.")),
         inspect.Parameter("force", keyword, annotation=bool, default=typer.Option(
             False, "--force", help="Delete and recompute the listed stages' sidecars (needed to change their options).")),
     ]

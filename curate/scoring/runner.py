@@ -31,7 +31,7 @@ from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 from tierclip.curate.pool import Pool
 from tierclip.curate.procs import RunLock
-from tierclip.curate.sidecars import SIDE_OUTPUTS, hidden
+from tierclip.curate.sidecars import SIDE_OUTPUTS, hidden, shard_name
 from tierclip.curate.stages import STAGES
 from tierclip.curate.stages.base import EMBEDDINGS, IMAGES, ShardContext, Stage, parts_path
 
@@ -52,15 +52,23 @@ class ShardTask:
     joined: tuple[str, ...]
     with_images: bool
 
+    @property
+    def label(self) -> str:  # the engine's name for the task (Ray's state API shows it)
+        return f"{self.stage} {self.phase} {shard_name(self.shard)}"
+
 
 @dataclass(frozen=True)
 class PhaseTask:
     pool_root: str
     stage: str
     cfg: Any
-    phase: str
-    task: str
+    phase: str  # a global phase's name, or "build"
+    task: str  # "" for the build
     joined: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return " ".join(part for part in (self.stage, self.phase, self.task) if part)
 
 
 @dataclass(frozen=True)
@@ -123,8 +131,9 @@ def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | No
     """Run `stages` over the pool at `root`; `configs` maps a stage name to its config (defaults otherwise)."""
     from tierclip.curate.scoring.engines import ENGINES
 
-    pool = Pool(root)
+    pool = Pool(Path(root).absolute())  # workers (Ray nodes) have other working folders: every path they get is absolute
     pool.require_rows("score")
+    configs = {name: absolute_paths(cfg) for name, cfg in (configs or {}).items()}
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}' (known engines: {', '.join(ENGINES)})")
     if workers < 0:
@@ -136,10 +145,19 @@ def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | No
         order = plan(pool, stages)
         runner = ENGINES[engine](workers=workers, address=address)
         try:
-            return [run_stage(pool, STAGES[name], (configs or {}).get(name) or STAGES[name].config(), runner, force, progress)
+            return [run_stage(pool, STAGES[name], configs.get(name) or STAGES[name].config(), runner, force, progress)
                     for name in order]
         finally:
             runner.close()
+
+
+def absolute_paths(cfg: Any) -> Any:
+    """The config with every path option (`option(path=True)`) that names an existing file or folder made absolute."""
+    if cfg is None:
+        return None
+    changed = {f.name: str(Path(getattr(cfg, f.name)).absolute()) for f in dataclasses.fields(cfg)
+               if f.metadata.get("path") and getattr(cfg, f.name) is not None and Path(getattr(cfg, f.name)).exists()}
+    return dataclasses.replace(cfg, **changed) if changed else cfg
 
 
 def run_stage(pool: Pool, stage: Stage, cfg: Any, engine, force: bool = False, progress: bool = True) -> StageReport:
@@ -238,7 +256,7 @@ def _run_stage(pool: Pool, stage: Stage, cfg: Any, engine, progress: bool = True
             work = [PhaseTask(str(pool.root), stage.name, cfg, phase.name, t, joined) for t in todo]
             _drain(engine.map(run_phase_task, work), f"{stage.name} {phase.name}", len(todo), progress)
     if stage.build is not None:
-        build_stats = run_build(pool, stage, cfg, joined)
+        build_stats = run_build(pool, stage, cfg, joined, engine, progress)
     todo = [s for s in pool.shard_ids() if not pool.is_done(stage.name, s)]
     _drain(engine.map(run_shard, tasks("compute", todo, images), stage.max_workers), stage.name, len(todo), progress)
     return StageReport(stage.name, len(todo), pool.info.n_shards - len(todo), build_stats)
@@ -266,13 +284,13 @@ def redo_damaged(pool: Pool, stage: str) -> None:
             files.done(shard).unlink()
 
 
-def run_build(pool: Pool, stage: Stage, cfg: Any, joined: tuple[str, ...]) -> dict:
+def run_build(pool: Pool, stage: Stage, cfg: Any, joined: tuple[str, ...], engine, progress: bool = True) -> dict:
+    """The reduce step, once, as one engine task (on Ray a worker node runs it, not the driver); its stats."""
     marker = pool.stage_files(stage.name).global_done
-    if marker.exists():
-        return json.loads(marker.read_text())
-    stats = stage.build(pool, cfg, joined)
-    atomic.write_json(marker, stats)
-    return stats
+    if not marker.exists():
+        _drain(engine.map(run_build_task, [PhaseTask(str(pool.root), stage.name, cfg, "build", "", joined)]), f"{stage.name} build", 1,
+               progress)
+    return json.loads(marker.read_text())
 
 
 def phase_done_path(pool: Pool, stage: str, phase: str, task: str) -> Path:
@@ -320,6 +338,14 @@ def run_phase_task(task: PhaseTask) -> int:
     phase = next(p for p in stage.phases if p.name == task.phase)
     stats = phase.run(pool, task.cfg, task.joined, task.task)
     atomic.write_json(phase_done_path(pool, stage.name, phase.name, task.task), stats)
+    return int(stats.get("rows", 0))
+
+
+def run_build_task(task: PhaseTask) -> int:
+    """A global stage's build (runs in a worker process); `_global/_done` holds its stats."""
+    stage, pool = STAGES[task.stage], Pool(task.pool_root, check_files=False)
+    stats = stage.build(pool, task.cfg, task.joined)
+    atomic.write_json(pool.stage_files(stage.name).global_done, stats)
     return int(stats.get("rows", 0))
 
 

@@ -19,7 +19,8 @@ frames saved as `.parquet`), then any `phases` (each a list of independent
 tasks, e.g. one LSH band partition, run by the engine like shards; a task
 writes its own files under `_global/` and the runner records its stats in
 `_global/_tasks/PHASE/TASK.json`, so a killed run redoes only unfinished
-tasks), then `build` (once, the reduce step; writes `scores/STAGE/_global/*.npy`).
+tasks), then `build` (once, the reduce step, as one more engine task; writes
+`scores/STAGE/_global/*.npy`).
 Their `compute` then slices the global per-row arrays for one shard.
 """
 
@@ -57,7 +58,8 @@ class GlobalPhase:
     """A global step split into independent tasks that the engine runs (local processes or Ray), like shards."""
 
     name: str
-    tasks: Callable[..., list[str]]  # (pool, cfg, joined) -> task names; deterministic (it may write shared inputs once)
+    # (pool, cfg, joined) -> task names; deterministic and cheap: it runs on the driver, all work belongs in `run`
+    tasks: Callable[..., list[str]]
     run: Callable[..., dict]  # (pool, cfg, joined, task) -> stats; writes the task's outputs under _global/
 
 
@@ -128,22 +130,30 @@ class ShardArrays:
         self.paths = [parts_path(pool, stage, name, s) for s in pool.shard_ids()]
         header = np.load(self.paths[0], mmap_mode="r", allow_pickle=False)
         self.row_shape, self.dtype = header.shape[1:], header.dtype
-        self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        import os
-
         out = np.empty((len(rows), *self.row_shape), dtype=self.dtype)
         shard = np.searchsorted(self.offsets, rows, side="right") - 1
         for s in np.unique(shard):
             mine = np.flatnonzero(shard == s)
             wanted, inverse = np.unique(rows[mine] - self.offsets[s], return_inverse=True)
-            data_offset = np.load(self.paths[s], mmap_mode="r", allow_pickle=False).offset
-            with open(self.paths[s], "rb") as handle:
-                fd = handle.fileno()
-                raw = b"".join(os.pread(fd, self.row_bytes, data_offset + int(r) * self.row_bytes) for r in wanted)
-            out[mine] = np.frombuffer(raw, dtype=self.dtype).reshape(len(wanted), *self.row_shape)[inverse]
+            out[mine] = pread_rows(self.paths[s], wanted)[inverse]
         return out
+
+
+def pread_rows(path: Path, rows: np.ndarray) -> np.ndarray:
+    """Rows of a `.npy` file (first axis), each read with one `os.pread`: only those bytes leave the disk (or the
+    shared filesystem), however large the file."""
+    import os
+
+    header = np.load(path, mmap_mode="r", allow_pickle=False)  # shape, dtype and data offset only
+    row_shape, dtype, data_offset = header.shape[1:], header.dtype, header.offset
+    del header
+    row_bytes = int(np.prod(row_shape)) * dtype.itemsize
+    with open(path, "rb") as handle:
+        fd = handle.fileno()
+        raw = b"".join(os.pread(fd, row_bytes, data_offset + int(r) * row_bytes) for r in rows)
+    return np.frombuffer(raw, dtype=dtype).reshape(len(rows), *row_shape)
 
 
 def load_parts(pool: Pool, stage: str, name: str) -> list[np.ndarray]:

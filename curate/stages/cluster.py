@@ -2,10 +2,11 @@
 
 Over the pool's image embeddings (the clip stage's, or DataComp's imported
 ones; see `curate.stages.embeddings`), streamed shard by shard:
-- phase `assign`: spherical `faiss.Kmeans` (k clusters, fixed seed) trained
-  once on a sample of at most k x `max_points_per_centroid` embeddings (FAISS's
-  cap, 256 by default; `_global/centroids.npy`), then one task per shard:
-  `cluster_id` = nearest centroid, `cluster_dist` = cosine distance (1 - cos).
+- phase `kmeans` (one task): spherical `faiss.Kmeans` (k clusters, fixed seed)
+  trained on a sample of at most k x `max_points_per_centroid` embeddings
+  (FAISS's cap, 256 by default; `_global/centroids.npy`);
+- phase `assign`, one task per shard: `cluster_id` = nearest centroid,
+  `cluster_dist` = cosine distance (1 - cos).
 - phase `semdedup` (Abbas et al. 2023), one task per group of clusters: within
   each cluster, visit points from the farthest from the centroid to the
   nearest (SemDeDup's default order) and keep a point unless its cosine to an
@@ -117,14 +118,22 @@ def _folder(pool) -> Path:
     return global_dir(pool, "cluster")
 
 
-def assign_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[str]:
-    """Train the centroids once (on a sample), then one assignment task per shard."""
+def kmeans_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[str]:
+    return ["centroids"]
+
+
+def train_kmeans(pool, cfg: ClusterConfig, joined: tuple[str, ...], task: str) -> dict:
+    """The centroids, trained once on a sample (one task: a worker, not the driver, reads the sample)."""
     from tierclip.curate import atomic
     from tierclip.curate.stages.embeddings import require, train_centroids
 
-    path = _folder(pool) / "centroids.npy"
-    if not path.is_file():
-        atomic.write_npy(path, train_centroids(pool, require(pool), cfg.k, cfg.niter, cfg.seed, cfg.max_points_per_centroid))
+    centroids = train_centroids(pool, require(pool), cfg.k, cfg.niter, cfg.seed, cfg.max_points_per_centroid)
+    atomic.write_npy(_folder(pool) / "centroids.npy", centroids)
+    return {"rows": 0, "k": len(centroids)}
+
+
+def assign_tasks(pool, cfg: ClusterConfig, joined: tuple[str, ...]) -> list[str]:
+    """One assignment task per shard."""
     return [f"{s:05d}" for s in pool.shard_ids()]
 
 
@@ -202,6 +211,7 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClusterConfig, ctx
 
 
 STAGE = Stage(name="cluster", produces=PRODUCES, compute=compute, config=ClusterConfig, needs=("uid", EMBEDDINGS),
-              uses=("clip",), phases=(GlobalPhase("assign", assign_tasks, assign_shard),
-                                      GlobalPhase("semdedup", semdedup_tasks, semdedup_group)), build=build,
+              uses=("clip",), phases=(GlobalPhase("kmeans", kmeans_tasks, train_kmeans), GlobalPhase("assign", assign_tasks, assign_shard),
+                                      GlobalPhase("semdedup", semdedup_tasks, semdedup_group)),
+              build=build,
               doc="FAISS k-means cluster id and cosine distance, SemDeDup keep flag, DataComp image-based filter flag")

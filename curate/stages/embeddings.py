@@ -110,8 +110,18 @@ def write_record(folder: Path, info: dict) -> None:
 
 
 # -- streaming helpers for the stages that partition embeddings (cluster, image_dedup at scale) --------------
+SPARSE_SHARE = 0.1  # below this share of a shard's rows, gather reads only the wanted rows (one pread each)
+
+
 def gather_rows(pool, source: EmbeddingSource, rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """L2-normalised float32 image embeddings of the given global rows (in the given order), read block by block."""
+    """L2-normalised float32 image embeddings of the given global rows (in the given order).
+
+    Per shard, a few wanted rows are read one by one (a task of a partitioned phase, SemDeDup's cluster
+    group or a list group, wants a thin slice of every shard: reading whole shards would make each task
+    read the whole pool); many are read block by block.
+    """
+    from tierclip.curate.stages.base import pread_rows
+
     dim = embedding_dim(pool, source)
     out = np.empty((len(rows), dim), dtype=np.float32)
     order = np.argsort(rows, kind="stable")
@@ -121,6 +131,9 @@ def gather_rows(pool, source: EmbeddingSource, rows: np.ndarray, offsets: np.nda
         if lo == hi:
             continue
         local = wanted[lo:hi] - offsets[shard]
+        if len(local) < SPARSE_SHARE * (offsets[shard + 1] - offsets[shard]):
+            out[order[lo:hi]] = pread_rows(pool.embeddings_path(source.tag, shard), local)[:, 0]
+            continue
         for start, block in iter_blocks(pool, source, shard):
             a, b = np.searchsorted(local, [start, start + len(block)])
             out[order[lo + a:lo + b]] = block[local[a:b] - start]

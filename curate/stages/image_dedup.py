@@ -7,10 +7,10 @@
    at or above the cosine threshold are its near-duplicate pairs.
    - up to `exact_max` rows: one exact `faiss.IndexFlatIP` searched
      all-against-all in the build (quadratic, but exact);
-   - above: an inverted-file search out of core, in two global phases.
-     `lists`: spherical k-means with `lists` centroids (0 = 2 x sqrt(rows))
-     trained on a sample (FAISS's points-per-centroid cap), then one task per
-     shard puts each image into its `probe` nearest lists. `search`: one task
+   - above: an inverted-file search out of core, in three global phases.
+     `kmeans` (one task): spherical k-means with `lists` centroids (0 = 2 x
+     sqrt(rows)) trained on a sample (FAISS's points-per-centroid cap); `lists`:
+     one task per shard puts each image into its `probe` nearest lists. `search`: one task
      per group of lists gathers only those images and searches each list
      exactly (flat inner product); pairs from different tasks are merged.
      Two images are compared when they share one of their `probe` lists;
@@ -117,17 +117,23 @@ def n_lists(pool, cfg: ImageDedupConfig) -> int:
     return cfg.lists or max(1, round(2 * pool.info.n_samples ** 0.5))
 
 
-def list_tasks(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> list[str]:
-    """Train the list centroids once (on a sample), then one list-assignment task per shard; none for an exact search."""
+def kmeans_tasks(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> list[str]:
+    return ["centroids"] if approximate(pool, cfg) else []
+
+
+def train_lists(pool, cfg: ImageDedupConfig, joined: tuple[str, ...], task: str) -> dict:
+    """The list centroids, trained once on a sample (one task: a worker, not the driver, reads the sample)."""
     from tierclip.curate import atomic
     from tierclip.curate.stages.embeddings import require, train_centroids
 
-    if not approximate(pool, cfg):
-        return []
-    path = global_dir(pool, "image_dedup") / "list_centroids.npy"
-    if not path.is_file():
-        atomic.write_npy(path, train_centroids(pool, require(pool), n_lists(pool, cfg), 10, cfg.seed, 64))
-    return [f"{s:05d}" for s in pool.shard_ids()]
+    centroids = train_centroids(pool, require(pool), n_lists(pool, cfg), 10, cfg.seed, 64)
+    atomic.write_npy(global_dir(pool, "image_dedup") / "list_centroids.npy", centroids)
+    return {"rows": 0, "lists": len(centroids)}
+
+
+def list_tasks(pool, cfg: ImageDedupConfig, joined: tuple[str, ...]) -> list[str]:
+    """One list-assignment task per shard; none for an exact search."""
+    return [f"{s:05d}" for s in pool.shard_ids()] if approximate(pool, cfg) else []
 
 
 def assign_lists(pool, cfg: ImageDedupConfig, joined: tuple[str, ...], task: str) -> dict:
@@ -215,5 +221,6 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, 
 
 STAGE = Stage(name="image_dedup", produces=PRODUCES, compute=compute, config=ImageDedupConfig,
               needs=("uid",), uses=(IMAGES, "clip"), prepare=prepare,
-              phases=(GlobalPhase("lists", list_tasks, assign_lists), GlobalPhase("search", search_tasks, search_lists)), build=build,
+              phases=(GlobalPhase("kmeans", kmeans_tasks, train_lists), GlobalPhase("lists", list_tasks, assign_lists),
+                      GlobalPhase("search", search_tasks, search_lists)), build=build,
               doc="FAISS near-duplicate image groups (cosine threshold) and exact duplicates by SHA-1")

@@ -141,3 +141,25 @@ def test_image_dedup_inverted_lists_find_the_exact_search_groups(tmp_path):
     approx = Pool(tmp_path / "lists").scan_scores("image_dedup").collect()
     assert exact["image_dup_keep"].sum() <= 200 - 40
     assert approx["image_dup_group"].to_list() == exact["image_dup_group"].to_list()
+
+
+def test_gathering_a_few_rows_reads_only_those_and_equals_the_block_read(tmp_path, monkeypatch):
+    """A partitioned task (a SemDeDup or list group) wants a thin slice of each shard: read row by row, same values."""
+    from tierclip.curate.stages import embeddings
+    from tierclip.curate.stages.base import shard_offsets
+
+    datacomp_dir(tmp_path / "dc")
+    run_ingest(open_datacomp(tmp_path / "dc", "l14"), tmp_path / "pool", shard_size=20)
+    pool = Pool(tmp_path / "pool")
+    source, offsets = embeddings.require(pool), shard_offsets(pool)
+    rows = np.array([41, 3, 22], dtype=np.int64)  # one row of each 20-row shard: below SPARSE_SHARE
+
+    def no_block_reads(*args, **kwargs):
+        raise AssertionError("a whole shard was read for one row")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(embeddings, "iter_blocks", no_block_reads)
+        sparse = embeddings.gather_rows(pool, source, rows, offsets)
+    monkeypatch.setattr(embeddings, "SPARSE_SHARE", 0.0)  # now every shard block by block
+    np.testing.assert_array_equal(sparse, embeddings.gather_rows(pool, source, rows, offsets))
+    assert sparse.shape == (3, DIM) and np.allclose(np.linalg.norm(sparse, axis=1), 1, atol=1e-5)

@@ -89,6 +89,20 @@ def metrics(run: Path, part: str = "loss") -> list:
     return [json.loads(line)[part] for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
 
 
+def assert_same_losses(run: Path, reference: Path, steps: int) -> None:
+    """Step by step, the loss and every `*_loss` part of `run` equal `reference`'s (one logged line per step)."""
+    import json
+
+    import pytest
+
+    assert len(metrics(run)) == len(metrics(reference)) == steps
+    assert metrics(run) == pytest.approx(metrics(reference), rel=1e-4)
+    for part in set(json.loads((Path(reference) / "metrics.jsonl").read_text().splitlines()[-1])) - {"loss"}:
+        if part.endswith("_loss"):
+            # parts near 0 (SimSiam) carry float noise of the gather and the reduction: an absolute tolerance
+            assert metrics(run, part) == pytest.approx(metrics(reference, part), rel=1e-4, abs=1e-3), part
+
+
 def torchrun_train(args: list[str], nproc: int, env: dict | None = None):
     """`torchrun --standalone --nproc_per_node NPROC -m tierclip.train.cli run ARGS`; the finished process."""
     import os
@@ -98,6 +112,21 @@ def torchrun_train(args: list[str], nproc: int, env: dict | None = None):
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
               "-m", "tierclip.train.cli", "run"]
     return subprocess.run(launch + args, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=500)
+
+
+def node_launcher(args: list[str], port: int, cwd: Path, nodes: int = 2, env: dict | None = None):
+    """One node's `torchrun --nnodes NODES --nproc-per-node 1` (c10d rendezvous on 127.0.0.1:PORT) of `train run ARGS`,
+    started in its own session (a Popen: the caller waits, or kills it as a lost node)."""
+    import os
+    import subprocess
+    import sys
+
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nodes), "--nproc-per-node", "1",
+              "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"tierclip-{port}",
+              "-m", "tierclip.train.cli", "run", *args]
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(launch, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def clip_scores_with_checkpoint(pool_root: Path, checkpoint: Path, model: str):

@@ -48,15 +48,6 @@ def _kill_after_first_checkpoint(pool, out, method) -> int:
     return torch.load(out / "resume.pt", weights_only=True)["step"]
 
 
-@pytest.fixture
-def one_thread():
-    """Single-threaded like the killed subprocess (OMP_NUM_THREADS=1): the same float summation order."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("method", METHODS)
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, one_thread, method):

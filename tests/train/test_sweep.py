@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from tierclip.curate import atomic
@@ -57,13 +58,17 @@ def test_flags_replace_the_file_and_print_cluster_lines(tmp_path):
     grid = load_spec(spec, methods=["clip", "flip"], seeds=[1, 2])
     runs = plan_runs(grid, tmp_path / "runs")
     assert len(runs) == 2 * 2 * 2 and {r.method for r in runs} == {"clip", "flip"}
-    lines = _sweep(str(spec), "--out", str(tmp_path / "runs"), "--print", "sbatch", "--nproc", "4").splitlines()
-    assert len(lines) == 2
-    assert all(line.startswith("sbatch --job-name=") and "--nproc_per_node=4" in line and "--resume" in line for line in lines)
+    script = _sweep(str(spec), "--out", str(tmp_path / "runs"), "--print", "sbatch", "--nproc", "4", "--nodes", "3")
+    assert script.count("&& sbatch <<'EOF'\n#!/bin/bash\n") == 2 and script.count("\nEOF") == 2  # one job per run
+    assert "#SBATCH --nodes=3" in script and "#SBATCH --gpus-per-node=4" in script
+    assert 'srun torchrun --nnodes="$SLURM_NNODES" --nproc-per-node=4' in script and "--rdzv-backend=c10d" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0  # valid shell as printed
     torchrun = _sweep(str(spec), "--out", str(tmp_path / "runs"), "--print", "torchrun").splitlines()
     assert torchrun[0].startswith("torchrun --standalone --nproc_per_node=1 -m tierclip.train.cli run")
-    assert "--batch-size 8" in torchrun[0] and "--no-keep-resume" in torchrun[0]
+    assert "--batch-size 8" in torchrun[0] and "--no-keep-resume" in torchrun[0] and "--resume" in torchrun[0]
     assert f"--subset {tmp_path / 'tiers' / 'top50'}" in torchrun[0]
+    nodes = _sweep(str(spec), "--out", str(tmp_path / "runs"), "--print", "torchrun", "--nodes", "2").splitlines()
+    assert nodes[0].startswith('torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:')
 
 
 def test_model_axis_from_the_file_or_flags(tmp_path):
