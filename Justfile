@@ -21,6 +21,7 @@ test *ARGS: setup setup-debian
 
 # Run every CPU test, the slow ones too.
 test-all *ARGS: setup setup-debian
+    bash .ci/setup-debian.sh .ci/debian-packages-slow.txt
     HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not gpu" {{ARGS}}
 
 # The main job end to end on the built-in synthetic pool (writes demo/).

@@ -3,7 +3,7 @@
 The printed batch script is run as printed (`bash` submits it with sbatch); Slurm gives it two nodes, `srun`
 starts one torchrun on each, they meet at the c10d rendezvous the script takes from Slurm's environment, and the
 run ends with one process's losses on the same global batch (what tests/train/test_multinode.py shows for two
-torchrun launchers started by hand). Debian's slurm-wlm and munge are in .ci/debian-packages.txt.
+torchrun launchers started by hand). Debian's slurm-wlm and munge are in .ci/debian-packages-slow.txt (`just test-all`).
 """
 
 from __future__ import annotations
