@@ -1,7 +1,7 @@
 """Curation quality on the synthetic pool: each filter's rejects against the pool's gt_* columns.
 
     python bench/curation_quality.py --build /tmp/cq            # make the pool + filtering network, print the section
-    python bench/curation_quality.py --build /tmp/cq --write-docs   # ... and write it into docs/benchmarks.md
+    python bench/curation_quality.py --build /tmp/cq --write-docs   # ... and write it into docs/curation-quality.md
 
 `--build ROOT` runs the public commands in RECIPE (each skipped when its output
 is complete): a 10,000-pair web-profile pool, a 2,000-pair clean seed set, a
@@ -10,7 +10,7 @@ curation stage with that network as the scorer. `--pool` evaluates an
 already scored pool instead. The metrics come from `curate.quality` (the same
 code as `curate quality POOL`); this script adds the recipe, the scorer's
 zero-shot numbers and the machine, and replaces the section
-`## Curation quality on the synthetic pool` of docs/benchmarks.md.
+`## Curation quality on the synthetic pool` of docs/curation-quality.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import sys
 from pathlib import Path
 
 SECTION = "## Curation quality on the synthetic pool"
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "curation-quality.md"
+PAGE_TITLE = "# Filters against the ground truth\n"
 
 # (command with {root}, output that shows it is done); `--workers 1` / `--torch-threads 1` keep it to one core.
 RECIPE = (
@@ -79,44 +80,40 @@ def section(body: str, commands: list[str], scorer: str, extra_args: list[str]) 
     recipe = "\n".join(f"    {c}" for c in commands)
     report_cmd = " ".join(["python bench/curation_quality.py", *extra_args])
     return (f"{SECTION}\n\n"
-            "How well each filter separates the defects `curate synth` injects, against the pool's `gt_*` columns "
-            f"(issue 3, item 6). Machine: {machine()}\n\n"
+            "How well each filter separates the defects `curate synth` injects, against the pool's `gt_*` columns. "
+            f"Machine: {machine()}\n\n"
             f"Pool, seed set, filtering network and stages:\n\n{recipe}\n\n"
             f"Report: `{report_cmd}` (the same tables: `curate quality POOL`).\n\n"
             f"{scorer}\n\n{body}\n{INTERPRETATION}")
 
 
-INTERPRETATION = """What the numbers of this run say (the percentages quoted are from the tables above):
+INTERPRETATION = """What the numbers of this run say (percentages from the tables above):
 
-- The filtering network separates what it was trained to see: clean vs misaligned, boilerplate, non-English and
-  empty captions at ROC-AUC ~0.99, a swapped colour or shape only at ~0.79 (its zero-shot shape accuracy is
-  modest), tiny images ~0.76. It is blind to duplicates (AUC ~0.5): a copy scores like its original.
-- The top-30% rule is a quality/quantity trade: it keeps a set that is ~72% clean (pool: 35%) but rejects ~38% of
-  the clean rows; with 3,500 clean rows and 3,000 kept, even a perfect scorer would reject 14% of them.
-  `clip_score >= 0.5` (a round value, not tuned) rejects 0.5% of clean rows at 99.5% precision but catches only a
-  quarter of the swapped attributes and 85% of the misaligned captions.
-- Cheap rules are precise: `lang == en` catches every non-English caption (and the boilerplate fastText does not
-  call English), the scaled basic rule every tiny image and empty caption, each rejecting < 1% of clean rows.
-  DataComp's own `--basic` (shorter side >= 200 px) rejects the whole 32-px pool: mis-set for this pool by design.
-- `text_dedup` rejects 17% of clean rows: templated captions ("a photo of a red circle") over 8 x 8 colour-shape
-  combinations are genuine near-duplicate texts. It also rejects 99% of misaligned rows, an artefact of the
-  generator: a misaligned caption is another sample's caption, so it is a text duplicate, and the keeper (highest
-  clip_score) is the aligned copy. It resolves ~75% of the injected duplicate pairs.
-- Image near-dedup with this scorer's embeddings does not work: at the default cosine 0.95 `image_dedup` groups 96%
-  of the pool and SemDeDup (eps 0.05) prunes 80%; even at 0.99 / eps 0.01 (second rows, re-run with the stages'
-  own functions because the defaults are clearly mis-set here) half or more of the clean rows go. A 32-px tiny CLIP
-  trained on 64 colour-shape classes maps the images of a class to nearly one point, so "near-duplicate" and "same
-  class" coincide. The exact SHA-1 part is sound: it resolves 92% of the exact-duplicate pairs; the other 8% lose
-  both rows because the same bytes occur a third time (simple scenes repeat byte for byte, as do identical corrupt
-  blobs, hence its 32% of corrupt rows). Its clean 'false' rejects are mostly originals whose copy was kept.
-- DataComp's image-based filter (`cluster_near_ref`, clusters nearest the eval set's embeddings) is not a defect
-  filter: its rejects are spread evenly over all defect types and clean rows (the eval set covers every class).
+- The filtering network separates clean rows from misaligned, boilerplate, non-English and empty captions (ROC-AUC
+  ~0.99), swapped attributes less well (~0.79; its zero-shot shape accuracy is modest), tiny images ~0.76, and is
+  blind to duplicates (~0.5: a copy scores like its original).
+- Top 30% keeps a set ~72% clean (pool: 35%) but rejects ~38% of the clean rows (a perfect scorer would reject 14%:
+  3,500 clean rows, 3,000 kept); `clip_score >= 0.5` (a round value, not tuned) rejects 0.5% of clean rows at 99.5%
+  precision but catches only a quarter of the swapped attributes and 85% of the misaligned captions.
+- Cheap rules are precise: `lang == en` catches every non-English caption, the scaled basic rule every tiny image and
+  empty caption, each rejecting < 1% of clean rows; DataComp's own `--basic` (shorter side >= 200 px) rejects the
+  whole 32-px pool, mis-set for this pool by design.
+- `text_dedup` rejects 17% of clean rows (templated captions over 8 x 8 colour-shape combinations are genuine
+  near-duplicate texts) and 99% of misaligned rows (a misaligned caption is another row's caption, and the keeper is
+  the aligned copy); it resolves ~75% of the injected duplicate pairs.
+- Image near-dedup fails with this scorer: a 32-px tiny CLIP maps the images of a class to nearly one point, so
+  `image_dedup` groups 96% of the pool and SemDeDup prunes 80% (half or more of the clean rows even at 0.99 / eps
+  0.01). Exact SHA-1 resolves 92% of exact-duplicate pairs; the rest lose both rows because the same bytes occur a
+  third time (as do identical corrupt blobs: its 32% of corrupt rows); its clean rejects are mostly originals whose
+  copy was kept.
+- `cluster_near_ref` (DataComp's image-based filter) is not a defect filter: its rejects spread evenly over every
+  defect type and clean rows (the eval set covers every class).
 """
 
 
 def write_docs(text: str, path: Path = DOCS) -> None:
     """Replace the section (from its heading to the next `## ` heading) or append it; keep the rest of the file."""
-    old = path.read_text() if path.is_file() else "# Benchmarks\n"
+    old = path.read_text() if path.is_file() else PAGE_TITLE
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
     new = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", old, count=1) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
     path.write_text(new.rstrip("\n") + "\n")

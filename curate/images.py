@@ -33,7 +33,7 @@ RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
-# The statuses a decode failure becomes in meta (docs/architecture.md, "Status vocabulary").
+# The statuses a decode failure becomes in meta (docs/formats.md, "Status vocabulary").
 CORRUPT, TOO_LARGE = "corrupt_image", "too_large"
 
 

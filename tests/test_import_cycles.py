@@ -1,6 +1,6 @@
 """No two project modules import each other, directly or through others, not even lazily inside a function.
 
-A lazy import that dodges a cycle hides a tangle (issue 12: inspect's data and page modules did that);
+A lazy import that dodges a cycle hides a tangle (inspect's data and page modules once did that: see the test below);
 the import graph here counts every `import`/`from ... import` anywhere in a module.
 """
 

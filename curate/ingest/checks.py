@@ -1,6 +1,6 @@
 """Per-sample checks: decode the image, decode the caption, name the first problem.
 
-Status vocabulary (see docs/architecture.md, "Ingest"): `success` or a reason string.
+Status vocabulary (see docs/formats.md, "Status vocabulary"): `success` or a reason string.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ def study_of(root, **cfg):
 
 
 def test_interval_rules_by_hand():
-    assert "leaves [0, 1]" in interval_problem((-0.089, 0.562))  # the two-seed interval of an accuracy
+    assert "leaves [0, 1]" in interval_problem((-0.089, 0.562))  # a real two-seed interval of an accuracy
     assert interval_problem((0.1, 0.5)) is None and interval_problem(None) is None
     assert combination_range(2) == (-1.0, 1.0) and combination_range(4) == (-2.0, 2.0)
     assert "leaves [-1, 1]" in interval_problem((-1.2, 0.4), combination_range(2))

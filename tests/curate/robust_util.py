@@ -1,4 +1,4 @@
-"""Helpers of the robustness tests (issue 11): run a console command in-process, make awkward images."""
+"""Helpers of the robustness tests (docs/guarantees.md): run a console command in-process, make awkward images."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 11, items 5, 6, 8, 11 and 12: pool.json checked against its files, subsets tied to their pool,
+"""Guarantees (docs/guarantees.md): pool.json checked against its files, subsets tied to their pool,
 bad option values refused up front, and one `error:` line (exit 2, nothing half-made) instead of a traceback."""
 
 from __future__ import annotations

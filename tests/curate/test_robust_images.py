@@ -1,4 +1,4 @@
-"""Issue 11, items 1-4 and 9: one decoder for every reader (ingest, basic, clip, inspect, training).
+"""One decoder for every reader (ingest, basic, clip, inspect, training): docs/guarantees.md, "How images are decoded".
 
 Every image is made here with Pillow (clipart-like RGBA line art, a 16-bit greyscale PNG, an
 EXIF-rotated JPEG, a PNG header claiming 200 Mpx).

@@ -1,4 +1,4 @@
-"""Issue 11, items 7 and 10: `--force` replaces outputs only when complete; workers die with `curate score`."""
+"""Guarantees (docs/guarantees.md): `--force` replaces outputs only when complete; workers die with `curate score`."""
 
 from __future__ import annotations
 
