@@ -21,8 +21,9 @@ def eval_run(
     from tierclip.train.evaluate import evaluate_run
 
     rows = evaluate_run(run, eval_sets, device=None if device == "auto" else device, batch_size=batch_size)
-    print_table([(r["task"], r["metric"], f"{r['value']:.4f}", f"{r['random_score']:.4f}", r["n"]) for r in rows],
-                ("task", "metric", "value", "random", "n"))
+    print_table([(r["task"], r["metric"], f"{r['value']:.4f}", f"{r['random_score']:.4f}",
+                  f"{r['majority_score']:.4f}" if "majority_score" in r else "–", r["n"]) for r in rows],
+                ("task", "metric", "value", "random", "majority", "n"))
     print(f"wrote {run / 'eval.jsonl'}")
 
 
@@ -32,11 +33,17 @@ def make_folder(
     name: str = typer.Option(None, help="Task name in eval.jsonl (default: the source folder's name)."),
     templates: Path = typer.Option(None, help="Prompt templates, one per line with {} for the class name "
                                    "(default: SOURCE/templates.txt, else CLIP-style defaults)."),
+    image_size: int = typer.Option(0, "--image-size", help="Store images larger than this (longer side) resized to it, "
+                                   "as `curate ingest --image-size` does (0 = copy them as they are)."),
+    max_pixels: int = typer.Option(178_956_970, "--max-pixels", help="Skip images with more pixels (read from the header, "
+                                   "before decoding; counted as too_large; 0 = no limit)."),
 ) -> None:
     """Convert a folder-of-classes image set (DIR/CLASS/*.png|jpg) into an eval set with one zero-shot task."""
+    from tierclip.curate.ingest.checks import ImageOptions
     from tierclip.train.eval_convert import convert_folder
 
-    _report(convert_folder(source, out, name=name, templates_path=templates))
+    images = ImageOptions(max_pixels=max_pixels, image_size=image_size)
+    _report(convert_folder(source, out, name=name, templates_path=templates, images=images))
 
 
 def make_fashion_mnist(

@@ -9,7 +9,8 @@ every eval set given becomes rows of `eval.jsonl`:
   (per class: the L2-normalised text embeddings of every template, averaged and
   renormalised), then top-1 and, when there are more than 5 classes, top-5
   accuracy (with 5 or fewer classes top-5 is 1 by construction).
-  `random_score` = k / n_classes.
+  `random_score` = k / n_classes; `majority_score` = the top-k accuracy of always answering the k
+  most frequent classes of the task's rows (equal to `random_score` on balanced classes).
 - `retrieval` tasks: recall@1/5/10 both ways, as clip_benchmark computes them,
   in two conventions (see `train/eval_metrics.py`): clip_benchmark's (one query
   per caption row; `image_retrieval_recall@k`, `text_retrieval_recall@k`) and
@@ -56,7 +57,7 @@ def evaluate_model(model, preprocess, tokenizer, eval_root, device="cpu", batch_
 def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
     import open_clip
     import torch
-    from tierclip.train.eval_metrics import topk_accuracy, zeroshot_chance
+    from tierclip.train.eval_metrics import majority_baseline, topk_accuracy, zeroshot_chance
 
     classnames = list(task["classnames"])
     labels, row_index = _label_indices(evalset, task, classnames)
@@ -64,7 +65,8 @@ def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_feat
     logits = image_features[row_index].to(device) @ classifier.float()
     targets = torch.tensor(labels, device=device)
     ks = (1, 5) if len(classnames) >= TOP5_MIN_CLASSES else (1,)
-    return [_row(f"top{k}", topk_accuracy(logits, targets, k), zeroshot_chance(len(classnames), k), len(labels)) for k in ks]
+    return [{**_row(f"top{k}", topk_accuracy(logits, targets, k), zeroshot_chance(len(classnames), k), len(labels)),
+             "majority_score": majority_baseline(labels, k)} for k in ks]
 
 
 def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
