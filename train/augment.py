@@ -68,6 +68,18 @@ class AugmentConfig:
         return cls(**options)
 
 
+# Every random image augmentation switched off (`--aug` KEY=VALUE pairs, or a sweep's [options] aug): crops keep
+# the whole image (RandomResizedCrop at scale 1 falls back to the full square), no jitter, grayscale, blur or flip.
+# A method run with it trains on its views without their augmentation; its text views (EDA, MLM) are unchanged.
+AUGMENTATION_OFF = {"crop_scale": (1.0, 1.0), "ssl_crop_scale": (1.0, 1.0), "moco_crop_scale": (1.0, 1.0),
+                    "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0, "flip_p": 0.0}
+
+
+def augmented_views(views) -> tuple[str, ...]:
+    """The views among `views` that carry random image augmentation (all image views but the plain `image`)."""
+    return tuple(view for view in views if view in VIEWS and view != "image")
+
+
 def _pair(name: str, value) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in value)

@@ -1,17 +1,24 @@
-"""The demo driver end to end on a micro grid: every step's command runs and the report says who won."""
+"""The demo driver (tierclip.demo) end to end on micro grids: every step's command runs and the report says who won."""
 
 import dataclasses
 import json
 import sys
 
 import pytest
-from tierclip.analysis.demo import FULL_METHODS, GRIDS, DemoGrid, run_demo, trainable_methods
 
-MICRO = DemoGrid(pool_size=400, seed_size=200, image_size=32, filter_samples=256, sizes=(40, 80), fractions="0.5,1.0",
-                 headline_size=80, budgets=(16, 32, 48), seeds=(0, 1), size_budget=32, size_seeds=(0,), n_boot=10,
-                 scale="debug", eval_n=64)
+from tierclip.demo.grids import FULL_METHODS, GRIDS, DemoGrid, PackagesPool, SynthPool
+from tierclip.demo.steps import augmented_methods, trainable_methods
+from tierclip.demo.study import run_demo
+
+MICRO = DemoGrid(pool=SynthPool(pool_size=400, seed_size=200, eval_n=64), filter_samples=256, sizes=(40, 80),
+                 fractions="0.5,1.0", headline_size=80, budgets=(16, 32, 48), seeds=(0, 1), size_budget=32, size_seeds=(0,),
+                 n_boot=10, scale="debug", task="shape", metric="top1")
+# The real-image pool, small: one emoji style and Tux Paint, 5 % of concepts held out.
+MICRO_REAL = DemoGrid(pool=PackagesPool(sources="emoji-twitter,tuxpaint", holdout=0.05, trusted_n=100), filter_samples=64,
+                      fractions="0.3,1.0", headline="natural", budgets=(16, 32), seeds=(0, 1), control_budgets=(32,),
+                      n_boot=10, scale="debug", task="heldout_retrieval", metric="i2t_recall_merged@1")
 MICRO_FULL = dataclasses.replace(MICRO, axis_fraction="0.5", arch_models=("tc-vit-xs",), arch_sizes=(40, 80),
-                                 method_models=("tc-rn-tiny", "tc-vit-xs"), methods=("clip-aug", "no-such-method"),
+                                 method_models=("tc-rn-tiny", "tc-vit-xs"), methods=("clip-aug", "no-such-method"), noaug=True,
                                  text_models=("tc-rn-tiny-text1",), size_seeds=(0, 1),
                                  budgets=(16, 48, 96), size_budget=96,  # 96 seen > both sizes: 2 data sizes
                                  natural_fractions="0.5,1.0", natural_budgets=(96,))
@@ -42,6 +49,21 @@ def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
     assert "already done" in capsys.readouterr().out
 
 
+def test_micro_demo_on_the_real_pool_has_the_random_control_and_names_its_sources(tmp_path, capsys):
+    report = run_demo(tmp_path / "demo", MICRO_REAL)
+    printed = capsys.readouterr().out
+    assert "$ curate ingest packages" in printed and "$ train sweep" in printed
+    runs = sorted(p.name for p in (tmp_path / "demo" / "runs").iterdir())
+    headline = [f"{tier}-clip-n{budget}-s{seed}" for tier in ("top30", "top100") for budget in (16, 32) for seed in (0, 1)]
+    assert runs == sorted(headline + [f"random_top30-clip-n32-s{seed}" for seed in (0, 1)])
+    rows = [json.loads(line) for line in (tmp_path / "demo" / "runs" / runs[0] / "eval.jsonl").read_text().splitlines()]
+    assert {"heldout_retrieval"} <= {row["task"] for row in rows}
+    recipe = json.loads((tmp_path / "demo" / "pool" / "packages.json").read_text())
+    assert set(recipe["sources"]) == {"emoji-twitter", "tuxpaint"} and recipe["sources"]["tuxpaint"]["license"] == "GPL-2.0"
+    summary = (report / "summary.md").read_text()
+    assert "heldout_retrieval" in summary and "i2t_recall_merged@1" in summary
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_micro_full_demo_trains_every_axis(tmp_path):
@@ -53,6 +75,8 @@ def test_micro_full_demo_trains_every_axis(tmp_path):
     assert sorted(p.name for p in (runs / "methods-tc-vit-xs").iterdir()) == [f"top50-clip-aug-tc-vit-xs-n96-s{s}" for s in (0, 1)]
     assert sorted(p.name for p in (runs / "methods-tc-rn-tiny").iterdir()) == [f"top50-clip-aug-tc-rn-tiny-n96-s{s}" for s in (0, 1)]
     assert sorted(p.name for p in (runs / "aug-half").iterdir()) == [f"top50-clip-aug-n96-s{s}" for s in (0, 1)]
+    noaug = json.loads((runs / "noaug-tc-rn-tiny" / "top50-clip-aug-tc-rn-tiny-n96-s0" / "config.json").read_text())
+    assert noaug["run"]["method_cfg"]["aug"]["jitter_p"] == 0 and noaug["run"]["method_cfg"]["aug"]["crop_scale"] == [1.0, 1.0]
     summary = (report / "summary.md").read_text()
     for section in ("## Architecture vs data size", "## ConvNet vs ViT per method", "## Text-encoder depth"):
         assert section in summary
@@ -63,17 +87,31 @@ def test_micro_full_demo_trains_every_axis(tmp_path):
     assert not findings["crossover"]["why"].startswith("every tier was trained at the same")  # natural sizes differ
 
 
-def test_grids_fit_their_tiers():
-    """Each size must fit in the smallest tier: fraction x usable pool (94% usable: 3% corrupt, 3% empty captions);
-    the headline has >= 2 seeds and >= 3 budgets; the axes train at sizes the tier sets have."""
-    for grid in GRIDS.values():
-        smallest_fraction = min(float(f) for f in grid.fractions.split(","))
-        assert max(grid.sizes) <= 0.94 * smallest_fraction * grid.pool_size
-        assert grid.headline_size in grid.sizes and len(grid.seeds) >= 2 and len(set(grid.budgets)) >= 3
-        assert set(grid.arch_sizes) <= set(grid.sizes)
-    full = GRIDS["full"]
-    assert full.size_budget in full.budgets and full.headline_size in full.arch_sizes and full.size_seeds == full.seeds
-    assert full.axis_fraction in full.fractions.split(",")
+# Usable rows a pool gives: synthetic pools 94 % (3 % corrupt, 3 % empty captions); the full real pool (every source)
+# 17,222 of 17,317 rows at --max-pixels 4,000,000, 1,400 of them moved to the seed set, 20 % of emoji concepts held out.
+USABLE = {"synth": lambda grid: 0.94 * grid.pool.pool_size, "real": lambda grid: 15_000}
+
+
+@pytest.mark.parametrize("key", sorted(GRIDS))
+def test_grids_fit_their_tiers(key):
+    """Each size fits in the smallest tier; the headline has >= 2 seeds (>= 3 on the real pool, with a random
+    control) and >= 3 budgets; the axes train at sizes the tier sets have."""
+    grid = GRIDS[key]
+    smallest_fraction = min(float(f) for f in grid.fractions.split(","))
+    assert max(grid.sizes, default=0) <= smallest_fraction * USABLE[key[0]](grid)
+    assert len(grid.seeds) >= (3 if key == ("real", False) else 2) and len(set(grid.budgets)) >= 3
+    assert grid.headline == "natural" or grid.headline_size in grid.sizes
+    assert grid.headline != "natural" or (grid.control_budgets and set(grid.control_budgets) <= set(grid.budgets))
+    assert set(grid.arch_sizes) <= set(grid.sizes)
+    if key[1]:
+        assert grid.size_budget in grid.budgets and grid.headline_size in grid.arch_sizes
+        assert grid.axis_fraction in grid.fractions.split(",")
+
+
+def test_the_real_full_grid_trains_every_method_and_each_augmented_one_without_its_augmentation():
+    full = GRIDS["real", True]
+    assert set(full.methods) | {"clip"} == {"clip", "clip-aug", "slip", "flip", "declip", "filip", "defilip"}
+    assert full.noaug and augmented_methods(full.methods) == ("clip-aug", "slip", "declip", "defilip")
 
 
 def test_method_list_follows_the_registry_and_what_each_model_can_train():
@@ -85,12 +123,12 @@ def test_method_list_follows_the_registry_and_what_each_model_can_train():
     assert on_vit == tuple(m for m in FULL_METHODS if m in METHODS) and set(left_out_vit) == {"no-such"}
     on_resnet, left_out_resnet = trainable["tc-rn-tiny"]
     assert on_resnet == ("clip-aug", "slip", "declip")
-    assert set(left_out_resnet) == {"filip", "defilip", "no-such"}
+    assert set(left_out_resnet) == {"flip", "filip", "defilip", "no-such"}
     assert "ViT" in left_out_resnet["filip"] and "ViT" in left_out_resnet["defilip"]
 
 
 def test_a_failing_step_stops_the_demo_with_its_name(tmp_path):
-    from tierclip.analysis.demo import step
+    from tierclip.demo.steps import step
 
     with pytest.raises(SystemExit, match="step 'boom' failed"):
         step("boom", [sys.executable, "-c", "raise SystemExit(3)"])
