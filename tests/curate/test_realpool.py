@@ -149,3 +149,15 @@ def test_balanced_column_keeps_equal_counts_of_the_classes_with_enough_rows():
     column, classes = balanced_column(labels, 3, np.random.default_rng(0))
     assert classes == ["a", "b"] and Counter(v for v in column if v) == {"a": 4, "b": 4}
     assert all(v is None or v == labels[i] for i, v in enumerate(column))
+
+
+def test_subsets_of_the_pool_name_their_sources_and_licences(built, tmp_path):
+    from tierclip.curate.cli import app
+    from typer.testing import CliRunner
+
+    cfg, _ = built
+    result = CliRunner().invoke(app, ["filter", str(cfg.out), "--where", "source != 'tuxpaint'", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    shares = json.loads((tmp_path / "s" / "manifest.json").read_text())["source_shares"]
+    assert set(shares) == {"emoji-google", "openmoji"} and sum(s["share"] for s in shares.values()) == pytest.approx(1.0)
+    assert shares["openmoji"]["license"] == "CC-BY-SA-4.0"
