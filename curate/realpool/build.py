@@ -142,7 +142,7 @@ def _write_evalset(cfg: PackagesConfig, parts: split.Split) -> list[str]:
     if (cfg.eval_dir / "evalset.json").is_file():
         return [f"eval set {cfg.eval_dir} already written: kept"]
     if not parts.heldout:
-        return ["no eval set: no emoji source, so no concept is held out"]
+        return ["no eval set: no concept held out (--holdout 0, or no emoji source)"]
     return write_heldout_evalset(cfg.eval_dir, parts.heldout, cfg.images, cfg.zeroshot_min, _rng(cfg.seed, EVAL_STREAM))
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 from tierclip.curate import atomic
 from tierclip.curate.evalset import write_evalset
+from tierclip.curate.images import ImageDecodeError
 from tierclip.curate.ingest.checks import ImageOptions, check_image
 from tierclip.curate.realpool.items import Item
 from tierclip.curate.realpool.render import load_image
@@ -36,9 +37,9 @@ LABELS = tuple(TEMPLATES)
 def write_heldout_evalset(root: Path, items: list[Item], images: ImageOptions, min_per_class: int,
                           rng: np.random.Generator) -> list[str]:
     """Write the eval set; return one line per task left out (fewer than two classes with enough images)."""
-    frame = _write_images(root, items, images)
+    frame, unusable = _write_images(root, items, images)
     tasks = [{"name": "heldout_retrieval", "kind": "retrieval", "caption_column": "caption"}]
-    notes = []
+    notes = [f"{len(unusable)} held-out images left out of the eval set: {'; '.join(unusable[:3])}"] if unusable else []
     for label in LABELS:
         column, classes = balanced_column(frame[label].to_list(), min_per_class, rng)
         if len(classes) < 2:
@@ -67,20 +68,32 @@ def balanced_column(labels: list[str | None], min_per_class: int, rng: np.random
     return column, classes
 
 
-def _write_images(root: Path, items: list[Item], images: ImageOptions) -> pl.DataFrame:
-    """Each held-out image through ingest's checks (decode, pixel limit, resize), saved as images/KEY.EXT."""
-    rows = []
+def _write_images(root: Path, items: list[Item], images: ImageOptions) -> tuple[pl.DataFrame, list[str]]:
+    """Each held-out image through ingest's checks (decode, pixel limit, resize), saved as images/KEY.EXT; and
+    why each unusable one was left out."""
+    rows, unusable = [], []
     for item in items:
-        if item.path is None or not item.path.is_file():
-            continue
-        data, ext = load_image(item.path, images.image_size)
-        checked = check_image(data, ext, images)
-        if checked.problem:
+        checked = _checked(item, images)
+        if isinstance(checked, str):
+            unusable.append(f"{item.relative}: {checked}")
             continue
         file = f"images/{item.key}.{checked.ext}"
         atomic.write_bytes(root / file, checked.data)
         rows.append({"file": file, "caption": item.name, "source": item.source, "license": item.license,
                      "attribution": item.attribution, "concept": item.concept,
                      **{label: item.labels.get(label) for label in LABELS}})
-    return pl.DataFrame(rows, schema={"file": pl.Utf8, "caption": pl.Utf8, "source": pl.Utf8, "license": pl.Utf8,
-                                      "attribution": pl.Utf8, "concept": pl.Utf8, **dict.fromkeys(LABELS, pl.Utf8)})
+    schema = {"file": pl.Utf8, "caption": pl.Utf8, "source": pl.Utf8, "license": pl.Utf8, "attribution": pl.Utf8,
+              "concept": pl.Utf8, **dict.fromkeys(LABELS, pl.Utf8)}
+    return pl.DataFrame(rows, schema=schema), unusable
+
+
+def _checked(item: Item, images: ImageOptions):
+    """The image as ingest stores it, or why it cannot be used."""
+    if item.path is None or not item.path.is_file():
+        return "no image file in the package"
+    try:
+        data, ext = load_image(item.path, images.image_size)
+    except ImageDecodeError as exc:
+        return str(exc)
+    checked = check_image(data, ext, images)
+    return checked.problem or checked
