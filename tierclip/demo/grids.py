@@ -80,7 +80,7 @@ REAL_TASK = ("heldout_retrieval", "i2t_recall_merged@1")
 
 GRIDS = {
     ("real", False): DemoGrid(pool=PackagesPool(), filter_samples=10_000, fractions="0.3,1.0", headline="natural",
-                              budgets=(2_500, 5_000, 10_000), seeds=(0, 1, 2), control_budgets=(10_000,), n_boot=100,
+                              budgets=(4_000, 8_000, 12_000), seeds=(0, 1, 2), control_budgets=(12_000,), n_boot=100,
                               task=REAL_TASK[0], metric=REAL_TASK[1]),
     ("real", True): DemoGrid(pool=PackagesPool(sources=ALL_SOURCES), filter_samples=20_000, fractions="0.2,0.4,1.0",
                              sizes=(500, 1_000, 2_000, 3_000), headline_size=2_000, budgets=(5_000, 10_000, 20_000),
