@@ -65,7 +65,7 @@ def test_micro_demo_on_the_real_pool_has_the_random_control_and_names_its_source
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(2700)
 def test_micro_full_demo_trains_every_axis(tmp_path):
     """--full's plumbing on a micro grid: architecture, method x family, text depth, CLIP+Aug at half the data;
     an unknown method is left out; no CLIP run is trained twice."""
