@@ -49,7 +49,7 @@ def synth_pool(root: Path, n: int, workers: int) -> Path:
 
 def train_args(pool: Path, out: Path, model: str, steps: int, batch: int, workers: int, device: str) -> list[str]:
     return [str(pool), "--out", str(out), "--scale", "small", "--model", model, "--samples-seen", str(steps * batch),
-            "--batch-size", str(batch), "--warmup", "10", "--log-every", "1", "--checkpoint-every", str(10**9),
+            "--batch-size", str(batch), "--warmup-steps", "10", "--log-every", "1", "--checkpoint-every", str(10**9),
             "--loader-workers", str(workers), "--device", device]
 
 
@@ -112,9 +112,9 @@ def bare_step(model_name: str, steps: int, batch: int, skip: int, device: str) -
 
 
 def clip_stage(pool: Path, checkpoint: Path, model: str, batch: int, workers: int, n: int, device: str) -> dict:
-    args = [sys.executable, "-m", "tierclip.curate.cli", "score", str(pool), "--stages", "clip", "--model", model,
-            "--pretrained", str(checkpoint), "--device", device, "--batch-size", str(batch),
-            "--loader-workers", str(workers), "--workers", "1", "--force"]
+    args = [sys.executable, "-m", "tierclip.curate.cli", "score", str(pool), "--stages", "clip", "--clip-model", model,
+            "--clip-pretrained", str(checkpoint), "--clip-device", device, "--clip-batch-size", str(batch),
+            "--clip-loader-workers", str(workers), "--workers", "1", "--force"]
     wall = run_cli(args)
     import polars as pl
 

@@ -52,9 +52,15 @@ def run_args(pool: Path, out: Path, model: str, method: str, seed: int, args) ->
     steps = -(-args.samples_seen // args.batch_size)
     return [console("train"), "run", str(pool), "--out", str(out), "--method", method, "--model", model,
             "--scale", "cpu-small", "--samples-seen", str(args.samples_seen), "--batch-size", str(args.batch_size),
-            "--warmup", str(max(1, steps // 10)), "--seed", str(seed), "--torch-threads", "1", "--loader-workers", "1",
+            "--warmup-steps", str(max(1, steps // 10)), "--seed", str(seed), "--torch-threads", "1", "--loader-workers", "1",
             "--log-every", "5", "--checkpoint-every", str(10**6), "--eval", str(pool / "eval"),
-            "--declip-queue-size", str(args.queue_size or args.samples_seen // 2)]
+            *(["--declip-queue-size", str(args.queue_size or args.samples_seen // 2)] if has_queue(method) else [])]
+
+
+def has_queue(method: str) -> bool:
+    from tierclip.train.methods import method_option_keys
+
+    return "declip_queue_size" in method_option_keys(method)
 
 
 def train_all(pool: Path, runs: Path, args) -> None:
@@ -116,7 +122,7 @@ def step_rates(model_name: str, methods: tuple[str, ...], batch: int, steps: int
     import time
 
     import torch
-    from tierclip.train.methods import MethodConfig, build_method, model_overrides
+    from tierclip.train.methods import build_method, method_config, model_overrides
     from tierclip.train.methods.towers import vocab_size
     from tierclip.train.models import create_model, get_tokenizer
     from tierclip.train.text_views import EdaView, MlmView, TextContext
@@ -127,13 +133,14 @@ def step_rates(model_name: str, methods: tuple[str, ...], batch: int, steps: int
     captions = [f"a photo of a {rng.choice(words[:4])} {rng.choice(words[4:])}" for _ in range(batch)]
     setups = {}
     for method in methods:
-        cfg = MethodConfig(name=method, declip_queue_size=queue)
+        cfg = method_config(method, {"declip_queue_size": queue})
         torch.manual_seed(0)
         model = create_model(model_name, overrides=model_overrides(method, cfg, model_name))[0]
         module = build_method(method, model, cfg)
         text = TextContext(tokenizer, vocab_size(model))
+        mask_rate = module.view_config().mask_rate or 0.15  # views a method does not use are made but not fed
         views = {"text": tokenizer(captions), "text_eda": torch.stack([EdaView(text)(c) for c in captions]),
-                 "text_mlm": torch.stack([MlmView(text, cfg.declip_mask_rate)(c) for c in captions])}
+                 "text_mlm": torch.stack([MlmView(text, mask_rate)(c) for c in captions])}
         size = model.visual.image_size
         size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
         views |= {v: torch.randn(batch, 3, *size) for v in module.views if v.startswith("image")}
@@ -159,17 +166,16 @@ FLOP_MODELS = {"tc-rn-tiny": (GRID["tc-rn-tiny"], 128), "tc-vit-tiny": (GRID["tc
 def flops_table() -> str:
     import open_clip
     from tierclip.train.flops import method_gflops_per_sample
-    from tierclip.train.methods import MethodConfig, build_method, model_overrides
+    from tierclip.train.methods import build_method, model_overrides
     from tierclip.train.models import create_model
 
     lines = ["| model | global batch | method | GFLOPs/sample | × CLIP |", "|---|---|---|---|---|"]
     for model_name, (methods, batch) in FLOP_MODELS.items():
         counts = {}
         for method in methods:
-            cfg = MethodConfig(name=method)
-            model = create_model(model_name, overrides=model_overrides(method, cfg, model_name))[0]
+            model = create_model(model_name, overrides=model_overrides(method, None, model_name))[0]
             size = open_clip.get_model_preprocess_cfg(model)["size"]
-            counts[method] = method_gflops_per_sample(build_method(method, model, cfg), model, size, model.context_length,
+            counts[method] = method_gflops_per_sample(build_method(method, model), model, size, model.context_length,
                                                       global_batch=batch)
             lines.append(f"| {model_name} | {batch} | {method} | {counts[method]:.3f} | {counts[method] / counts['clip']:.2f} |")
     return "\n".join(lines)

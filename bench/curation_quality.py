@@ -34,9 +34,9 @@ RECIPE = (
     ("curate synth --n 2000 --out {root}/seed --seed 1 --image-size 32 --profile clean --eval-n 0 --workers 1", "seed/pool.json"),
     ("train run {root}/seed --method clip --scale cpu-small --lr 5e-3 --samples-seen 40000 --eval {root}/pool/eval "
      "--out {root}/filter --torch-threads 1 --loader-workers 1", "filter/DONE"),
-    ("curate score {root}/pool --stages basic,lang,text_dedup,clip,image_dedup,cluster --model tc-rn-tiny "
-     "--pretrained {root}/filter/checkpoint.pt --workers 1 --loader-workers 0 --torch-threads 1 "
-     "--reference-embeddings {root}/pool/eval", "pool/scores/cluster/_done/00009"),
+    ("curate score {root}/pool --stages basic,lang,text_dedup,clip,image_dedup,cluster --clip-model tc-rn-tiny "
+     "--clip-pretrained {root}/filter/checkpoint.pt --workers 1 --clip-loader-workers 0 --clip-torch-threads 1 "
+     "--cluster-reference {root}/pool/eval", "pool/scores/cluster/_done/00009"),
 )
 
 

@@ -34,11 +34,11 @@ def zeroshot_chance(n_classes: int, k: int) -> float:
     return min(1.0, k / n_classes)
 
 
-def majority_baseline(labels: list[int], k: int) -> float:
-    """Top-k accuracy of always answering the k most frequent classes (the majority-class baseline)."""
+def majority_share(labels: list[int], k: int) -> float:
+    """Top-k accuracy of always answering the k most frequent classes: the majority-class baseline."""
     from collections import Counter
 
-    return sum(n for _, n in Counter(labels).most_common(k)) / len(labels) if labels else math.nan
+    return sum(count for _, count in Counter(labels).most_common(k)) / len(labels)
 
 
 def recall_at_k(scores, positives, k: int) -> float:

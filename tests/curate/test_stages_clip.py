@@ -30,9 +30,9 @@ def scored(tmp_path_factory):
     write_evalset(evalset, "ref", [{"name": "retrieval", "kind": "retrieval", "caption_column": "caption"}],
                   pl.DataFrame({"file": ["images/blue.png"], "caption": ["blue"]}))
     result = CliRunner().invoke(app, [
-        "score", str(pool), "--stages", "cluster,image_dedup,clip", "--model", TINY_MODEL, "--pretrained", str(checkpoint),
-        "--workers", "1", "--batch-size", "2", "--loader-workers", "2", "--clusters", "2", "--semdedup-eps", "0.01",
-        "--reference-embeddings", str(evalset)])
+        "score", str(pool), "--stages", "cluster,image_dedup,clip", "--clip-model", TINY_MODEL, "--clip-pretrained", str(checkpoint),
+        "--workers", "1", "--clip-batch-size", "2", "--clip-loader-workers", "2", "--cluster-k", "2", "--cluster-semdedup-eps", "0.01",
+        "--cluster-reference", str(evalset)])
     assert result.exit_code == 0, result.output
     frames = {s: pl.read_parquet(pool / "scores" / s / "*.parquet") for s in ("clip", "image_dedup", "cluster")}
     return pool, checkpoint, frames, result.output

@@ -33,14 +33,14 @@ class DemoGrid:
     """The study after the pool exists.
 
     A filtering network trains on the seed set (`filter_samples`), scores the pool, and `fractions` tiers
-    follow. The headline trains tiers at each of `budgets` with every one of `seeds`:
-    - `headline="natural"`: the tiers at their own sizes (top 30 % vs the whole pool) plus a size-matched
-      random draw of the smallest tier (`--random-control`), the random one at `control_budgets`;
-    - `headline="equal"`: every tier of the `headline_size` tier set (`--equal-size`: quality without
-      quantity); the other `sizes` add the data-size axis at `size_budget` with `size_seeds`.
-    `--full` adds axes on one tier (`axis_fraction`) at `size_budget`: `arch_models` at `arch_sizes`,
-    `method_models` x `methods` (and, with `noaug`, every augmented method again with its augmentation off),
-    `text_models`, CLIP+Aug at half the headline size, and `natural_fractions` tiers at their own sizes.
+    follow, one tier set per size in `sizes` (`curate tiers --equal-size`: quality without quantity). The
+    headline trains every tier of the `headline_size` set at each of `budgets` with every one of `seeds`; with
+    `random_control`, a uniform random draw of the top tier's size (`curate tiers --random-control`) trains at
+    `control_budgets` with the same seeds. The other `sizes` add the data-size axis at `size_budget` with
+    `size_seeds`. `--full` adds axes on one tier (`axis_fraction`) at `size_budget`: `arch_models` at
+    `arch_sizes`, `method_models` x `methods` (and, with `noaug`, every augmented method again with its
+    augmentation off), `text_models`, CLIP+Aug at half the headline size, and `natural_fractions` tiers at
+    their own sizes.
     """
 
     pool: PackagesPool | SynthPool
@@ -51,10 +51,10 @@ class DemoGrid:
     n_boot: int
     task: str
     metric: str
-    headline: str = "equal"
+    sizes: tuple[int, ...]
+    headline_size: int
+    random_control: bool = False
     control_budgets: tuple[int, ...] = ()
-    sizes: tuple[int, ...] = ()
-    headline_size: int | None = None
     size_budget: int | None = None
     size_seeds: tuple[int, ...] = ()
     scale: str = "cpu-small"
@@ -79,12 +79,14 @@ ALL_SOURCES = "emoji-google,emoji-twitter,openmoji,openclipart,tuxpaint"
 REAL_TASK = ("heldout_retrieval", "i2t_recall_merged@1")
 
 GRIDS = {
-    ("real", False): DemoGrid(pool=PackagesPool(), filter_samples=10_000, fractions="0.3,1.0", headline="natural",
-                              budgets=(4_000, 8_000, 12_000), seeds=(0, 1, 2), control_budgets=(12_000,), n_boot=100,
-                              task=REAL_TASK[0], metric=REAL_TASK[1]),
+    ("real", False): DemoGrid(pool=PackagesPool(), filter_samples=10_000, fractions="0.3,1.0", sizes=(2_500,),
+                              headline_size=2_500, budgets=(3_000, 5_000, 8_000, 12_000), seeds=(0, 1, 2),
+                              random_control=True, control_budgets=(12_000,), n_boot=100, task=REAL_TASK[0],
+                              metric=REAL_TASK[1]),
     ("real", True): DemoGrid(pool=PackagesPool(sources=ALL_SOURCES), filter_samples=20_000, fractions="0.2,0.4,1.0",
                              sizes=(500, 1_000, 2_000, 3_000), headline_size=2_000, budgets=(5_000, 10_000, 20_000),
-                             seeds=(0, 1), size_budget=10_000, size_seeds=(0,), n_boot=200, task=REAL_TASK[0],
+                             seeds=(0, 1), random_control=True, control_budgets=(20_000,), size_budget=10_000,
+                             size_seeds=(0,), n_boot=200, task=REAL_TASK[0],
                              metric=REAL_TASK[1], axis_fraction="0.4", arch_models=ARCH_MODELS, arch_sizes=(500, 2_000),
                              method_models=("tc-rn-tiny", "tc-vit-tiny"), methods=FULL_METHODS, noaug=True,
                              text_models=TEXT_MODELS, natural_fractions="0.2,1.0", natural_budgets=(10_000, 20_000)),

@@ -35,9 +35,10 @@ def step(title: str, argv: list[str], done: Path | None = None) -> float:
 def stage_done(pool: Path, stage: str) -> Path:
     """The last shard's completion marker stands for the stage (the runner writes markers per shard)."""
     from tierclip.curate.pool import Pool
+    from tierclip.curate.sidecars import StageFiles
 
     if not (pool / "pool.json").exists():
-        return pool / "scores" / stage / "_done" / "00000"
+        return StageFiles.of(pool, stage).done(0)
     opened = Pool(pool, check_files=False)
     return opened.done_path(stage, opened.info.n_shards - 1)
 

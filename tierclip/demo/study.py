@@ -4,8 +4,9 @@
     basic, language and caption-dedup stages    (curate score)
     train a filtering network on the seed set   (train run)
     CLIP-score the pool with it                 (curate score --stages clip)
-    quality tiers                               (curate tiers)
+    quality tiers at equal sizes                (curate tiers --equal-size [--random-control])
     headline: tiers x budgets x seeds           (train sweep)
+    size-matched random control                 (train sweep)
     data-size axis                              (train sweep)
     --full: architectures, methods x ConvNet/ViT (with and without augmentation), text depth,
             CLIP+Aug at half the data, tiers at their own sizes                              (train sweep)
@@ -43,14 +44,15 @@ def run_demo(out: Path, grid: DemoGrid) -> Path:
     study = Study(grid, paths, out / "tiers", out / "runs")
     timings.update(score_pool(study, out / "filter"))
     timings.update(equal_size_tiers(study))
-    timings.update(natural_headline(study) if grid.headline == "natural" else equal_headline(study))
+    timings.update(headline(study))
     if grid.axis_fraction is not None:
         timings.update(run_axes(study))
     if grid.natural_fractions is not None:
         timings.update(natural_sizes(study))
     report = out / "report"
     timings["report"] = step("scaling report", command(
-        "analysis", "report", study.runs, "--out", report, "--task", grid.task, "--metric", grid.metric, "--n-boot", grid.n_boot))
+        "analysis", "report", study.runs, "--out", report, "--task", grid.task, "--metric", grid.metric,
+        "--headline-size", grid.headline_size, "--n-boot", grid.n_boot))
     write_json(out / "timings.json", timings)
     return report
 
@@ -63,49 +65,46 @@ def score_pool(study: Study, filter_run: Path) -> dict[str, float]:
         "train", "run", study.paths.seed, "--method", "clip", "--scale", grid.scale, "--lr", grid.filter_lr,
         "--samples-seen", grid.filter_samples, "--eval", study.paths.evalset, "--out", filter_run), done=filter_run / "DONE")
     timings["clip_score"] = step("CLIP-score the pool with the filtering network", command(
-        "curate", "score", pool, "--stages", "clip", "--model", grid.model, "--pretrained", filter_run / "checkpoint.pt"),
+        "curate", "score", pool, "--stages", "clip", "--clip-model", grid.model, "--clip-pretrained",
+        filter_run / "checkpoint.pt"),
         done=stage_done(pool, "clip"))
     return timings
 
 
 def equal_size_tiers(study: Study) -> dict[str, float]:
-    """One tier set per size: every tier drawn down to that size (quality without quantity)."""
+    """One tier set per size: every tier drawn down to that size (quality without quantity); the headline size's set
+    also holds the size-matched random draws when the grid asks for a random control."""
     grid, timings = study.grid, {}
     for size in grid.sizes:
         tier_set = study.tiers / f"n{size}"
-        timings[f"tiers_{size}"] = step(f"quality tiers {grid.fractions} with {size} samples each", command(
+        control = ["--random-control"] if grid.random_control and size == grid.headline_size else []
+        timings[f"tiers_{size}"] = step(f"quality tiers {grid.fractions} with {size} samples each"
+                                        + (", and size-matched random draws" if control else ""), command(
             "curate", "tiers", study.paths.pool, "--score", "clip_score", "--fractions", grid.fractions, "--equal-size", size,
-            "--out", tier_set), done=tier_set / "tiers.json")
+            *control, "--out", tier_set), done=tier_set / "tiers.json")
     return timings
 
 
-def natural_headline(study: Study) -> dict[str, float]:
-    """The top tier vs the whole pool at their own sizes, and a random draw of the top tier's size (the control)."""
-    grid, natural = study.grid, study.tiers / "natural"
-    timings = {"tiers_natural": step(f"quality tiers {grid.fractions} at their own sizes, with size-matched random draws",
-                                     command("curate", "tiers", study.paths.pool, "--score", "clip_score", "--fractions",
-                                             grid.fractions, "--random-control", "--out", natural),
-                                     done=natural / "tiers.json")}
-    names = [f"top{round(float(f) * 100)}" for f in grid.fractions.split(",")]
-    timings["sweep_headline"] = step(f"headline: CLIP on {', '.join(names)}, {len(grid.budgets)} budgets x {len(grid.seeds)} seeds",
-                                     command("train", "sweep", *study.sweep, *repeat("--subset", [natural / n for n in names]),
-                                             "--method", "clip", *repeat("--samples-seen", grid.budgets),
-                                             *repeat("--seed", grid.seeds), "--out", study.runs))
-    control = natural / f"random_{names[0]}"
-    timings["sweep_control"] = step(f"size-matched random control: CLIP on random_{names[0]} at "
-                                    f"{', '.join(f'{b:,}' for b in grid.control_budgets)} samples seen", command(
-        "train", "sweep", *study.sweep, "--subset", control, "--method", "clip", *repeat("--samples-seen", grid.control_budgets),
-        *repeat("--seed", grid.seeds), "--out", study.runs))
-    return timings
+def tier_names(grid: DemoGrid) -> list[str]:
+    """The tier folders of `curate tiers --fractions` (top<percent>), best first."""
+    return [f"top{round(float(fraction) * 100)}" for fraction in grid.fractions.split(",")]
 
 
-def equal_headline(study: Study) -> dict[str, float]:
-    """Every tier at the headline size x budgets x seeds; the other sizes at one budget (the data-size axis)."""
-    grid = study.grid
-    timings = {"sweep_headline": step(f"headline: CLIP on every tier at {grid.headline_size:,} samples, "
+def headline(study: Study) -> dict[str, float]:
+    """Every tier at the headline size x budgets x seeds; the random control (a uniform draw of the top tier's size)
+    at `control_budgets` with the same seeds; the other sizes at one budget (the data-size axis)."""
+    grid, tier_set = study.grid, study.tiers / f"n{study.grid.headline_size}"
+    names = tier_names(grid)
+    timings = {"sweep_headline": step(f"headline: CLIP on {', '.join(names)} at {grid.headline_size:,} samples, "
                                       f"{len(grid.budgets)} budgets x {len(grid.seeds)} seeds", command(
-        "train", "sweep", *study.sweep, "--subset", study.tiers / f"n{grid.headline_size}", "--method", "clip",
+        "train", "sweep", *study.sweep, *repeat("--subset", [tier_set / name for name in names]), "--method", "clip",
         *repeat("--samples-seen", grid.budgets), *repeat("--seed", grid.seeds), "--out", study.runs))}
+    if grid.random_control:
+        control = f"random_{names[0]}"
+        timings["sweep_control"] = step(f"size-matched random control: CLIP on {control} at "
+                                        f"{', '.join(f'{b:,}' for b in grid.control_budgets)} samples seen", command(
+            "train", "sweep", *study.sweep, "--subset", tier_set / control, "--method", "clip",
+            *repeat("--samples-seen", grid.control_budgets), *repeat("--seed", grid.seeds), "--out", study.runs))
     other_sizes = [size for size in grid.sizes if size != grid.headline_size]
     if other_sizes:
         subsets = repeat("--subset", [study.tiers / f"n{s}" for s in other_sizes])

@@ -5,6 +5,7 @@ import json
 import sys
 
 import pytest
+from tierclip.analysis.augmentation import augmentation_of
 
 from tierclip.demo.grids import FULL_METHODS, GRIDS, DemoGrid, PackagesPool, SynthPool
 from tierclip.demo.steps import augmented_methods, trainable_methods
@@ -15,8 +16,9 @@ MICRO = DemoGrid(pool=SynthPool(pool_size=400, seed_size=200, eval_n=64), filter
                  n_boot=10, scale="debug", task="shape", metric="top1")
 # The real-image pool, small: one emoji style and Tux Paint, 5 % of concepts held out.
 MICRO_REAL = DemoGrid(pool=PackagesPool(sources="emoji-twitter,tuxpaint", holdout=0.05, trusted_n=100), filter_samples=64,
-                      fractions="0.3,1.0", headline="natural", budgets=(16, 32), seeds=(0, 1), control_budgets=(32,),
-                      n_boot=10, scale="debug", task="heldout_retrieval", metric="i2t_recall_merged@1")
+                      fractions="0.3,1.0", sizes=(200,), headline_size=200, budgets=(16, 32), seeds=(0, 1),
+                      random_control=True, control_budgets=(32,), n_boot=10, scale="debug", task="heldout_retrieval",
+                      metric="i2t_recall_merged@1")
 MICRO_FULL = dataclasses.replace(MICRO, axis_fraction="0.5", arch_models=("tc-vit-xs",), arch_sizes=(40, 80),
                                  method_models=("tc-rn-tiny", "tc-vit-xs"), methods=("clip-aug", "no-such-method"), noaug=True,
                                  text_models=("tc-rn-tiny-text1",), size_seeds=(0, 1),
@@ -30,7 +32,7 @@ def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
     for command in ("curate synth", "curate score", "train run", "curate tiers", "train sweep", "analysis report"):
         assert f"$ {command}" in printed
     runs = sorted(p.name for p in (tmp_path / "demo" / "runs").iterdir())
-    headline = [f"n80-{tier}-clip-n{budget}-s{seed}" for tier in ("top50", "top100") for budget in (16, 32, 48) for seed in (0, 1)]
+    headline = [f"{tier}-clip-n{budget}-s{seed}" for tier in ("top50", "top100") for budget in (16, 32, 48) for seed in (0, 1)]
     assert runs == sorted(headline + [f"n40-{tier}-clip-n32-s0" for tier in ("top50", "top100")])
     assert all((tmp_path / "demo" / "runs" / run / "DONE").exists() for run in runs)
     summary = (report / "summary.md").read_text()
@@ -62,6 +64,9 @@ def test_micro_demo_on_the_real_pool_has_the_random_control_and_names_its_source
     assert set(recipe["sources"]) == {"emoji-twitter", "tuxpaint"} and recipe["sources"]["tuxpaint"]["license"] == "GPL-2.0"
     summary = (report / "summary.md").read_text()
     assert "heldout_retrieval" in summary and "i2t_recall_merged@1" in summary
+    findings = {f["key"]: f for f in json.loads((report / "fits.json").read_text())["findings"]}
+    assert "subset size 200, 2 seed(s) each" in findings["quality_random"]["measured"]
+    assert "emoji-twitter" in (report / "index.html").read_text()  # the data card names the sources
 
 
 @pytest.mark.slow
@@ -76,32 +81,38 @@ def test_micro_full_demo_trains_every_axis(tmp_path):
     assert sorted(p.name for p in (runs / "methods-tc-rn-tiny").iterdir()) == [f"top50-clip-aug-tc-rn-tiny-n96-s{s}" for s in (0, 1)]
     assert sorted(p.name for p in (runs / "aug-half").iterdir()) == [f"top50-clip-aug-n96-s{s}" for s in (0, 1)]
     noaug = json.loads((runs / "noaug-tc-rn-tiny" / "top50-clip-aug-tc-rn-tiny-n96-s0" / "config.json").read_text())
-    assert noaug["run"]["method_cfg"]["aug"]["jitter_p"] == 0 and noaug["run"]["method_cfg"]["aug"]["crop_scale"] == [1.0, 1.0]
+    assert augmentation_of(noaug) == "off" and noaug["run"]["aug"]["jitter_p"] == 0
+    assert augmentation_of(json.loads((runs / "methods-tc-rn-tiny" / "top50-clip-aug-tc-rn-tiny-n96-s0" / "config.json")
+                                      .read_text())) == "default"
     summary = (report / "summary.md").read_text()
     for section in ("## Architecture vs data size", "## ConvNet vs ViT per method", "## Text-encoder depth"):
         assert section in summary
     findings = {f["key"]: f for f in json.loads((report / "fits.json").read_text())["findings"]}
     assert findings["aug_half"]["verdict"] != "not tested by these runs" and findings["aug_half"]["interval"] is not None
     assert findings["text_depth"]["interval"] is not None
+    assert findings["augmentation"]["interval"] is not None and "clip-aug on tc-rn-tiny" in findings["augmentation"]["measured"]
     assert sorted(p.name for p in runs.glob("natural-*")) == [f"natural-{t}-clip-n96-s{s}" for t in ("top100", "top50") for s in (0, 1)]
     assert not findings["crossover"]["why"].startswith("every tier was trained at the same")  # natural sizes differ
 
 
 # Usable rows a pool gives: synthetic pools 94 % (3 % corrupt, 3 % empty captions); the full real pool (every source)
 # 17,222 of 17,317 rows at --max-pixels 4,000,000, 1,400 of them moved to the seed set, 20 % of emoji concepts held out.
-USABLE = {"synth": lambda grid: 0.94 * grid.pool.pool_size, "real": lambda grid: 15_000}
+USABLE = {"synth": lambda grid: 0.94 * grid.pool.pool_size,
+          "real": lambda grid: 15_000 if "openclipart" in grid.pool.sources else 9_200}
 
 
 @pytest.mark.parametrize("key", sorted(GRIDS))
 def test_grids_fit_their_tiers(key):
-    """Each size fits in the smallest tier; the headline has >= 2 seeds (>= 3 on the real pool, with a random
-    control) and >= 3 budgets; the axes train at sizes the tier sets have."""
+    """Each size fits in the smallest tier; the headline has >= 2 seeds and >= 3 budgets (the real default: >= 3
+    seeds, 4 budgets so that a compute fit has the points it needs, and a random control); the axes train at sizes
+    the tier sets have."""
     grid = GRIDS[key]
     smallest_fraction = min(float(f) for f in grid.fractions.split(","))
-    assert max(grid.sizes, default=0) <= smallest_fraction * USABLE[key[0]](grid)
-    assert len(grid.seeds) >= (3 if key == ("real", False) else 2) and len(set(grid.budgets)) >= 3
-    assert grid.headline == "natural" or grid.headline_size in grid.sizes
-    assert grid.headline != "natural" or (grid.control_budgets and set(grid.control_budgets) <= set(grid.budgets))
+    assert max(grid.sizes) <= smallest_fraction * USABLE[key[0]](grid) and grid.headline_size in grid.sizes
+    assert len(grid.seeds) >= 2 and len(set(grid.budgets)) >= 3
+    if key == ("real", False):
+        assert len(grid.seeds) >= 3 and len(set(grid.budgets)) >= 4 and grid.random_control
+    assert not grid.random_control or (grid.control_budgets and set(grid.control_budgets) <= set(grid.budgets))
     assert set(grid.arch_sizes) <= set(grid.sizes)
     if key[1]:
         assert grid.size_budget in grid.budgets and grid.headline_size in grid.arch_sizes
