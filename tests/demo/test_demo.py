@@ -13,7 +13,7 @@ from tierclip.demo.study import run_demo
 
 MICRO = DemoGrid(pool=SynthPool(pool_size=400, seed_size=200, eval_n=64), filter_samples=256, sizes=(40, 80),
                  fractions="0.5,1.0", headline_size=80, budgets=(16, 32, 48), seeds=(0, 1), size_budget=32, size_seeds=(0,),
-                 n_boot=10, scale="debug", task="shape", metric="top1")
+                 random_control=True, control_budgets=(48,), n_boot=10, scale="debug", task="shape", metric="top1")
 # The real-image pool, small: one emoji style and Tux Paint, 5 % of concepts held out.
 MICRO_REAL = DemoGrid(pool=PackagesPool(sources="emoji-twitter,tuxpaint", holdout=0.05, trusted_n=100), filter_samples=64,
                       fractions="0.3,1.0", sizes=(200,), headline_size=200, budgets=(16, 32), seeds=(0, 1),
@@ -33,7 +33,8 @@ def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
         assert f"$ {command}" in printed
     runs = sorted(p.name for p in (tmp_path / "demo" / "runs").iterdir())
     headline = [f"{tier}-clip-n{budget}-s{seed}" for tier in ("top50", "top100") for budget in (16, 32, 48) for seed in (0, 1)]
-    assert runs == sorted(headline + [f"n40-{tier}-clip-n32-s0" for tier in ("top50", "top100")])
+    controls = [f"random_top50-clip-n48-s{seed}" for seed in (0, 1)]
+    assert runs == sorted(headline + controls + [f"n40-{tier}-clip-n32-s0" for tier in ("top50", "top100")])
     assert all((tmp_path / "demo" / "runs" / run / "DONE").exists() for run in runs)
     summary = (report / "summary.md").read_text()
     assert (report / "index.html").stat().st_size > 0 and "Summary" in summary
@@ -43,15 +44,20 @@ def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
     assert len([f for f in fits["fits"] if f["x"] == "gflops"]) == 2  # one per tier at the headline size
     quality = next(f for f in fits["findings"] if f["key"] == "quality")
     assert quality["interval"] is not None and "48 samples seen" in quality["measured"]
+    control = next(f for f in fits["findings"] if f["key"] == "quality_random")  # the size-matched random control
+    assert control["interval"] is not None and "top50" in control["measured"] and "random_top50" in control["measured"]
     timings = json.loads((tmp_path / "demo" / "timings.json").read_text())
-    assert {"synth", "filter_net", "clip_score", "sweep_headline", "sweep_sizes", "report"} <= set(timings)
+    assert {"synth", "filter_net", "clip_score", "sweep_headline", "sweep_control", "sweep_sizes", "report"} <= set(timings)
 
     # A second run skips every finished step and re-runs only the (idempotent) sweeps and the report.
     run_demo(tmp_path / "demo", MICRO)
     assert "already done" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_micro_demo_on_the_real_pool_has_the_random_control_and_names_its_sources(tmp_path, capsys):
+    """Slow: the micro real pool still holds 4,400 pictures that the filtering network scores."""
     report = run_demo(tmp_path / "demo", MICRO_REAL)
     printed = capsys.readouterr().out
     assert "$ curate ingest packages" in printed and "$ train sweep" in printed
