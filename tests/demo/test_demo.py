@@ -96,7 +96,9 @@ def test_micro_full_demo_trains_every_axis(tmp_path):
     findings = {f["key"]: f for f in json.loads((report / "fits.json").read_text())["findings"]}
     assert findings["aug_half"]["verdict"] != "not tested by these runs" and findings["aug_half"]["interval"] is not None
     assert findings["text_depth"]["interval"] is not None
-    assert findings["augmentation"]["interval"] is not None and "clip-aug on tc-rn-tiny" in findings["augmentation"]["measured"]
+    augmentation = [f for f in json.loads((report / "fits.json").read_text())["findings"] if f["key"] == "augmentation"]
+    assert sorted(f["measured"].split(",")[0] for f in augmentation) == ["clip-aug on tc-rn-tiny", "clip-aug on tc-vit-xs"]
+    assert all(f["interval"] is not None for f in augmentation)  # each with and without its augmentation, 2 seeds
     assert sorted(p.name for p in runs.glob("natural-*")) == [f"natural-{t}-clip-n96-s{s}" for t in ("top100", "top50") for s in (0, 1)]
     assert not findings["crossover"]["why"].startswith("every tier was trained at the same")  # natural sizes differ
 
