@@ -1,4 +1,4 @@
-# tierclip: `just demo` runs the study on the built-in synthetic pool, `just test` runs the tests.
+# tierclip: `just demo` runs the study on a real-image pool built from packages, `just test` runs the tests.
 # Each recipe creates .venv and installs what it needs when missing.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
@@ -15,18 +15,24 @@ setup:
 setup-debian:
     bash .ci/setup-debian.sh
 
+# Fetch the packages the real-image pool is built from (curate/realpool/packages.txt): npm packages into
+# ~/.cache/tierclip/packages (or $TIERCLIP_PACKAGES), Debian packages with apt-get (skipped, with one line, without root).
+setup-packages:
+    bash .ci/setup-packages.sh
+
 # Run the default test suite (not `slow`, not `gpu`).
-test *ARGS: setup setup-debian
+test *ARGS: setup setup-debian setup-packages
     HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not slow and not gpu" {{ARGS}}
 
 # Run every CPU test, the slow ones too.
-test-all *ARGS: setup setup-debian
+test-all *ARGS: setup setup-debian setup-packages
     bash .ci/setup-debian.sh .ci/debian-packages-slow.txt
     HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m pytest -m "not gpu" {{ARGS}}
 
-# The main job end to end on the built-in synthetic pool (writes demo/).
-demo *ARGS: setup
-    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m tierclip.analysis.demo {{ARGS}}
+# The main job end to end on the real-image pool (writes demo/); `just demo --pool synth` on the synthetic pool,
+# `just demo --full` with every axis.
+demo *ARGS: setup setup-packages
+    HF_HUB_OFFLINE=1 WANDB_MODE=disabled NO_ALBUMENTATIONS_UPDATE=1 {{py}} -m tierclip.demo {{ARGS}}
 
 # Lint.
 lint: setup

@@ -2,10 +2,14 @@
 # Install the Debian packages the tests need (listed one per line in .ci/debian-packages.txt, `#` comments)
 # when some are missing. Needs root or passwordless sudo; otherwise prints the one command to run and exits 1,
 # so `just test` stops before pytest instead of failing tests one by one.
-# Usage: setup-debian.sh [PACKAGE_LIST]   (default: .ci/debian-packages.txt next to this script)
+# Usage: setup-debian.sh [--optional] [PACKAGE_LIST]   (default: .ci/debian-packages.txt next to this script)
+# --optional: packages something can do without (the real-image pool's sources): installed without recommended
+# packages, and without root they are skipped with one line (exit 0).
 set -euo pipefail
+optional=0
+if [ "${1:-}" = "--optional" ]; then optional=1; shift; fi
 list=${1:-"$(dirname "$0")/debian-packages.txt"}
-[ -f "$list" ] || { echo "error: $list: no such package list" >&2; exit 1; }
+[ -r "$list" ] || { echo "error: $list: no such package list" >&2; exit 1; }
 # Package names: strip comments and blanks.
 mapfile -t wanted < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$list" | grep -v '^$' || true)
 missing=()
@@ -19,11 +23,16 @@ if [ "$(id -u)" = 0 ]; then
   sudo_=()
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
   sudo_=(sudo -n)
+elif [ "$optional" = 1 ]; then
+  echo "skipping the Debian packages ${missing[*]}: not root and no passwordless sudo (to add them: sudo apt-get install --no-install-recommends ${missing[*]})" >&2
+  exit 0
 else
   echo "error: missing Debian packages the tests need; run: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
   exit 1
 fi
-echo "installing Debian packages the tests need: ${missing[*]}" >&2
+install_args=(-y -qq)
+[ "$optional" = 1 ] && install_args+=(--no-install-recommends)
+echo "installing Debian packages: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
-"${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}"
+"${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install "${install_args[@]}" "${missing[@]}"

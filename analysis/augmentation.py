@@ -1,7 +1,7 @@
 """Which image augmentation a run trained with, read from its config.json: `augmentation_of(run_config)`.
 
-`train run --aug KEY=VALUE` stores its options as a dict of `train.augment.AugmentConfig` fields under
-config.json's `run.method_cfg.aug` (empty: the method's own recipe). The reading is defensive, so a change in where
+`train run --aug KEY=VALUE` stores the `train.augment.AugmentConfig` fields set away from their defaults as a dict
+under config.json's `run.aug` (empty: the method's own recipe). The reading is defensive, so a change in where
 train records it stays a change here: the first dict named `aug` found under `run` (any depth), else a top-level
 `method_cfg.aug` or `aug`. A run says "augmentation off" either with an explicit switch (`aug` set to false/"off",
 or a boolean `enabled`/`augment`/`augmentation` key set to false, inside the aug dict or beside it) or by setting

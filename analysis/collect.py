@@ -46,8 +46,9 @@ RUN_COLUMNS = {
     "tier_set": pl.Utf8, "rule": pl.Utf8, "samples_per_s": pl.Float64,
     # from the subset manifest: the tier's top-k fraction (1.0 = every candidate) and kind (nested, bins, random)
     "fraction": pl.Float64, "tier_kind": pl.Utf8,
-    # from config.json: the image augmentation the run trained with (analysis.augmentation), the pool's source text
-    "augmentation": pl.Utf8, "pool_source": pl.Utf8,
+    # from config.json: the image augmentation the run trained with (analysis.augmentation), the pool's source text,
+    # and the subset's sources with their share and licence (manifest `source_shares`, pools built from packages)
+    "augmentation": pl.Utf8, "pool_source": pl.Utf8, "subset_sources": pl.Utf8,
     # the model, as train run recorded it from the instantiated model (train.models.describe_model)
     "model_family": pl.Utf8, "params": pl.Int64, "image_params": pl.Int64, "text_params": pl.Int64,
     "embedding_params": pl.Int64, "image_size": pl.Int64, "image_width": pl.Int64, "image_depth": pl.Int64,
@@ -178,6 +179,7 @@ def run_fields(run_dir: Path, results: dict, config: dict) -> dict:
         "tier_kind": manifest.get("tier_kind"),
         "augmentation": augmentation_of(config),
         "pool_source": _as_text((config.get("pool_info") or {}).get("source")) if isinstance(config.get("pool_info"), dict) else None,
+        "subset_sources": sources_text(manifest.get("source_shares")),
     }
     for name in RUN_COLUMNS:
         fields.setdefault(name, results.get(name))
@@ -187,6 +189,19 @@ def run_fields(run_dir: Path, results: dict, config: dict) -> dict:
     shares = manifest.get("gt_shares") or {}
     fields.update({SHARE_PREFIX + str(col): float(share) for col, share in shares.items()})
     return fields
+
+
+def sources_text(shares) -> str | None:
+    """"emoji-twitter 80% (CC-BY-4.0); tuxpaint 20% (GPL-2.0)" from a manifest's `source_shares`, else None."""
+    if not isinstance(shares, dict) or not shares:
+        return None
+    parts = []
+    for source, entry in shares.items():
+        entry = entry if isinstance(entry, dict) else {}
+        share = entry.get("share")
+        amount = f" {share:.0%}" if isinstance(share, (int, float)) else ""
+        parts.append(f"{source}{amount} ({entry.get('license') or 'licence not recorded'})")
+    return "; ".join(parts)
 
 
 def _as_text(value) -> str | None:

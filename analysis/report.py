@@ -208,9 +208,10 @@ def finding_rows(study: Study) -> tuple[list[str], list[list[str]]]:
 
 def card_rows(study: Study) -> tuple[list[str], list[list[str]]]:
     shares = [c for c in study.cards.columns if c.startswith(SHARE_PREFIX)]
-    headers = ["tier", "tier set", "rule", "size", "pool", "source"] + [c.removeprefix(SHARE_PREFIX) for c in shares]
+    headers = ["tier", "tier set", "rule", "size", "pool", "source", "sources (share, licence)"] + [
+        c.removeprefix(SHARE_PREFIX) for c in shares]
     rows = [[r["tier"], r["tier_set"] or "–", r["rule"] or "–", _num(r["subset_size"]), r.get("pool") or "–",
-             r.get("pool_source") or "–"] +
+             r.get("pool_source") or "–", r.get("subset_sources") or "–"] +
             [f"{r[c]:.1%}" if r[c] is not None else "–" for c in shares] for r in study.cards.iter_rows(named=True)]
     return headers, rows
 

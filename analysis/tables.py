@@ -149,9 +149,9 @@ def method_comparison(means: pl.DataFrame) -> tuple[pl.DataFrame, int | None]:
 
 def data_cards(table: pl.DataFrame) -> pl.DataFrame:
     """One row per tier: tier set, rule, its largest subset size, the pool and its source (pool.json's `source`: where
-    the data came from), and the share of each gt defect type."""
+    the data came from), the subset's sources with their shares and licences, and the share of each gt defect type."""
     shares = share_columns(table)
-    provenance = [c for c in ("pool", "pool_source") if c in table.columns]
+    provenance = [c for c in ("pool", "pool_source", "subset_sources") if c in table.columns]
     columns = ["tier", "tier_set", "rule", "subset_size", *provenance, *shares]
     return (table.select(columns).sort("subset_size", descending=True, nulls_last=True)
             .group_by("tier", maintain_order=True).first().sort("subset_size", nulls_last=True))

@@ -10,12 +10,25 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("curate", "train", "analysis")
+# The three parts (folders at the top, installed as tierclip.<part>) and the tierclip folder itself (the demo,
+# which sits above the parts and may import all three).
+PACKAGES = ("curate", "train", "analysis", "tierclip")
+# Which parts each part may import: train reads curate's formats, analysis reads run folders (it uses curate's
+# plumbing: errors, atomic writes, the CLI helpers) and never train; nothing imports the demo.
+MAY_IMPORT = {"curate": {"curate"}, "train": {"curate", "train"}, "analysis": {"curate", "analysis"},
+              "demo": {"curate", "train", "analysis", "demo"}}
 
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = parts[1:] if parts[0] == "tierclip" else parts
     return ".".join(("tierclip", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def part_of(module: str) -> str | None:
+    """`tierclip.train.loop` -> train; None for the top-level `tierclip` package."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
 
 
 def imported_modules(path: Path, known: set[str]) -> set[str]:
@@ -79,6 +92,16 @@ def test_inspect_rows_and_page_import_one_way():
 
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
+
+
+def test_imports_point_one_way_between_the_parts():
+    """curate imports no other part, train and analysis only curate; the demo (tierclip.demo) may import all
+    three and is imported by none of them."""
+    graph = import_graph()
+    assert any(part_of(m) == "train" for m in graph["tierclip.demo.steps"])  # the demo's imports are real and seen here
+    upward = sorted((name, m) for name, imported in graph.items() for m in imported
+                    if part_of(name) and part_of(m) and part_of(m) not in MAY_IMPORT[part_of(name)])
+    assert upward == []
 
 
 def test_the_cycle_finder_finds_a_cycle():

@@ -56,6 +56,12 @@ class AugmentConfig(Checked):
     def option_name(cls, field_name: str) -> str:
         return f"--aug {field_name}"
 
+    def changed(self) -> dict:
+        """The fields set away from their defaults, JSON-ready (config.json's `run.aug`: empty = the method's own recipe)."""
+        default = type(self)()
+        return {f.name: list(value) if isinstance(value, tuple) else value
+                for f in fields(self) if (value := getattr(self, f.name)) != getattr(default, f.name)}
+
     @classmethod
     def from_options(cls, options: dict | None) -> AugmentConfig:
         """From `--aug` KEY=VALUE pairs: unknown keys are a user error naming the known ones."""
@@ -77,6 +83,18 @@ class ViewConfig:
     @property
     def augment(self) -> AugmentConfig:
         return self.aug if self.aug is not None else AugmentConfig()
+
+
+# Every random image augmentation switched off (`--aug` KEY=VALUE pairs, or a sweep's [options] aug): crops keep
+# the whole image (RandomResizedCrop at scale 1 falls back to the full square), no jitter, grayscale, blur or flip.
+# A method run with it trains on its views without their augmentation; its text views (EDA, MLM) are unchanged.
+AUGMENTATION_OFF = {"crop_scale": (1.0, 1.0), "ssl_crop_scale": (1.0, 1.0), "moco_crop_scale": (1.0, 1.0),
+                    "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0, "flip_p": 0.0}
+
+
+def augmented_views(views) -> tuple[str, ...]:
+    """The views among `views` that carry random image augmentation (all image views but the plain `image`)."""
+    return tuple(view for view in views if view in VIEWS and view != "image")
 
 
 def _pair(name: str, value) -> tuple[float, float]:

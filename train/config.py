@@ -120,10 +120,12 @@ class RunConfig:
         return max(1, -(-self.samples_seen // self.batch_size))
 
     def to_json(self) -> dict:
-        """Every field; the method's options flat, keyed like `train run`'s options (`declip_queue_size`)."""
+        """Every field; the method's options flat, keyed like `train run`'s options (`declip_queue_size`); `aug` only
+        the augmentation options set away from their defaults (empty: the method's own recipe)."""
         data = asdict(self)
         data["method_cfg"] = flat_options(self.method_cfg)
         data["eval_roots"] = list(self.eval_roots)
+        data["aug"] = self.aug.changed()
         data["steps"] = self.steps
         return data
 

@@ -45,11 +45,17 @@ def make_folder(
     name: str = typer.Option(None, help="Task name in eval.jsonl (default: the source folder's name)."),
     templates: Path = typer.Option(None, help="Prompt templates, one per line with {} for the class name "
                                    "(default: SOURCE/templates.txt, else CLIP-style defaults)."),
+    image_size: int = checked(0, "--image-size", ge=0, help="Store images larger than this (longer side) resized to it, "
+                              "as `curate ingest --image-size` does (0 = copy them as they are)."),
+    max_pixels: int = checked(178_956_970, "--max-pixels", ge=0, help="Skip images with more pixels (read from the header, "
+                              "before decoding; counted as too_large; 0 = no limit)."),
 ) -> None:
     """Convert a folder-of-classes image set (DIR/CLASS/*.png|jpg) into an eval set with one zero-shot task."""
+    from tierclip.curate.ingest.checks import ImageOptions
     from tierclip.train.eval_convert import convert_folder
 
-    _report(convert_folder(source, out, name=name, templates_path=templates))
+    images = ImageOptions(max_pixels=max_pixels, image_size=image_size)
+    _report(convert_folder(source, out, name=name, templates_path=templates, images=images))
 
 
 def make_fashion_mnist(

@@ -112,8 +112,14 @@ def read_classnames(path: Path, folders: list[str]) -> dict[str, str]:
     return names
 
 
-def convert_folder(source: Path, out: Path, name: str | None = None, templates_path: Path | None = None) -> ConvertReport:
-    """Copy a folder-of-classes set into the eval-set format; unreadable images are skipped and counted."""
+def convert_folder(source: Path, out: Path, name: str | None = None, templates_path: Path | None = None,
+                   images=None) -> ConvertReport:
+    """Copy a folder-of-classes set into the eval-set format; unreadable and too large images are skipped and counted.
+
+    `images` (curate.ingest.checks.ImageOptions): the pixel limit and the resize ingest applies, so a huge image is
+    stored at `image_size` (or skipped over `max_pixels`) instead of being copied at full size."""
+    from tierclip.curate.ingest.checks import ImageOptions
+
     source, out = Path(source), Path(out)
     folders = sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
     if not folders:
@@ -122,41 +128,47 @@ def convert_folder(source: Path, out: Path, name: str | None = None, templates_p
     templates_path = templates_path or (source / "templates.txt")
     templates = read_templates(templates_path) if templates_path.is_file() else list(DEFAULT_TEMPLATES)
     with staged_out(out) as work:
-        files, labels, skipped = _copy_class_folders(source, work, folders, names)
+        files, labels, skipped = _copy_class_folders(source, work, folders, names, images or ImageOptions())
         if not files:
             raise UserError(f"{source}: no readable images in any class folder")
         write_classification_set(work, name or source.name, files, labels, [names[f] for f in folders], templates)
     return ConvertReport(out, len(files), len(folders), skipped)
 
 
-def _copy_class_folders(source: Path, out: Path, folders: list[str], names: dict[str, str]):
+def _copy_class_folders(source: Path, out: Path, folders: list[str], names: dict[str, str], images):
     from tierclip.curate.progress import progress
 
-    files, labels, skipped = [], [], {"not_an_image_file": 0, "unreadable_image": 0}
+    files, labels, skipped = [], [], {"not_an_image_file": 0, "unreadable_image": 0, "too_large": 0}
     for folder in progress(folders, desc="classes", unit="class"):
         for path in sorted(p for p in (source / folder).iterdir() if p.is_file()):
-            reason = _skip_reason(path)
-            if reason:
-                skipped[reason] += 1
+            stored = _checked_image(path, images)
+            if isinstance(stored, str):
+                skipped[stored] += 1
                 continue
-            relative = f"images/{folder}/{path.name}"
+            same_ext = path.suffix.lower().lstrip(".") == stored.ext
+            relative = f"images/{folder}/{path.name if same_ext else f'{path.name}.{stored.ext}'}"
             (out / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, out / relative)
+            (out / relative).write_bytes(stored.data)
             files.append(relative)
             labels.append(names[folder])
     return files, labels, skipped
 
 
-def _skip_reason(path: Path) -> str | None:
-    from tierclip.curate.images import ImageDecodeError, decode_image
+def _checked_image(path: Path, images):
+    """The image as ingest would store it (curate.ingest.checks: the decoder `train eval` uses, the pixel limit,
+    the resize), or the reason it is skipped."""
+    from tierclip.curate.images import TOO_LARGE
+    from tierclip.curate.ingest.checks import check_image
 
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return "not_an_image_file"
     try:
-        decode_image(path.read_bytes())  # the decoder `train eval` will use (curate/images.py)
-    except (OSError, ImageDecodeError):
+        checked = check_image(path.read_bytes(), path.suffix.lower().lstrip("."), images)
+    except OSError:
         return "unreadable_image"
-    return None
+    if checked.problem:
+        return "too_large" if checked.status == TOO_LARGE else "unreadable_image"
+    return checked
 
 
 def convert_clip_benchmark(dataset: str, out: Path, download_root: Path, split: str = "test", limit: int | None = None) -> ConvertReport:

@@ -1,4 +1,4 @@
-"""`curate ingest img2dataset|folder|datacomp` and `curate download`: build a pool from a source."""
+"""`curate ingest img2dataset|folder|datacomp|packages` and `curate download`: build a pool from a source."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 from tierclip.curate.cliopts import checked
 from tierclip.curate.cliutil import new_app
 
-ingest_app = new_app("Build a pool from img2dataset output, a folder of images, or DataComp metadata.")
+ingest_app = new_app("Build a pool from img2dataset output, a folder of images, DataComp metadata, or installed packages.")
 
 OUT = typer.Option(..., "--out", "-o", help="Pool folder to write (created; an interrupted ingest into it resumes).")
 SHARD_SIZE = checked(10_000, "--shard-size", ge=1, help="Samples per pool shard.")
@@ -101,6 +101,60 @@ def ingest_datacomp(
 
     chosen = None if embeddings == "none" else embeddings
     _finish(run_ingest(open_datacomp(source, chosen), out, shard_size, name), out)
+
+
+@ingest_app.command("packages")
+def ingest_packages(
+    out: Path = OUT,
+    sources: str = typer.Option(None, "--sources", help="Comma list of emoji-google, emoji-twitter, openmoji, openclipart, "
+                                "tuxpaint (default: all; a Debian one whose package is not installed is then skipped with "
+                                "one line). Packages come from `just setup-packages`, never from the network here."),
+    holdout: float = checked(0.2, "--holdout", kind=float, ge=0, le=0.9, help="Share of emoji concepts held out: every style "
+                             "and skin tone of a held-out emoji goes to the eval set, and no held-out name is a training caption."),
+    misaligned: float = checked(0.3, "--misaligned", kind=float, ge=0, le=1, help="Share of pool rows whose caption is rotated "
+                                "to another row's (meta gt_misaligned)."),
+    foreign: float = checked(0.1, "--foreign", kind=float, ge=0, le=1, help="Share of pool rows captioned in another language "
+                             "(emojibase-data names, Tux Paint translations; meta gt_lang, gt_non_english)."),
+    trusted_n: int = checked(1_400, "--trusted-n", ge=0, help="Rows of the trusted seed set (clean English captions, left "
+                             "out of the pool): the filtering network's training data. 0 = none."),
+    trusted_out: Path = typer.Option(None, "--trusted-out", help="Pool folder for the trusted seed set (default: OUT/trusted)."),
+    eval_out: Path = typer.Option(None, "--eval-out", help="Eval-set folder for the held-out concepts (default: OUT/eval)."),
+    zeroshot_min: int = checked(20, "--zeroshot-min", ge=1, help="A zero-shot class (group, subgroup, skin tone) takes "
+                                "part when it has at least this many held-out images."),
+    seed: int = checked(0, "--seed", ge=0, help="Seed of the hold-out, the seed set, captions, rotation and order."),
+    shard_size: int = SHARD_SIZE,
+    name: str = NAME,
+    max_pixels: int = MAX_PIXELS,
+    image_size: int = checked(64, "--image-size", ge=0, help="Resize larger images once, here (0 = keep source sizes); "
+                              "SVGs are rendered at this size (64 when 0)."),
+    resize_mode: str = RESIZE_MODE,
+    background: str = BACKGROUND,
+) -> None:
+    """Build a real-image pool from installed packages (emoji sets, openclipart, Tux Paint), its trusted seed set
+    and a held-out-concept eval set; per-row source, licence, attribution and ground-truth flags in meta."""
+    from tierclip.curate.realpool.build import SOURCES, PackagesConfig, build_pool
+
+    chosen = tuple(s.strip() for s in sources.split(",") if s.strip()) if sources else SOURCES
+    cfg = PackagesConfig(out=out, sources=chosen, sources_given=sources is not None, holdout=holdout, misaligned=misaligned,
+                         foreign=foreign, trusted_n=trusted_n, trusted_out=trusted_out, eval_out=eval_out,
+                         zeroshot_min=zeroshot_min, seed=seed, shard_size=shard_size, name=name,
+                         images=_images(max_pixels, image_size, resize_mode, background))
+    summary = build_pool(cfg)
+    _finish(summary["report"], out)
+    _print_packages_summary(summary, cfg)
+
+
+def _print_packages_summary(summary: dict, cfg) -> None:
+    from tierclip.curate.cliutil import print_table
+
+    print_table([(s, e["rows"], e["license"]) for s, e in summary["sources"].items()], ("source", "rows", "license"))
+    print(f"held out {summary['heldout_concepts']} of {summary['concepts']} emoji concepts ({summary['heldout_images']} "
+          f"images) -> {cfg.eval_dir}; trusted seed set of {summary['trusted']} rows -> {cfg.trusted_dir}; "
+          f"{summary['misaligned']} captions rotated")
+    for source, n in summary["left_out_heldout_names"].items():
+        print(f"left out {n} {source} rows whose caption is a held-out emoji name")
+    for note in summary["notes"]:
+        print(note)
 
 
 def download(

@@ -21,7 +21,7 @@ def run_ingest(source: Source, out: Path, shard_size: int = 10_000, name: str | 
         raise UserError(f"--shard-size must be at least 1 (got {shard_size})")
     out = Path(out)
     layout.start(out, {**source.config, "shard_size": shard_size, **_image_config(images)})
-    cfg = WriterConfig(out=out, shard_size=shard_size, images=images)
+    cfg = WriterConfig(out=out, shard_size=shard_size, images=images, meta_schema=source.meta_schema)
     write = source.write or write_records
     report = IngestReport()
     with progress(total=source.total, unit="rows", desc=f"ingest {source.kind}", mininterval=1.0) as bar:

@@ -15,6 +15,7 @@ class Source:
     records: Iterator[Any]         # Records (image sources) or frames (datacomp), produced lazily
     total: int | None = None       # rows, when cheap to know (for the progress bar)
     write: Callable | None = None  # how its records become shards; None = writer.write_records
+    meta_schema: dict | None = None  # meta columns the source adds after the pool's own (Record.columns)
 
 
 def json_safe(value: Any) -> Any:

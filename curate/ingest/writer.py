@@ -50,6 +50,7 @@ class Record:
     extra: dict = field(default_factory=dict)
     status: str | None = None
     error: str | None = None
+    columns: dict = field(default_factory=dict)  # values of the source's own meta columns (WriterConfig.meta_schema)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class WriterConfig:
     out: Path
     shard_size: int = 10_000
     images: ImageOptions = ImageOptions()
+    meta_schema: dict | None = None  # the source's own meta columns, after the pool's (Source.meta_schema)
 
 
 class _Uniques:
@@ -141,7 +143,7 @@ def _write_one_shard(shard: int, chunk: list[Record], cfg: WriterConfig, uniques
         samples.append(sample)
         rows.append(row)
     uniques.flush()
-    meta = meta_frame(rows)
+    meta = meta_frame(rows, cfg.meta_schema)
     write_shard(cfg.out, shard, samples, meta)
     report.count(meta["status"].to_list())
 
@@ -167,7 +169,7 @@ def _prepare(record: Record, shard: int, uniques: _Uniques, options: ImageOption
     row = dict(uid=uid, key=key, shard=shard, caption=caption.text, url=record.url,
                width=record.width if record.width is not None else (image.width if image else None),
                height=record.height if record.height is not None else (image.height if image else None),
-               status=status, error=error)
+               status=status, error=error, **record.columns)
     extra = record.extra if safe_key(record.key) == record.key else {**record.extra, "source_key": record.key}
     if image is not None and image.stored_size is not None:  # resized at ingest: meta keeps the source size
         extra = {**extra, "stored_width": image.stored_size[0], "stored_height": image.stored_size[1]}

@@ -18,7 +18,7 @@ semantics when it intersects a CLIP-score threshold with another filter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 from tierclip.curate.errors import UserError
@@ -26,6 +26,8 @@ from tierclip.curate.pool import Pool
 from tierclip.curate.selection.config import Clause, FilterConfig, clauses
 from tierclip.curate.selection.sources import ColumnIndex, alignment_check, scan_columns
 from tierclip.curate.selection.uidorder import sort_uids
+
+PROVENANCE = ("source", "license")  # meta columns of a pool built from packages: where each row comes from
 
 POLARS_ERRORS = (pl.exceptions.PolarsError,)
 
@@ -73,6 +75,7 @@ def plan(pool: Pool, config: FilterConfig, extra_columns: tuple[str, ...] = ()) 
     index = ColumnIndex(pool)
     found = clauses(config)
     needed = {col for clause in found for col in _clause_columns(index, clause)} | set(extra_columns) | set(index.gt_flags())
+    needed |= set(provenance_columns(index))
     if config.uses_score():
         needed.add(_check_score_column(index, config.score))
     frame = scan_columns(index, needed).with_columns([c.expr for c in found])
@@ -150,6 +153,7 @@ class Selection:
     thresholds: dict[str, float]
     gt_shares: dict[str, float]
     rule: str
+    source_shares: dict[str, dict] = field(default_factory=dict)
 
     def manifest(self, plan: Plan) -> dict:
         from tierclip.curate.subset import pool_ref
@@ -164,12 +168,14 @@ class Selection:
         }
         if self.gt_shares:
             manifest["gt_shares"] = self.gt_shares
+        if self.source_shares:
+            manifest["source_shares"] = self.source_shares
         return manifest
 
 
 def run(plan: Plan) -> Selection:
     """Counts per clause (applied in order), the threshold used, gt shares and the kept uids."""
-    flags = collect_flags(plan)
+    flags = collect_flags(plan, extra_columns=provenance_columns(plan.index))
     kept = flags.filter(pl.col("keep"))
     return Selection(
         uids=sort_uids(kept["uid"]),
@@ -178,6 +184,7 @@ def run(plan: Plan) -> Selection:
         thresholds=_thresholds(flags, plan.config),
         gt_shares=gt_shares(kept, plan.index.gt_flags()),
         rule=plan.rule_text(),
+        source_shares=source_shares(kept),
     )
 
 
@@ -203,6 +210,19 @@ def _thresholds(flags: pl.DataFrame, config: FilterConfig) -> dict[str, float]:
     if config.min_lang_prob is not None:
         thresholds["min_lang_prob"] = config.min_lang_prob
     return thresholds
+
+
+def provenance_columns(index) -> tuple[str, ...]:
+    """The meta columns naming each row's source and licence, when the pool has them (curate ingest packages)."""
+    return PROVENANCE if set(PROVENANCE) <= set(index.meta) else ()
+
+
+def source_shares(frame: pl.DataFrame) -> dict[str, dict]:
+    """{source: {"share": share of rows, "license": its licence}} for a frame with provenance columns, else {}."""
+    if not set(PROVENANCE) <= set(frame.columns) or frame.height == 0:
+        return {}
+    counts = frame.group_by("source").agg(pl.len(), pl.col("license").unique().sort().str.join(" / ")).sort("source")
+    return {source: {"share": n / frame.height, "license": licence} for source, n, licence in counts.iter_rows()}
 
 
 def gt_shares(frame: pl.DataFrame, gt_flags: list[str]) -> dict[str, float]:

@@ -29,7 +29,7 @@ from tierclip.curate.errors import UserError
 from tierclip.curate.fields import Checked, option
 from tierclip.curate.pool import Pool, check_not_pool_files, gt_flag_columns
 from tierclip.curate.selection.config import FilterConfig
-from tierclip.curate.selection.query import collect_flags, drop_counts, gt_shares, plan, topk_threshold
+from tierclip.curate.selection.query import collect_flags, drop_counts, gt_shares, plan, provenance_columns, source_shares, topk_threshold
 from tierclip.curate.selection.uidorder import sort_uids
 from tierclip.curate.subset import pool_ref, write_subset
 
@@ -103,9 +103,11 @@ def build_tiers(pool: Pool, config: TierConfig) -> tuple[list[Tier], list[Tier],
     """Quality tiers (best first), random controls, and the base drop counts."""
     score = config.base.score
     base_plan = plan(pool, config.base, extra_columns=(score,))
-    flags = collect_flags(base_plan, extra_columns=(score,))
+    provenance = provenance_columns(base_plan.index)
+    flags = collect_flags(base_plan, extra_columns=(score, *provenance))
     base_counts = {**drop_counts(flags, base_plan), "no_score": int((flags["alive"] & flags[score].is_null()).sum())}
-    candidates = flags.filter(pl.col("alive") & pl.col(score).is_not_null()).select("uid", score, *base_plan.index.gt_flags())
+    candidates = flags.filter(pl.col("alive") & pl.col(score).is_not_null()).select("uid", score, *base_plan.index.gt_flags(),
+                                                                                    *provenance)
     tiers = nested_tiers(candidates, score, config.fractions) if config.fractions else quality_bins(candidates, score, config.bins)
     if config.equal_size is not None:
         tiers = [_equal_size(tier, config.equal_size, config.seed) for tier in tiers]
@@ -159,4 +161,6 @@ def _tier_manifest(pool: Pool, config: TierConfig, tier: Tier, rank: int, tier_s
     }
     if gt_flags:
         manifest["gt_shares"] = gt_shares(tier.rows, gt_flags)
+    if sources := source_shares(tier.rows):
+        manifest["source_shares"] = sources
     return manifest

@@ -49,14 +49,14 @@ def write_run(root: Path, *, tier: str, method: str, subset_size: int, samples_s
               shape_top1: float, name: str | None = None, done: bool = True, model: str = "tiny-rn",
               gflops_per_sample: float | None = None, samples_per_s: float | None = None, aug: dict | None = None,
               extra_rows: tuple[dict, ...] = (), manifest: dict | None = None) -> Path:
-    """One finished run; `aug` is stored as `train run --aug` stores it (config.json run.method_cfg.aug), `extra_rows`
-    are more eval.jsonl rows, `manifest` more subset-manifest keys (fraction, tier_kind, ...)."""
+    """One finished run; `aug` is stored as `train run --aug` stores it (config.json run.aug: the options set away from
+    their defaults), `extra_rows` are more eval.jsonl rows, `manifest` more subset-manifest keys (fraction, tier_kind, ...)."""
     name = name or f"{tier}-n{subset_size}-s{samples_seen}-{method}-{model}-seed{seed}"
     run = root / name
     run.mkdir(parents=True)
     manifest = {"tier": tier, "tier_set": "tiers", "rule": f"clip_score top fraction ({tier})", "n": subset_size,
                 "gt_shares": GT_SHARES.get(tier, {}), **(manifest or {})}
-    run_config = {"method": method, "method_cfg": {"name": method, "aug": dict(aug or {})}, "seed": seed}
+    run_config = {"method": method, "method_cfg": {"name": method}, "aug": dict(aug or {}), "seed": seed}
     (run / "config.json").write_text(json.dumps({"method": method, "subset_manifest": manifest, "seed": seed, "run": run_config}))
     rows = [{"task": "shape", "metric": "top1", "value": shape_top1, "random_score": RANDOM_SHAPE},
             {"task": "color", "metric": "top1", "value": min(1.0, shape_top1 + 0.3), "random_score": RANDOM_SHAPE},

@@ -96,3 +96,16 @@ def test_data_card_names_the_pool_and_its_source(tmp_path):
 
     card = data_cards(table).row(0, named=True)
     assert (card["pool"], card["pool_source"]) == ("synthetic", source)
+
+
+def test_data_card_names_the_subsets_sources_with_share_and_licence(tmp_path):
+    run = one_run(tmp_path, "emoji")
+    config = json.loads((run / "config.json").read_text())
+    shares = {"emoji-twitter": {"share": 0.8, "license": "CC-BY-4.0"}, "tuxpaint": {"share": 0.2, "license": "GPL-2.0"}}
+    manifest = {**(config.get("subset_manifest") or {}), "source_shares": shares}
+    (run / "config.json").write_text(json.dumps({**config, "subset_manifest": manifest}))
+    table, problems = collect([tmp_path])
+    from tierclip.analysis.tables import data_cards
+
+    card = data_cards(table).row(0, named=True)
+    assert problems == [] and card["subset_sources"] == "emoji-twitter 80% (CC-BY-4.0); tuxpaint 20% (GPL-2.0)"

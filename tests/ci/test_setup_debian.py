@@ -37,13 +37,14 @@ def fake_bin(tmp_path: Path, installed: set[str], uid: int, sudo_ok: bool | None
     return bin_dir
 
 
-def run_script(tmp_path: Path, installed: set[str], uid: int = 0, sudo_ok: bool | None = None):
+def run_script(tmp_path: Path, installed: set[str], uid: int = 0, sudo_ok: bool | None = None, optional: bool = False):
     listing = tmp_path / "packages.txt"
     listing.write_text("# test packages\npkg-a\n\npkg-b   # trailing comment\n  pkg-c\n")
     bin_dir = fake_bin(tmp_path, installed, uid, sudo_ok)
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_INSTALLED": " ".join(sorted(installed))}
     env.pop("DEBIAN_FRONTEND", None)
-    proc = subprocess.run(["bash", str(SCRIPT), str(listing)], env=env, capture_output=True, text=True, timeout=60)
+    flags = ["--optional"] if optional else []
+    proc = subprocess.run(["bash", str(SCRIPT), *flags, str(listing)], env=env, capture_output=True, text=True, timeout=60)
     log = (tmp_path / "log").read_text().splitlines() if (tmp_path / "log").exists() else []
     return proc, log
 
@@ -93,3 +94,16 @@ def test_just_test_runs_the_debian_setup_before_pytest():
     assert "setup-debian" in test_line.split(":")[1]
     assert "bash .ci/setup-debian.sh" in justfile
     assert "apt-get" not in (ROOT / ".ci" / "run").read_text()
+
+
+def test_optional_packages_are_skipped_with_one_line_without_root(tmp_path):
+    proc, log = run_script(tmp_path, {"pkg-b"}, uid=1000, sudo_ok=None, optional=True)
+    assert proc.returncode == 0 and log == []
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skipping the Debian packages pkg-a pkg-c")
+
+
+def test_optional_packages_install_without_recommends_as_root(tmp_path):
+    proc, log = run_script(tmp_path, {"pkg-b"}, uid=0, optional=True)
+    assert proc.returncode == 0, proc.stderr
+    assert log[-1].endswith("install -y -qq --no-install-recommends pkg-a pkg-c")

@@ -53,6 +53,18 @@ def test_augmented_views_differ_from_the_plain_view_and_between_draws(view):
     assert augment(picture().convert("RGBA")).shape == (3, 32, 32)
 
 
+@pytest.mark.parametrize("view", ["image_aug", "image_ssl1", "image_moco2"])
+def test_augmentation_off_makes_every_view_deterministic(view):
+    from tierclip.train.augment import AUGMENTATION_OFF, augmented_views
+
+    torch.manual_seed(0)
+    image = picture(40, 40)
+    augment = make_view_transform(view, 32, MEAN, STD, ViewConfig(aug=AugmentConfig.from_options(dict(AUGMENTATION_OFF))))
+    draws = [augment(image) for _ in range(4)]
+    assert all(torch.allclose(draws[0], other) for other in draws[1:])
+    assert augmented_views(("image", "text", "image_ssl1", "image_ssl2", "text_mlm")) == ("image_ssl1", "image_ssl2")
+
+
 def test_aug_options_reach_the_transform():
     always_gray = AugmentConfig(grayscale_p=1.0, jitter_p=0.0, blur_p=0.0)
     tensor = make_view_transform("image_aug", 32, MEAN, STD, always_gray)(picture())

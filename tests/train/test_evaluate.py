@@ -35,6 +35,12 @@ def test_topk_accuracy_by_hand():
     assert em.zeroshot_chance(8, 1) == pytest.approx(0.125) and em.zeroshot_chance(10, 5) == pytest.approx(0.5)
 
 
+def test_majority_baseline_answers_the_most_frequent_classes():
+    assert em.majority_share([0, 0, 0, 1, 2, 2], 1) == pytest.approx(3 / 6)
+    assert em.majority_share([0, 0, 0, 1, 2, 2], 2) == pytest.approx(5 / 6)
+    assert em.majority_share([0, 1, 2, 3], 1) == pytest.approx(1 / 4)  # balanced: equals chance
+
+
 def test_recall_at_k_by_hand_one_and_several_positives():
     # 3 texts x 4 images; text 0 -> image 0 (rank 1), text 1 -> image 1 (rank 3), text 2 -> images 2 or 3 (rank 2)
     scores = torch.tensor([[0.9, 0.1, 0.2, 0.0], [0.8, 0.15, 0.7, 0.0], [0.85, 0.0, 0.1, 0.5]])
@@ -207,6 +213,7 @@ def test_evaluate_model_tiny_open_clip(tmp_path, tiny_model):
         assert 0.0 <= row["value"] <= 1.0 and 0.0 < row["random_score"] <= 1.0
     assert by_key["color", "top1"]["random_score"] == pytest.approx(1 / 6)
     assert by_key["color", "top5"]["random_score"] == pytest.approx(5 / 6)
+    assert by_key["color", "top1"]["majority_score"] == pytest.approx(2 / 12)  # balanced: 2 images per colour
     # merged: 6 distinct captions, 12 images: each caption has 2 positive images, each image one caption
     assert by_key["retrieval", "t2i_recall_merged@1"]["random_score"] == pytest.approx(2 / 12)
     assert by_key["retrieval", "i2t_recall_merged@1"]["random_score"] == pytest.approx(1 / 6)
@@ -356,7 +363,7 @@ def test_convert_folder(tmp_path):
     (tmp_path / "src" / "templates.txt").write_text("a photo of a {}.\nan image of the {}\n")
     report = convert_folder(tmp_path / "src", tmp_path / "out", name="things")
     assert (report.n_images, report.n_classes) == (6, 3)
-    assert report.skipped == {"not_an_image_file": 1, "unreadable_image": 1}
+    assert report.skipped == {"not_an_image_file": 1, "unreadable_image": 1, "too_large": 0}
     evalset = read_evalset(tmp_path / "out")
     (task,) = evalset.tasks
     assert task["name"] == "things" and task["kind"] == "zeroshot"
@@ -395,6 +402,22 @@ def test_make_evalset_cli(tmp_path):
     assert result.exit_code == 0, result.output
     assert "6 images, 3 classes; skipped: 1 not_an_image_file, 1 unreadable_image" in result.output
     assert read_evalset(tmp_path / "out").tasks[0]["name"] == "src"
+
+
+def test_make_evalset_folder_resizes_large_images_and_skips_those_over_max_pixels(tmp_path):
+    from PIL import Image
+    from tierclip.train.cli import app
+    from typer.testing import CliRunner
+
+    make_class_folders(tmp_path / "src")
+    Image.new("RGB", (400, 300), COLORS["red"]).save(tmp_path / "src" / "n01_red_thing" / "big.png")
+    Image.new("RGB", (1200, 1000), COLORS["green"]).save(tmp_path / "src" / "green_thing" / "huge.jpg")
+    result = CliRunner().invoke(app, ["make-evalset", "folder", str(tmp_path / "src"), "--out", str(tmp_path / "out"),
+                                      "--image-size", "64", "--max-pixels", "1000000"])
+    assert result.exit_code == 0, result.output
+    assert "7 images, 3 classes; skipped: 1 not_an_image_file, 1 unreadable_image, 1 too_large" in result.output
+    stored = {Path(f).name: Image.open(tmp_path / "out" / f).size for f in read_evalset(tmp_path / "out").samples["file"]}
+    assert stored["big.png"] == (64, 48) and stored["0.jpg"] == (12, 12) and "huge.jpg" not in stored
 
 
 def test_clip_benchmark_missing_package_is_a_user_error(tmp_path):
