@@ -33,7 +33,7 @@ from typing import ClassVar
 from tierclip.curate.fields import Checked, option
 from tierclip.train.augment import ViewConfig
 from tierclip.train.methods.clip import Clip
-from tierclip.train.methods.common import gather_all, normalized_clip_loss, unwrap
+from tierclip.train.methods.common import DECLIP_RUN_DEFAULTS, capped_scale, gather_all, normalized_clip_loss, unwrap
 from tierclip.train.methods.filip import FilipHead, FilipHeadConfig, check_vit_config, token_counts
 from tierclip.train.methods.modules import LazyModule
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
@@ -127,6 +127,7 @@ class NNQueue(LazyModule):
 
 class Declip(Clip):
     config = DeclipConfig
+    run_defaults = DECLIP_RUN_DEFAULTS
     views: tuple[str, ...] = ("image_moco1", "image_moco2", "text_mlm", "text_eda")
 
     def __init__(self, model, cfg):
@@ -210,7 +211,8 @@ class Declip(Clip):
             return images[0].sum() * 0.0
         gathered = [gather_all(F.normalize(i, dim=-1), self.cfg) for i in images]
         labels = torch.arange(gathered[0].shape[0], device=gathered[0].device)
-        losses = [F.cross_entropy(scale.exp() * image.float() @ nn_text.T, labels) for image in gathered for nn_text in neighbours]
+        multiplier = capped_scale(scale.exp())
+        losses = [F.cross_entropy(multiplier * image.float() @ nn_text.T, labels) for image in gathered for nn_text in neighbours]
         return torch.stack(losses).mean()
 
 

@@ -27,11 +27,11 @@ from typing import ClassVar
 from tierclip.curate.errors import UserError
 from tierclip.curate.fields import Checked, option
 from tierclip.train.methods.clip import Clip
-from tierclip.train.methods.common import gather_all, normalized_clip_loss, unwrap
+from tierclip.train.methods.common import DECLIP_RUN_DEFAULTS, capped_scale, gather_all, normalized_clip_loss, unwrap
 from tierclip.train.methods.modules import LazyModule
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
 
-FILIP_INIT_SCALE, FILIP_MAX_SCALE = 1 / 0.07, 100.0
+FILIP_INIT_SCALE = 1 / 0.07
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class FilipHead(LazyModule):
         import torch.nn.functional as F
 
         s_image, s_text = self.similarities(image_tokens, text_tokens, text_valid)
-        scale = self.logit_scale.exp().clamp(max=FILIP_MAX_SCALE)
+        scale = capped_scale(self.logit_scale.exp())
         labels = torch.arange(s_image.shape[0], device=s_image.device)
         return (F.cross_entropy(scale * s_image, labels) + F.cross_entropy(scale * s_text, labels)) / 2
 
@@ -136,6 +136,7 @@ def check_vit_config(method: str, model_name: str, model_cfg: dict) -> None:
 
 class Filip(Clip):
     config = FilipConfig
+    run_defaults = DECLIP_RUN_DEFAULTS
     views: tuple[str, ...] = ("image", "text")
 
     def __init__(self, model, cfg: FilipConfig):
