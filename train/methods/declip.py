@@ -90,39 +90,34 @@ def simsiam_loss(p1, p2, z1, z2):
 
 
 class NNQueue(LazyModule):
-    """FIFO of detached, L2-normalised caption embeddings (buffers: saved in resume.pt with the method)."""
+    """The reference's memory bank of detached, L2-normalised caption embeddings (buffers: saved in resume.pt).
+
+    Starts full of random unit vectors (the reference's bank: normal draws normalised per row), so the look-up
+    has neighbours from the first step. `push` writes rows FIFO from `next_row` and wraps the remainder to the
+    start of the bank, as the bank of Sense-GVT/DeCLIP (`memory_bank_cuda.py`) does; a push larger than the
+    bank keeps its last rows.
+    """
 
     def __init__(self, size: int, dim: int):
         import torch
+        import torch.nn.functional as F
 
         super().__init__()
-        self.register_buffer("queue", torch.zeros(size, dim))
-        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("queue", F.normalize(torch.randn(size, dim), dim=1))
         self.register_buffer("next_row", torch.zeros((), dtype=torch.long))
 
     def nearest(self, queries):
-        """Each query's most similar queued embedding (cosine), or None while the queue is empty.
-
-        Scores the whole buffer (empty rows masked), so the cost is the same from the first step on."""
-        import torch
-
-        sims = queries.float() @ self.queue.T
-        filled = int(self.filled)
-        if filled == 0:
-            return None
-        empty = torch.arange(self.queue.shape[0], device=sims.device) >= filled
-        return self.queue[sims.masked_fill(empty[None, :], float("-inf")).argmax(dim=1)]
+        """Each query's most similar banked embedding (cosine: both sides are unit vectors)."""
+        return self.queue[(queries.float() @ self.queue.T).argmax(dim=1)]
 
     def push(self, embeddings) -> None:
         import torch
 
         with torch.no_grad():
             size = self.queue.shape[0]
-            embeddings = embeddings[-size:].float()
             rows = (self.next_row + torch.arange(len(embeddings), device=embeddings.device)) % size
-            self.queue[rows] = embeddings
+            self.queue[rows[-size:]] = embeddings[-size:].float()
             self.next_row.copy_((self.next_row + len(embeddings)) % size)
-            self.filled.copy_(torch.clamp(self.filled + len(embeddings), max=size))
 
 
 class Declip(Clip):
@@ -200,15 +195,15 @@ class Declip(Clip):
         return total / count.clamp(min=1)
 
     def nn_loss(self, images, captions, scale):
+        """CE(image view, NN(caption)) over the four (image view, caption view) pairs, averaged. Both caption views
+        are banked after the look-up, the EDA view first, as the reference does (2 x batch rows per step)."""
         import torch
         import torch.nn.functional as F
 
         texts = [gather_all(F.normalize(t.detach().float(), dim=-1), self.cfg, with_grad=False) for t in captions]
         neighbours = [self.nn_queue.nearest(t) for t in texts]
         if self.training:
-            self.nn_queue.push(texts[0])
-        if neighbours[0] is None:  # the very first step: nothing queued yet
-            return images[0].sum() * 0.0
+            self.nn_queue.push(torch.cat([texts[1], texts[0]]))
         gathered = [gather_all(F.normalize(i, dim=-1), self.cfg) for i in images]
         labels = torch.arange(gathered[0].shape[0], device=gathered[0].device)
         multiplier = capped_scale(scale.exp())
