@@ -17,7 +17,7 @@ NONE, DEFAULT, OFF = "none", "default", "off"
 _COMMON = ("jitter", "jitter_p", "grayscale_p", "blur_p")
 AUGMENTED = {  # method -> the AugmentConfig fields its image views read (train/augment.py)
     "clip-aug": ("crop_scale", *_COMMON),
-    "slip": ("ssl_crop_scale", *_COMMON, "flip_p"),
+    "slip": ("ssl_crop_scale", *_COMMON, "flip_p", "slip_crop_scale"),
     "declip": ("moco_crop_scale", *_COMMON, "flip_p"),
     "defilip": ("moco_crop_scale", *_COMMON, "flip_p"),
 }
