@@ -232,7 +232,7 @@ class Defilip(Declip):
         check_vit_config("defilip", model_name, model_cfg)
 
     def encode_images(self, model, batch: dict) -> tuple:
-        image1, tokens = encode_image_tokens(model, batch["image_moco1"])
+        image1, tokens = encode_image_tokens(model, batch["image_moco1"], self.cfg.filip.ln_post_tokens)
         return image1, unwrap(model).encode_image(batch["image_moco2"]), tokens
 
     def forward(self, model, batch: dict) -> dict:

@@ -26,6 +26,7 @@ from typing import ClassVar
 
 from tierclip.curate.errors import UserError
 from tierclip.curate.fields import Checked, option
+from tierclip.train.augment import ViewConfig
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import DECLIP_RUN_DEFAULTS, capped_scale, gather_all, normalized_clip_loss, unwrap
 from tierclip.train.methods.modules import LazyModule
@@ -41,12 +42,17 @@ class FilipHeadConfig(Checked):
     prefix: ClassVar[str] = "filip"
     topk: int = option(16, "tokens per sample kept as keys of the token-wise max (0 = all).", ge=0)
     dim: int = option(256, "width the image and caption tokens are projected to.", ge=1)
+    ln_post_tokens: bool = option(False, "take the image patch tokens after the tower's ln_post (off: before it, as the "
+                                         "reference).")
 
 
 @dataclass(frozen=True)
 class FilipConfig(Checked):
     prefix: ClassVar[str] = "filip"
     weight: float = option(1.0, "weight of the token-wise loss beside the CLIP loss (filip_loss).", ge=0)
+    text_mask_rate: float = option(0.5, "share of caption tokens masked (BERT's 80/10/10) in the text input of both "
+                                        "losses, as the reference FILIP config (mask_rate 0.5, no MLM loss); 0 = the "
+                                        "plain caption.", ge=0, lt=1)
     head: FilipHeadConfig = FilipHeadConfig()
 
 
@@ -137,21 +143,31 @@ def check_vit_config(method: str, model_name: str, model_cfg: dict) -> None:
 class Filip(Clip):
     config = FilipConfig
     run_defaults = DECLIP_RUN_DEFAULTS
-    views: tuple[str, ...] = ("image", "text")
+    views: tuple[str, ...] = ("image", "text_mlm")
 
     def __init__(self, model, cfg: FilipConfig):
         super().__init__(model, cfg)
         self.filip = FilipHead(vision_token_width(model, "filip"), text_width(model, "filip"), cfg.head)
+        self.text_view = "text_mlm" if cfg.text_mask_rate > 0 else "text"
+        self.views = (self.image_view, self.text_view)
+
+    def view_config(self, aug=None) -> ViewConfig:
+        return ViewConfig(aug=aug, mask_rate=self.cfg.text_mask_rate or None)
+
+    def caption_ids(self, batch: dict):
+        """The caption's input ids: the masked caption's (its labels are unused: FILIP has no MLM loss) or the plain one."""
+        return batch["text_mlm"][:, 0] if self.text_view == "text_mlm" else batch["text"]
 
     @classmethod
     def check_model_config(cls, model_name: str, model_cfg: dict) -> None:
         check_vit_config("filip", model_name, model_cfg)
 
     def forward(self, model, batch: dict) -> dict:
-        image_features, image_tokens = encode_image_tokens(model, batch["image"])
-        text_features, text_tokens = encode_text_tokens(model, batch["text"])
+        ids = self.caption_ids(batch)
+        image_features, image_tokens = encode_image_tokens(model, batch[self.image_view], self.cfg.head.ln_post_tokens)
+        text_features, text_tokens = encode_text_tokens(model, ids)
         clip = normalized_clip_loss(image_features, text_features, unwrap(model).logit_scale, self.cfg)
-        filip = self.filip(image_tokens, text_tokens, text_valid_mask(batch["text"]))
+        filip = self.filip(image_tokens, text_tokens, text_valid_mask(ids))
         return {"loss": clip + float(self.cfg.weight) * filip, "clip_loss": clip, "filip_loss": filip}
 
     def pairwise_flops(self, batch: int, model) -> int:
