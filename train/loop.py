@@ -214,7 +214,8 @@ def save_state(out: Path, model_name: str, step_module, optimizer, scheduler, st
     """checkpoint.pt and resume.pt (rank 0 writes; every rank's RNG state goes into resume.pt)."""
     per_rank = gather_objects(ctx, {"rng": checkpoint.capture_rng(), "n_corrupt": state.n_corrupt})
     if ctx.is_main:
-        checkpoint.save(out / CHECKPOINT, checkpoint.model_checkpoint(step_module.model, model_name, state.step))
+        extras = step_module.method.checkpoint_extras() if hasattr(step_module.method, "checkpoint_extras") else {}
+        checkpoint.save(out / CHECKPOINT, checkpoint.model_checkpoint(step_module.model, model_name, state.step, extras))
         checkpoint.save(out / RESUME, {
             "model": step_module.model.state_dict(), "method": step_module.method.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

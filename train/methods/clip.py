@@ -48,6 +48,10 @@ class Clip(LazyModule):
         loss = clip_loss(model(batch[self.image_view], batch["text"]), self.cfg)
         return {"loss": loss, "clip_loss": loss}
 
+    def checkpoint_extras(self) -> dict:
+        """Entries written into checkpoint.pt beside the model's `state_dict` (open_clip reads that key only)."""
+        return {}
+
     def on_progress(self, model, progress: float) -> None:
         """Called by the loop every step with progress in [0, 1]; CLIP has no schedule of its own."""
 

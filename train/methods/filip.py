@@ -33,6 +33,7 @@ from tierclip.train.methods.modules import LazyModule
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
 
 FILIP_INIT_SCALE = 1 / 0.07
+TOKEN_HEAD_KEY = "filip_head"  # checkpoint.pt's entry holding a FILIP run's token-wise head
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class FilipHeadConfig(Checked):
 @dataclass(frozen=True)
 class FilipConfig(Checked):
     prefix: ClassVar[str] = "filip"
-    weight: float = option(1.0, "weight of the token-wise loss beside the CLIP loss (filip_loss).", ge=0)
+    clip_weight: float = option(1.0, "weight of the pooled CLIP loss (clip_loss); the reference FILIP config's is 0.", ge=0)
+    weight: float = option(1.0, "weight of the token-wise loss (filip_loss).", ge=0)
     text_mask_rate: float = option(0.5, "share of caption tokens masked (BERT's 80/10/10) in the text input of both "
                                         "losses, as the reference FILIP config (mask_rate 0.5, no MLM loss); 0 = the "
                                         "plain caption.", ge=0, lt=1)
@@ -95,13 +97,22 @@ class FilipHead(LazyModule):
         self.text_proj = nn.Linear(text_width_, dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(FILIP_INIT_SCALE)))
 
+    def image_features(self, image_tokens):
+        """Patch tokens projected to the head's width and L2-normalised."""
+        import torch.nn.functional as F
+
+        return F.normalize(self.image_proj(image_tokens), dim=-1)
+
+    def text_features(self, text_tokens):
+        import torch.nn.functional as F
+
+        return F.normalize(self.text_proj(text_tokens), dim=-1)
+
     def similarities(self, image_tokens, text_tokens, text_valid):
         """(s_I, s_T) over this process's batch against the gathered batch's kept tokens (everything on 1 process)."""
         import torch
-        import torch.nn.functional as F
 
-        x = F.normalize(self.image_proj(image_tokens), dim=-1)
-        y = F.normalize(self.text_proj(text_tokens), dim=-1)
+        x, y = self.image_features(image_tokens), self.text_features(text_tokens)
         image_valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         with torch.no_grad():  # each token's total similarity to its own pair's valid tokens (the reference's rule)
             own = torch.einsum("bnd,bmd->bnm", x, y).masked_fill(~text_valid[:, None, :], 0.0)
@@ -168,7 +179,15 @@ class Filip(Clip):
         text_features, text_tokens = encode_text_tokens(model, ids)
         clip = normalized_clip_loss(image_features, text_features, unwrap(model).logit_scale, self.cfg)
         filip = self.filip(image_tokens, text_tokens, text_valid_mask(ids))
-        return {"loss": clip + float(self.cfg.weight) * filip, "clip_loss": clip, "filip_loss": filip}
+        loss = float(self.cfg.clip_weight) * clip + float(self.cfg.weight) * filip
+        return {"loss": loss, "clip_loss": clip, "filip_loss": filip}
+
+    def checkpoint_extras(self) -> dict:
+        """The token-wise head beside the model in checkpoint.pt (open_clip ignores the key): `train eval` scores
+        FILIP runs token-wise with it (train/eval_tokenwise.py)."""
+        from tierclip.curate.cliopts import flat_options
+
+        return {TOKEN_HEAD_KEY: {"state_dict": self.filip.state_dict(), "config": flat_options(self.cfg.head)}}
 
     def pairwise_flops(self, batch: int, model) -> int:
         return self.filip.pairwise_flops(batch, *token_counts(model))
