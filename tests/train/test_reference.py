@@ -4,6 +4,7 @@ DeCLIP's bank after k steps, SLIP's CLIP-branch crop and its BatchNorm statistic
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -93,3 +94,138 @@ def test_slip_views_update_the_towers_batchnorm_statistics_one_view_at_a_time():
     method(model, batch)
     assert torch.allclose(stem.bn1.running_mean, mean, atol=1e-6) and torch.allclose(stem.bn1.running_var, var, atol=1e-6)
     assert not torch.allclose(stem.bn1.running_mean, clip_only.detach(), atol=1e-4)  # what a CLIP-only step would leave
+
+
+# --- losses and gradients by hand from the published formulas ---------------------------------------------------------
+
+def info_nce(a, b, scale):
+    """CLIP's symmetric InfoNCE (Radford et al. 2021): mean of the row-wise and column-wise cross-entropies of
+    scale * a bᵀ, the positives on the diagonal; a and b L2-normalised."""
+    logits = scale * a @ b.T
+    return -((logits.diag() - logits.logsumexp(1)).mean() + (logits.diag() - logits.logsumexp(0)).mean()) / 2
+
+
+def nt_xent_by_hand(a, b, temperature):
+    """SimCLR's NT-Xent (Chen et al. 2020) as SLIP averages it: for each sample of view a, its positive is the same
+    sample of view b among every sample of b and every *other* sample of a; the same from view b; mean of the two."""
+    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    total = 0.0
+    for x, y in ((a, b), (b, a)):
+        for i in range(len(x)):
+            candidates = torch.cat([x[i] @ y.T, torch.cat([x[:i], x[i + 1:]]) @ x[i]]) / temperature
+            total = total - (candidates[i] - candidates.logsumexp(0)) / len(x)
+    return total / 2
+
+
+def filip_by_hand(head, image_tokens, text_tokens, text_valid, topk):
+    """FILIP (Yao et al. 2022) with the reference's top-k keys: each sample keeps its k tokens of highest summed
+    similarity to its own pair's valid tokens; s_I(i, j) = mean over i's patches of the max over j's kept caption
+    tokens, s_T(j, i) = mean over j's valid tokens of the max over i's kept patches; InfoNCE of both, halved."""
+    x, y = head.image_features(image_tokens), head.text_features(text_tokens)
+    n = len(x)
+    kept_x, kept_y = [], []
+    for i in range(n):
+        valid = text_valid[i].nonzero().flatten().tolist()
+        own = x[i] @ y[i, valid].T                                         # patches x valid caption tokens
+        kept_x.append(x[i, own.sum(1).detach().topk(min(topk, len(x[i]))).indices])
+        kept_y.append(y[i, [valid[t] for t in own.sum(0).detach().topk(min(topk, len(valid))).indices.tolist()]])
+    s_image = torch.stack([torch.stack([(x[i] @ kept_y[j].T).max(1).values.mean() for j in range(n)]) for i in range(n)])
+    s_text = torch.stack([torch.stack([(y[j, text_valid[j]] @ kept_x[i].T).max(1).values.mean() for i in range(n)])
+                          for j in range(n)])
+    scale = head.logit_scale.exp().clamp(max=100)  # equal to the capped value's: the gradient check is on the weights
+    labels = torch.arange(n)
+    return (F.cross_entropy(scale * s_image, labels) + F.cross_entropy(scale * s_text, labels)) / 2
+
+
+def gradients(loss, params: dict) -> dict:
+    found = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    return {name: (torch.zeros_like(p) if g is None else g) for (name, p), g in zip(params.items(), found, strict=True)}
+
+
+def assert_same(method_loss, hand_loss, params: dict):
+    assert method_loss.item() == pytest.approx(hand_loss.item(), abs=1e-6)
+    got, expected = gradients(method_loss, params), gradients(hand_loss, params)
+    worst = max((got[n] - expected[n]).abs().max().item() for n in params)
+    assert worst <= 1e-6, worst
+
+
+def in_double(model, method, batch: dict) -> dict:
+    """Model, method and the batch's images in float64, so 1e-6 compares the arithmetic, not float32 rounding."""
+    model.double()
+    method.double()
+    return {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
+
+
+def all_params(model, method) -> dict:
+    return {**dict(model.named_parameters()), **{f"method.{n}": p for n, p in method.named_parameters()}}
+
+
+def encoded(model, images, ids):
+    return F.normalize(model.encode_image(images), dim=-1), F.normalize(model.encode_text(ids), dim=-1)
+
+
+@pytest.mark.parametrize("name, arch", [("clip", RN), ("clip-aug", RN), ("flip", VIT)])
+def test_clip_family_loss_and_gradients_by_hand(name, arch):
+    torch.manual_seed(0)
+    model, method, _ = make_method(name, arch)
+    model.train()
+    batch = in_double(model, method, random_batch(method.views))
+    torch.manual_seed(1)  # FLIP's patch dropout draws the same patches in both passes
+    out = method(model, batch)
+    torch.manual_seed(1)
+    image, text = encoded(model, batch[method.image_view], batch["text"])
+    assert_same(out["loss"], info_nce(image, text, model.logit_scale.exp()), all_params(model, method))
+
+
+def test_slip_loss_and_gradients_by_hand():
+    torch.manual_seed(0)
+    model, method, cfg = make_method("slip", VIT, slip_ssl_scale=0.7)
+    model.train()
+    method.train()
+    batch = in_double(model, method, random_batch(method.views))
+    out = method(model, batch)
+    image, text = encoded(model, batch["image_crop"], batch["text"])
+    trunk = [method.image_mlp(method.trunk.features(model.visual, batch[v])) for v in ("image_ssl1", "image_ssl2")]
+    hand = info_nce(image, text, model.logit_scale.exp()) + 0.7 * nt_xent_by_hand(*trunk, cfg.ssl_temperature)
+    assert_same(out["loss"], hand, all_params(model, method))
+
+
+def test_filip_loss_and_gradients_by_hand():
+    torch.manual_seed(0)
+    model, method, cfg = make("filip", VIT, filip_topk=5, filip_clip_weight=0.3, filip_weight=1.0)
+    model.train()
+    batch = in_double(model, method, batch_for(method))
+    out = method(model, batch)
+    ids = batch["text_mlm"][:, 0]  # the masked caption feeds both losses
+    image, text = encoded(model, batch["image"], ids)
+    visual = model.visual
+    patches = visual.transformer(visual._embeds(batch["image"]))[:, 1:]  # before ln_post
+    hidden = model.forward_intermediates(text=ids, text_indices=1, normalize=False)["text_intermediates"][-1]
+    valid = torch.arange(ids.shape[1])[None, :] <= ids.argmax(1, keepdim=True)
+    filip = filip_by_hand(method.filip, patches, model.ln_final(hidden), valid, 5)
+    assert_same(out["loss"], 0.3 * info_nce(image, text, model.logit_scale.exp()) + filip, all_params(model, method))
+
+
+def test_declip_loss_and_gradients_by_hand():
+    torch.manual_seed(0)
+    model, method, cfg = make("declip", VIT)
+    model.train()
+    method.train()
+    batch = in_double(model, method, batch_for(method))
+    bank = method.nn_queue.queue.clone()
+    out = method(model, batch)
+    ids, labels = batch["text_mlm"][:, 0], batch["text_mlm"][:, 1]
+    scale = model.logit_scale.exp()
+    views = [model.encode_image(batch[v]) for v in ("image_moco1", "image_moco2")]
+    captions = [model.encode_text(ids), model.encode_text(batch["text_eda"])]
+    mv = sum(info_nce(F.normalize(i, dim=-1), F.normalize(t, dim=-1), scale) for i in views for t in captions) / 4
+    z = [method.simsiam["projector"](v) for v in views]
+    p = [method.simsiam["predictor"](v) for v in z]
+    simsiam = -(F.cosine_similarity(p[0], z[1].detach()).mean() + F.cosine_similarity(p[1], z[0].detach()).mean()) / 2
+    hidden = model.ln_final(model.forward_intermediates(text=ids, text_indices=1, normalize=False)["text_intermediates"][-1])
+    chosen = labels != -100
+    mlm = F.cross_entropy(method.mlm_head(hidden[chosen]), labels[chosen])
+    neighbours = [bank[(F.normalize(t.detach(), dim=-1) @ bank.T).argmax(1)] for t in captions]
+    nn = sum(F.cross_entropy(scale * F.normalize(i, dim=-1) @ nb.T, torch.arange(len(i))) for i in views for nb in neighbours) / 4
+    hand = 0.4 * mv + 0.2 * simsiam + 0.2 * mlm + 0.2 * nn
+    assert_same(out["loss"], hand, all_params(model, method))

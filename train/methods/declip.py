@@ -108,7 +108,7 @@ class NNQueue(LazyModule):
 
     def nearest(self, queries):
         """Each query's most similar banked embedding (cosine: both sides are unit vectors)."""
-        return self.queue[(queries.float() @ self.queue.T).argmax(dim=1)]
+        return self.queue[(queries.to(self.queue.dtype) @ self.queue.T).argmax(dim=1)]
 
     def push(self, embeddings) -> None:
         import torch
@@ -116,7 +116,7 @@ class NNQueue(LazyModule):
         with torch.no_grad():
             size = self.queue.shape[0]
             rows = (self.next_row + torch.arange(len(embeddings), device=embeddings.device)) % size
-            self.queue[rows[-size:]] = embeddings[-size:].float()
+            self.queue[rows[-size:]] = embeddings[-size:].to(self.queue.dtype)
             self.next_row.copy_((self.next_row + len(embeddings)) % size)
 
 
@@ -185,10 +185,12 @@ class Declip(Clip):
 
     def mlm_loss(self, tokens, labels):
         """Mean cross-entropy over the masked tokens of the whole (gathered) batch; the head runs on those only."""
+        import torch
         import torch.nn.functional as F
 
         chosen = labels != IGNORE
-        logits = self.mlm_head(tokens[chosen]).float()
+        logits = self.mlm_head(tokens[chosen])
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float32 at least (bf16 autocast)
         local_sum = F.cross_entropy(logits, labels[chosen], reduction="sum")
         total = gather_all(local_sum[None], self.cfg).sum()
         count = gather_all(chosen.sum()[None], self.cfg, with_grad=False).sum()
@@ -200,14 +202,14 @@ class Declip(Clip):
         import torch
         import torch.nn.functional as F
 
-        texts = [gather_all(F.normalize(t.detach().float(), dim=-1), self.cfg, with_grad=False) for t in captions]
+        texts = [gather_all(F.normalize(t.detach().to(self.nn_queue.queue.dtype), dim=-1), self.cfg, with_grad=False) for t in captions]
         neighbours = [self.nn_queue.nearest(t) for t in texts]
         if self.training:
             self.nn_queue.push(torch.cat([texts[1], texts[0]]))
         gathered = [gather_all(F.normalize(i, dim=-1), self.cfg) for i in images]
         labels = torch.arange(gathered[0].shape[0], device=gathered[0].device)
         multiplier = capped_scale(scale.exp())
-        losses = [F.cross_entropy(multiplier * image.float() @ nn_text.T, labels) for image in gathered for nn_text in neighbours]
+        losses = [F.cross_entropy(multiplier * image.to(nn_text.dtype) @ nn_text.T, labels) for image in gathered for nn_text in neighbours]
         return torch.stack(losses).mean()
 
 
