@@ -229,3 +229,68 @@ def test_declip_loss_and_gradients_by_hand():
     nn = sum(F.cross_entropy(scale * F.normalize(i, dim=-1) @ nb.T, torch.arange(len(i))) for i in views for nb in neighbours) / 4
     hand = 0.4 * mv + 0.2 * simsiam + 0.2 * mlm + 0.2 * nn
     assert_same(out["loss"], hand, all_params(model, method))
+
+
+def test_filip_token_wise_scale_is_clamped_with_the_models_and_capped_at_100():
+    """The reference solver clamps FILIP's own log scale to [3, 6] with the model's: ln(1/0.07) = 2.66 becomes 3
+    before the first step; a scale above ln 100 scores as 100."""
+    import math
+
+    from tierclip.train.config import OptimConfig
+    from tierclip.train.loop import clamp_logit_scales
+    from tierclip.train.methods import MethodStep
+
+    torch.manual_seed(0)
+    model, method, _ = make("filip", VIT)
+    assert method.filip.logit_scale.item() == pytest.approx(math.log(1 / 0.07))
+    with torch.no_grad():
+        model.logit_scale.fill_(7.0)
+    clamp_logit_scales(MethodStep(model, method), OptimConfig(lr=1.0, warmup_steps=0, logit_scale_min=3.0, logit_scale_max=6.0))
+    assert method.filip.logit_scale.item() == 3.0 and model.logit_scale.item() == 6.0
+    tokens = (torch.randn(4, 16, 48), torch.randn(4, 8, 32), torch.ones(4, 8, dtype=torch.bool))
+    with torch.no_grad():
+        method.filip.logit_scale.fill_(6.0)   # exp 403
+        capped = method.filip(*tokens)
+        method.filip.logit_scale.fill_(math.log(100))
+        assert capped.item() == pytest.approx(method.filip(*tokens).item(), rel=1e-6)
+
+
+# --- reduces to CLIP ---------------------------------------------------------------------------------------------------
+
+def clip_reference(model, images, ids):
+    """The `clip` method's loss and gradients on the given images and captions."""
+    clip = make_method("clip", VIT)[1]
+    return clip(model, {"image": images, "text": ids})["loss"]
+
+
+def test_slip_with_ssl_weight_0_is_clip():
+    torch.manual_seed(0)
+    model, method, _ = make_method("slip", VIT, slip_ssl_scale=0.0)
+    model.train()
+    method.train()
+    batch = in_double(model, method, random_batch(method.views))
+    params = dict(model.named_parameters())
+    assert_same(method(model, batch)["loss"], clip_reference(model, batch["image_crop"], batch["text"]), params)
+
+
+def test_filip_with_token_weight_0_global_weight_1_and_plain_captions_is_clip():
+    torch.manual_seed(0)
+    model, method, _ = make("filip", VIT, filip_weight=0.0, filip_clip_weight=1.0, filip_text_mask_rate=0.0)
+    assert method.views == ("image", "text")
+    model.train()
+    batch = in_double(model, method, batch_for(method))
+    params = dict(model.named_parameters())
+    assert_same(method(model, batch)["loss"], clip_reference(model, batch["image"], batch["text"]), params)
+
+
+def test_declip_with_weights_1_0_0_0_no_augmentation_masking_or_eda_is_clip():
+    torch.manual_seed(0)
+    model, method, _ = make("declip", VIT, declip_clip_weight=1.0, declip_simsiam_weight=0.0, declip_mlm_weight=0.0,
+                            declip_nn_weight=0.0)
+    model.train()
+    method.train()
+    batch = in_double(model, method, batch_for(method))
+    plain = {"image_moco1": batch["image_moco1"], "image_moco2": batch["image_moco1"], "text_eda": batch["text"],
+             "text_mlm": torch.stack([batch["text"], torch.full_like(batch["text"], -100)], dim=1)}
+    params = dict(model.named_parameters())
+    assert_same(method(model, plain)["loss"], clip_reference(model, batch["image_moco1"], batch["text"]), params)
