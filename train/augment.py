@@ -161,6 +161,43 @@ VIEWS = {"image": plain_view, "image_crop": slip_crop_view, "image_aug": clip_au
          "image_moco1": moco_view, "image_moco2": moco_view}
 
 
+_STRONG = ("jitter", "jitter_p", "grayscale_p", "blur_p", "blur_sigma")
+# Each view's recipe: its name (and where it comes from) and the AugmentConfig fields it reads (`--aug` sets them).
+VIEW_RECIPES = {
+    "image": ("open_clip eval preprocess (resize, center crop)", ()),
+    "image_crop": ("SLIP CLIP branch (facebookresearch/SLIP train_transform)", ("slip_crop_scale",)),
+    "image_aug": ("CLIP+Aug strong augmentation", ("crop_scale", *_STRONG)),
+    "image_ssl1": ("SimCLR (SLIP's SSL views)", ("ssl_crop_scale", "flip_p", *_STRONG)),
+    "image_ssl2": ("SimCLR (SLIP's SSL views)", ("ssl_crop_scale", "flip_p", *_STRONG)),
+    "image_moco1": ("MoCo v2 (Sense-GVT/DeCLIP MOCOV2)", ("moco_crop_scale", "flip_p", *_STRONG)),
+    "image_moco2": ("MoCo v2 (Sense-GVT/DeCLIP MOCOV2)", ("moco_crop_scale", "flip_p", *_STRONG)),
+    "text": ("caption tokens", ()),
+    "text_eda": ("EDA caption (one of synonym, swap, deletion)", ()),
+    "text_mlm": ("BERT-masked caption", ()),
+}
+
+
+def describe_views(views, cfg: ViewConfig | None = None) -> list[str]:
+    """One line per distinct recipe among `views`: the views, the recipe's name and its settings (what `train run`
+    prints before training)."""
+    cfg = cfg or ViewConfig()
+    grouped: dict[str, list[str]] = {}
+    for view in views:
+        grouped.setdefault(view if view not in VIEW_RECIPES else VIEW_RECIPES[view][0], []).append(view)
+    lines = []
+    for name, members in grouped.items():
+        knobs = VIEW_RECIPES.get(members[0], (name, ()))[1]
+        settings = [f"{knob}={_shown(getattr(cfg.augment, knob))}" for knob in knobs]
+        if members[0] == "text_mlm" and cfg.mask_rate is not None:
+            settings.append(f"mask_rate={cfg.mask_rate:g}")
+        lines.append(f"{', '.join(members)}: {name}" + (f" [{' '.join(settings)}]" if settings else ""))
+    return lines
+
+
+def _shown(value) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+
+
 def make_view_transform(view: str, image_size: int, mean, std, cfg=None, text=None):
     """A callable for one loader view: PIL image -> normalised float tensor (3, image_size, image_size); for a
     text view (`TEXT_VIEWS` of train/text_views.py) caption -> token ids, which needs `text` (a TextContext).

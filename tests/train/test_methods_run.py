@@ -21,6 +21,8 @@ def defilip_run(tmp_path_factory):
                                       "--model", "tc-vit-tiny", "--scale", "debug", "--samples-seen", "32", "--batch-size", "8",
                                       "--log-every", "1", "--loader-workers", "0", "--declip-queue-size", "16", "--filip-topk", "8"])
     assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "view image_moco1, image_moco2: MoCo v2 (Sense-GVT/DeCLIP MOCOV2) [moco_crop_scale=0.2,1 flip_p=0.5" in result.output
+    assert "view text_mlm: BERT-masked caption [mask_rate=0.15]" in result.output
     return tmp
 
 

@@ -197,9 +197,9 @@ def test_filip_loss_and_gradients_by_hand():
     batch = in_double(model, method, batch_for(method))
     out = method(model, batch)
     ids = batch["text_mlm"][:, 0]  # the masked caption feeds both losses
-    image, text = encoded(model, batch["image"], ids)
+    image, text = encoded(model, batch["image_moco1"], ids)
     visual = model.visual
-    patches = visual.transformer(visual._embeds(batch["image"]))[:, 1:]  # before ln_post
+    patches = visual.transformer(visual._embeds(batch["image_moco1"]))[:, 1:]  # before ln_post
     hidden = model.forward_intermediates(text=ids, text_indices=1, normalize=False)["text_intermediates"][-1]
     valid = torch.arange(ids.shape[1])[None, :] <= ids.argmax(1, keepdim=True)
     filip = filip_by_hand(method.filip, patches, model.ln_final(hidden), valid, 5)
@@ -273,9 +273,10 @@ def test_slip_with_ssl_weight_0_is_clip():
     assert_same(method(model, batch)["loss"], clip_reference(model, batch["image_crop"], batch["text"]), params)
 
 
-def test_filip_with_token_weight_0_global_weight_1_and_plain_captions_is_clip():
+def test_filip_with_token_weight_0_global_weight_1_plain_images_and_captions_is_clip():
     torch.manual_seed(0)
-    model, method, _ = make("filip", VIT, filip_weight=0.0, filip_clip_weight=1.0, filip_text_mask_rate=0.0)
+    model, method, _ = make("filip", VIT, filip_weight=0.0, filip_clip_weight=1.0, filip_text_mask_rate=0.0,
+                            filip_moco_view=False)
     assert method.views == ("image", "text")
     model.train()
     batch = in_double(model, method, batch_for(method))

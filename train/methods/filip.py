@@ -55,6 +55,8 @@ class FilipConfig(Checked):
     text_mask_rate: float = option(0.5, "share of caption tokens masked (BERT's 80/10/10) in the text input of both "
                                         "losses, as the reference FILIP config (mask_rate 0.5, no MLM loss); 0 = the "
                                         "plain caption.", ge=0, lt=1)
+    moco_view: bool = option(True, "train on a MoCo v2 view (image_moco1), as the reference FILIP config (MOCOV2 transforms, "
+                                   "its forward uses the first view); off: the eval preprocess (view image).")
     head: FilipHeadConfig = FilipHeadConfig()
 
 
@@ -154,12 +156,14 @@ def check_vit_config(method: str, model_name: str, model_cfg: dict) -> None:
 class Filip(Clip):
     config = FilipConfig
     run_defaults = DECLIP_RUN_DEFAULTS
-    views: tuple[str, ...] = ("image", "text_mlm")
+    views: tuple[str, ...] = ("image_moco1", "text_mlm")
+    image_view = "image_moco1"
 
     def __init__(self, model, cfg: FilipConfig):
         super().__init__(model, cfg)
         self.filip = FilipHead(vision_token_width(model, "filip"), text_width(model, "filip"), cfg.head)
         self.text_view = "text_mlm" if cfg.text_mask_rate > 0 else "text"
+        self.image_view = "image_moco1" if cfg.moco_view else "image"
         self.views = (self.image_view, self.text_view)
 
     def view_config(self, aug=None) -> ViewConfig:
