@@ -150,9 +150,10 @@ def assert_same(method_loss, hand_loss, params: dict):
 
 
 def in_double(model, method, batch: dict) -> dict:
-    """Model, method and the batch's images in float64, so 1e-6 compares the arithmetic, not float32 rounding."""
-    model.double()
-    method.double()
+    """Model and method in train mode and float64 with the batch's images, so 1e-6 compares the arithmetic, not
+    float32 rounding."""
+    model.double().train()
+    method.double().train()
     return {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
 
 
@@ -168,7 +169,6 @@ def encoded(model, images, ids):
 def test_clip_family_loss_and_gradients_by_hand(name, arch):
     torch.manual_seed(0)
     model, method, _ = make_method(name, arch)
-    model.train()
     batch = in_double(model, method, random_batch(method.views))
     torch.manual_seed(1)  # FLIP's patch dropout draws the same patches in both passes
     out = method(model, batch)
@@ -180,8 +180,6 @@ def test_clip_family_loss_and_gradients_by_hand(name, arch):
 def test_slip_loss_and_gradients_by_hand():
     torch.manual_seed(0)
     model, method, cfg = make_method("slip", VIT, slip_ssl_scale=0.7)
-    model.train()
-    method.train()
     batch = in_double(model, method, random_batch(method.views))
     out = method(model, batch)
     image, text = encoded(model, batch["image_crop"], batch["text"])
@@ -193,7 +191,6 @@ def test_slip_loss_and_gradients_by_hand():
 def test_filip_loss_and_gradients_by_hand():
     torch.manual_seed(0)
     model, method, cfg = make("filip", VIT, filip_topk=5, filip_clip_weight=0.3, filip_weight=1.0)
-    model.train()
     batch = in_double(model, method, batch_for(method))
     out = method(model, batch)
     ids = batch["text_mlm"][:, 0]  # the masked caption feeds both losses
@@ -209,8 +206,6 @@ def test_filip_loss_and_gradients_by_hand():
 def test_declip_loss_and_gradients_by_hand():
     torch.manual_seed(0)
     model, method, cfg = make("declip", VIT)
-    model.train()
-    method.train()
     batch = in_double(model, method, batch_for(method))
     bank = method.nn_queue.queue.clone()
     out = method(model, batch)
@@ -266,8 +261,6 @@ def clip_reference(model, images, ids):
 def test_slip_with_ssl_weight_0_is_clip():
     torch.manual_seed(0)
     model, method, _ = make_method("slip", VIT, slip_ssl_scale=0.0)
-    model.train()
-    method.train()
     batch = in_double(model, method, random_batch(method.views))
     params = dict(model.named_parameters())
     assert_same(method(model, batch)["loss"], clip_reference(model, batch["image_crop"], batch["text"]), params)
@@ -278,7 +271,6 @@ def test_filip_with_token_weight_0_global_weight_1_plain_images_and_captions_is_
     model, method, _ = make("filip", VIT, filip_weight=0.0, filip_clip_weight=1.0, filip_text_mask_rate=0.0,
                             filip_moco_view=False)
     assert method.views == ("image", "text")
-    model.train()
     batch = in_double(model, method, batch_for(method))
     params = dict(model.named_parameters())
     assert_same(method(model, batch)["loss"], clip_reference(model, batch["image"], batch["text"]), params)
@@ -288,8 +280,6 @@ def test_declip_with_weights_1_0_0_0_no_augmentation_masking_or_eda_is_clip():
     torch.manual_seed(0)
     model, method, _ = make("declip", VIT, declip_clip_weight=1.0, declip_simsiam_weight=0.0, declip_mlm_weight=0.0,
                             declip_nn_weight=0.0)
-    model.train()
-    method.train()
     batch = in_double(model, method, batch_for(method))
     plain = {"image_moco1": batch["image_moco1"], "image_moco2": batch["image_moco1"], "text_eda": batch["text"],
              "text_mlm": torch.stack([batch["text"], torch.full_like(batch["text"], -100)], dim=1)}
