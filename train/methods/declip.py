@@ -12,10 +12,10 @@ yfcc15m configs). Loss = 0.4 L_mv + 0.2 L_simsiam + 0.2 L_mlm + 0.2 L_nn (weight
   -1/2 [cos(p1, sg z2) + cos(p2, sg z1)].
 - L_mlm (`mlm_loss`): cross-entropy of Linear(text width, vocabulary) on the text tower's final token outputs at
   the masked positions (train/text_views.py chooses them; the vocabulary is read from the model).
-- L_nn (`nn_loss`): a FIFO queue of detached, L2-normalised caption embeddings; each caption's (and each EDA
-  caption's) nearest queued neighbour is an extra positive for both image views: CE(image, NN(text)), averaged
+- L_nn (`nn_loss`): a bank of detached, L2-normalised caption embeddings (random unit vectors at start); each
+  caption's (and each EDA caption's) nearest banked neighbour is an extra positive for both image views: CE(image, NN(text)), averaged
   over the four pairs. The neighbours are detached, so the gradient reaches the image tower (and the shared
-  temperature) only. The queue is filled from the all-gathered batch after the look-up.
+  temperature) only. Both caption views of the all-gathered batch are banked after the look-up, EDA view first.
 
 DeFILIP adds `--defilip-filip-weight` (0.2) x FILIP's token-wise loss on image view 1 and the masked caption.
 

@@ -1,18 +1,21 @@
 """FILIP (Yao et al. 2022, "FILIP: Fine-grained Interactive Language-Image Pre-Training", arXiv:2111.07783).
 
-Token-wise late interaction, after Sense-GVT/DeCLIP `prototype/model/filip.py` (CLIP-benchmark's FILIP):
-- image patch tokens (after `ln_post`) and caption tokens (after `ln_final`) are projected to `--filip-dim`
-  (256) by two linear heads owned by this module and L2-normalised;
+Token-wise late interaction, after Sense-GVT/DeCLIP `prototype/model/filip.py` and its yfcc15m FILIP config:
+- the image is the first MoCo v2 view (`--no-filip-moco-view`: the eval preprocess), the caption the MLM-masked
+  one (`--filip-text-mask-rate` 0.5; no MLM loss) for both the pooled and the token-wise features;
+- image patch tokens (before `ln_post`, `--filip-ln-post-tokens` for after) and caption tokens (after `ln_final`)
+  are projected to `--filip-dim` (256) by two linear heads owned by this module and L2-normalised;
 - s_I(i, j) = mean over image i's patch tokens of the max over caption j's tokens of <x, y>;
   s_T(j, i) = mean over caption j's tokens of the max over image i's tokens; padding never counts (the
   reference includes it; the paper excludes it, and so do we);
 - each sample keeps its `--filip-topk` (16) best-matching tokens as the *keys* of the max (scored against its
   own pair, as the reference does) before the all-gather; queries are all tokens (0 = keep every token);
-- a symmetric InfoNCE over s_I and s_T with its own learnable temperature (init 1/0.07, clamped at 100).
+- a symmetric InfoNCE over s_I and s_T with its own learnable temperature (init 1/0.07), clamped into the run's
+  logit-scale window with the model's (the loop clamps every parameter named `logit_scale`), capped at 100.
 
-The `filip` method trains `clip_loss + filip_weight * filip_loss` (`--filip-weight`): the pooled CLIP loss keeps the global
-embeddings trained, which zero-shot evaluation and the curate `clip` stage use. Under DDP the whole gathered
-batch is scored on every rank (as `ClipLoss(local_loss=False)`), so the loss equals one process's.
+The `filip` method trains `clip_weight * clip_loss + filip_weight * filip_loss` (docs/methods.md, "FILIP's
+weights"). Under DDP the whole gathered batch is scored on every rank (as `ClipLoss(local_loss=False)`), so the
+loss equals one process's. `checkpoint_extras` puts the head into checkpoint.pt for token-wise evaluation.
 
 Needs open_clip's ViT tower: a ResNet's final feature map on the CPU configs is 1x1 (one token), so FILIP on
 a ResNet tower is refused up front.
