@@ -69,6 +69,9 @@ def test_new_methods_train_log_their_parts_and_reach_every_parameter(name, arch)
     method.train()
     params = trainable(model, method)
     assert any(n.startswith("method.") for n in params)  # the heads are the method's parameters
+    if name == "filip":  # the token-wise loss alone (reference weights) trains nothing that only the pooled path uses
+        pooled_only = ("visual.proj", "visual.ln_post.weight", "visual.ln_post.bias", "text_projection", "logit_scale")
+        params = {n: p for n, p in params.items() if n not in pooled_only}
     losses, out = train_steps(model, method, params, batch_for(method), steps=4)
     assert set(out) == {"loss"} | PARTS[name]
     assert losses[-1] < losses[0]
@@ -76,8 +79,8 @@ def test_new_methods_train_log_their_parts_and_reach_every_parameter(name, arch)
         weights = {"clip_loss": 0.4, "simsiam_loss": 0.2, "mlm_loss": 0.2, "nn_loss": 0.2, "filip_loss": 0.2}
         assert out["loss"].item() == pytest.approx(sum(weights[k] * out[k].item() for k in PARTS[name]), rel=1e-5)
         assert int(method.nn_queue.next_row) == 4 * 2 * 8 % 32 and method.mlm_head.out_features == VOCAB  # vocabulary from the model
-    else:
-        assert out["loss"].item() == pytest.approx(out["clip_loss"].item() + out["filip_loss"].item(), rel=1e-5)
+    else:  # the reference FILIP weights: the token-wise loss alone (the pooled projections get no gradient)
+        assert out["loss"].item() == pytest.approx(out["filip_loss"].item(), rel=1e-5)
 
 
 def test_nn_supervision_reaches_the_image_tower_only():

@@ -53,7 +53,9 @@ class FilipHeadConfig(Checked):
 @dataclass(frozen=True)
 class FilipConfig(Checked):
     prefix: ClassVar[str] = "filip"
-    clip_weight: float = option(1.0, "weight of the pooled CLIP loss (clip_loss); the reference FILIP config's is 0.", ge=0)
+    clip_weight: float = option(0.0, "weight of the pooled CLIP loss (clip_loss), as the reference FILIP config; > 0 also "
+                                     "trains the pooled embeddings (zero-shot rows without tokenwise_, the curate clip stage).",
+                                ge=0)
     weight: float = option(1.0, "weight of the token-wise loss (filip_loss).", ge=0)
     text_mask_rate: float = option(0.5, "share of caption tokens masked (BERT's 80/10/10) in the text input of both "
                                         "losses, as the reference FILIP config (mask_rate 0.5, no MLM loss); 0 = the "
