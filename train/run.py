@@ -207,13 +207,14 @@ def _dataset(model, method, cfg: RunConfig, index):
 
 
 def _print_views(method, cfg: RunConfig) -> None:
-    """The loader views this run trains on and their settings (the method's recipe, `--aug`), on stderr."""
-    import sys
-
+    """The loader views this run trains on and their settings (the method's recipe, `--aug`), on stdout before
+    training (stderr is kept for progress and the one error line); nothing with `--quiet`."""
+    from tierclip.curate.progress import is_quiet
     from tierclip.train.augment import describe_views
 
-    for line in describe_views(method.views, method.view_config(cfg.aug)):
-        print(f"view {line}", file=sys.stderr)
+    if not is_quiet():
+        for line in describe_views(method.views, method.view_config(cfg.aug)):
+            print(f"view {line}", flush=True)
 
 
 def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:
