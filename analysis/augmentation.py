@@ -7,7 +7,7 @@ train records it stays a change here: the first dict named `aug` found under `ru
 or a boolean `enabled`/`augment`/`augmentation` key set to false, inside the aug dict or beside it) or by setting
 every random part of its method's views to nothing (crop scale from 1, and no jitter, grayscale, blur or flip).
 
-Values: "none" (the method has no image augmentation: clip, flip, filip), "default" (the method's recipe),
+Values: "none" (the method has no image augmentation: clip, flip), "default" (the method's recipe),
 "off", or "custom: KEY=VALUE, ..." (the options that touch the method's views), or None without a config.
 """
 
@@ -17,8 +17,9 @@ NONE, DEFAULT, OFF = "none", "default", "off"
 _COMMON = ("jitter", "jitter_p", "grayscale_p", "blur_p")
 AUGMENTED = {  # method -> the AugmentConfig fields its image views read (train/augment.py)
     "clip-aug": ("crop_scale", *_COMMON),
-    "slip": ("ssl_crop_scale", *_COMMON, "flip_p"),
+    "slip": ("ssl_crop_scale", *_COMMON, "flip_p", "slip_crop_scale"),
     "declip": ("moco_crop_scale", *_COMMON, "flip_p"),
+    "filip": ("moco_crop_scale", *_COMMON, "flip_p"),
     "defilip": ("moco_crop_scale", *_COMMON, "flip_p"),
 }
 SWITCH_KEYS = ("enabled", "augment", "augmentation")  # boolean switches a config may carry (False = off)

@@ -3,6 +3,8 @@
 Views (the keys methods list in `Method.views`):
 - `image`: open_clip's own eval preprocess (resize, center crop, RGB, normalise); what CLIP, SLIP and FLIP
   train on and what evaluation uses.
+- `image_crop`: SLIP's CLIP-branch train transform (facebookresearch/SLIP main.py): a random resized crop
+  keeping 50-100% of the image, nothing else.
 - `image_aug`: the strong augmentation of CLIP+Aug (Li, Xie, Cubuk 2024, "Scaling (Down) CLIP"):
   random resized crop, colour jitter, grayscale, Gaussian blur.
 - `image_ssl1`, `image_ssl2`: SimCLR's views as SLIP uses them (random resized crop down to 8% of the
@@ -27,6 +29,8 @@ from dataclasses import dataclass, fields
 from tierclip.curate.errors import UserError
 from tierclip.curate.fields import Checked, option
 
+RANGES = ("crop_scale", "slip_crop_scale", "ssl_crop_scale", "moco_crop_scale", "blur_sigma")  # (low, high) fields
+
 
 @dataclass(frozen=True)
 class AugmentConfig(Checked):
@@ -34,6 +38,8 @@ class AugmentConfig(Checked):
 
     crop_scale: tuple[float, float] = option((0.5, 1.0), "image_aug (CLIP+Aug) random-crop area range: keep at least half "
                                              "the image so the caption still describes the crop.", gt=0, le=1)
+    slip_crop_scale: tuple[float, float] = option((0.5, 1.0), "image_crop (SLIP's CLIP branch) random-crop area range "
+                                                  "(facebookresearch/SLIP: 0.5-1).", gt=0, le=1)
     ssl_crop_scale: tuple[float, float] = option((0.08, 1.0), "image_ssl1/2 (SimCLR, SLIP) crop area range.", gt=0, le=1)
     moco_crop_scale: tuple[float, float] = option((0.2, 1.0), "image_moco1/2 (MoCo v2, DeCLIP) crop area range.", gt=0, le=1)
     jitter: float = option(0.4, "colour jitter strength s: brightness, contrast, saturation s, hue s/4 (SimCLR/SLIP: 0.4).", ge=0)
@@ -44,10 +50,10 @@ class AugmentConfig(Checked):
     flip_p: float = option(0.5, "horizontal flip probability, SimCLR/MoCo views only (captions may say left/right).", ge=0, le=1)
 
     def __post_init__(self):
-        for name in ("crop_scale", "ssl_crop_scale", "moco_crop_scale", "blur_sigma"):
+        for name in RANGES:
             object.__setattr__(self, name, _pair(name, getattr(self, name)))
         super().__post_init__()
-        for name in ("crop_scale", "ssl_crop_scale", "moco_crop_scale", "blur_sigma"):
+        for name in RANGES:
             low, high = getattr(self, name)
             if low > high:
                 raise UserError(f"aug: {name} must be a range (low <= high), got {(low, high)}")
@@ -146,6 +152,16 @@ def plain_view(image_size, mean, std, aug: AugmentConfig):
     return image_transform(image_size, is_train=False, mean=tuple(mean), std=tuple(std))
 
 
+def slip_crop_view(image_size, mean, std, aug: AugmentConfig):
+    """SLIP's CLIP-branch transform: RandomResizedCrop(scale) with torchvision's default (bilinear) resize, as SLIP's."""
+    import torch
+    from torchvision.transforms import InterpolationMode, v2
+
+    return v2.Compose([v2.RGB(), v2.RandomResizedCrop(image_size, scale=aug.slip_crop_scale, interpolation=InterpolationMode.BILINEAR,
+                                                      antialias=True),
+                       v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))])
+
+
 def clip_aug_view(image_size, mean, std, aug: AugmentConfig):
     return _strong(image_size, mean, std, aug, aug.crop_scale, flip_p=0.0)
 
@@ -158,8 +174,46 @@ def moco_view(image_size, mean, std, aug: AugmentConfig):
     return _strong(image_size, mean, std, aug, aug.moco_crop_scale, flip_p=aug.flip_p)
 
 
-VIEWS = {"image": plain_view, "image_aug": clip_aug_view, "image_ssl1": simclr_view, "image_ssl2": simclr_view,
+VIEWS = {"image": plain_view, "image_crop": slip_crop_view, "image_aug": clip_aug_view,
+         "image_ssl1": simclr_view, "image_ssl2": simclr_view,
          "image_moco1": moco_view, "image_moco2": moco_view}
+
+
+_STRONG = ("jitter", "jitter_p", "grayscale_p", "blur_p", "blur_sigma")
+# Each view's recipe: its name (and where it comes from) and the AugmentConfig fields it reads (`--aug` sets them).
+VIEW_RECIPES = {
+    "image": ("open_clip eval preprocess (resize, center crop)", ()),
+    "image_crop": ("SLIP CLIP branch (facebookresearch/SLIP train_transform)", ("slip_crop_scale",)),
+    "image_aug": ("CLIP+Aug strong augmentation", ("crop_scale", *_STRONG)),
+    "image_ssl1": ("SimCLR (SLIP's SSL views)", ("ssl_crop_scale", "flip_p", *_STRONG)),
+    "image_ssl2": ("SimCLR (SLIP's SSL views)", ("ssl_crop_scale", "flip_p", *_STRONG)),
+    "image_moco1": ("MoCo v2 (Sense-GVT/DeCLIP MOCOV2)", ("moco_crop_scale", "flip_p", *_STRONG)),
+    "image_moco2": ("MoCo v2 (Sense-GVT/DeCLIP MOCOV2)", ("moco_crop_scale", "flip_p", *_STRONG)),
+    "text": ("caption tokens", ()),
+    "text_eda": ("EDA caption (one of synonym, swap, deletion)", ()),
+    "text_mlm": ("BERT-masked caption", ()),
+}
+
+
+def describe_views(views, cfg: ViewConfig | None = None) -> list[str]:
+    """One line per distinct recipe among `views`: the views, the recipe's name and its settings (what `train run`
+    prints before training)."""
+    cfg = cfg or ViewConfig()
+    grouped: dict[str, list[str]] = {}
+    for view in views:
+        grouped.setdefault(view if view not in VIEW_RECIPES else VIEW_RECIPES[view][0], []).append(view)
+    lines = []
+    for name, members in grouped.items():
+        knobs = VIEW_RECIPES.get(members[0], (name, ()))[1]
+        settings = [f"{knob}={_shown(getattr(cfg.augment, knob))}" for knob in knobs]
+        if members[0] == "text_mlm" and cfg.mask_rate is not None:
+            settings.append(f"mask_rate={cfg.mask_rate:g}")
+        lines.append(f"{', '.join(members)}: {name}" + (f" [{' '.join(settings)}]" if settings else ""))
+    return lines
+
+
+def _shown(value) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
 
 
 def make_view_transform(view: str, image_size: int, mean, std, cfg=None, text=None):

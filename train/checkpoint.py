@@ -90,8 +90,9 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-def model_checkpoint(model, name: str, step: int) -> dict:
-    return {"state_dict": model.state_dict(), "step": step, "model": name}
+def model_checkpoint(model, name: str, step: int, extras: dict | None = None) -> dict:
+    """What checkpoint.pt holds; `extras` are a method's entries beside the model (FILIP's token-wise head)."""
+    return {"state_dict": model.state_dict(), "step": step, "model": name, **(extras or {})}
 
 
 def capture_rng() -> dict:

@@ -8,6 +8,7 @@ the subset manifest. The method's own options are its config dataclass (`train.m
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,7 +57,14 @@ class RunOptions(Checked):
     torch_threads: int = option(0, "torch CPU threads per process (0 = torch's default, one per core); 1 is faster on a "
                                    "busy machine.", ge=0)
     accum_steps: int = option(1, "Gradient accumulation: micro-batches per optimizer step.", ge=1)
-    grad_clip: float = option(1.0, "Clip the gradient norm to this value (0 = off).", ge=0)
+    grad_clip: float | None = option(None, "Clip the gradient norm to this value (0 = off; default: the method's reference "
+                                           "value, docs/train.md).", ge=0)
+    logit_scale_min: float | None = option(None, "Lower clamp of every learnable log logit scale (the model's logit_scale, "
+                                                 "FILIP's token-wise one) before the first step and after each (default: the "
+                                                 "method's reference value, docs/train.md).", ge=0)
+    logit_scale_max: float | None = option(None, "Upper clamp of every learnable log logit scale (default: the method's "
+                                                 "reference value, docs/train.md); the multiplier is also capped at 100 in the "
+                                                 "forward.", gt=0)
     device: str = option("auto", "auto (cuda when available), cpu, cuda or cuda:N; under torchrun `cuda` is cuda:LOCAL_RANK.",
                          pattern=DEVICE_PATTERN)
     aug: tuple[str, ...] = option((), "Image augmentation KEY=VALUE for the clip-aug/slip/declip views (repeatable), e.g. "
@@ -79,8 +87,9 @@ class OptimConfig:
     beta1: float = 0.9
     beta2: float = 0.98
     eps: float = 1e-6
-    grad_clip: float | None = 1.0
-    max_logit_scale: float = 100.0
+    grad_clip: float = 0.0                        # gradient-norm clip (0 = off)
+    logit_scale_min: float = 0.0                  # window of every learnable log logit scale
+    logit_scale_max: float = math.log(100)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -155,13 +164,24 @@ def _run_values(values: dict) -> dict:
     return {k: v for k, v in values.items() if k in _RUN_KEYS}
 
 
+def method_run_values(options: RunOptions) -> dict:
+    """The run-level options a method's recipe sets (`Method.run_defaults`): the given value, else the method's."""
+    from tierclip.train.methods import method_class
+
+    values = {key: _given(getattr(options, key), default) for key, default in method_class(options.method).run_defaults.items()}
+    if values["logit_scale_min"] > values["logit_scale_max"]:
+        raise UserError(f"--logit-scale-min {values['logit_scale_min']:g} is above --logit-scale-max "
+                        f"{values['logit_scale_max']:g} (method {options.method})")
+    return values
+
+
 def _resolve(options: RunOptions, method_cfg) -> RunConfig:
-    """The scale's values where an option was not given."""
+    """The scale's values where an option was not given, the method's for its recipe's run-level options."""
     from tierclip.curate.cliopts import key_value
 
     scale = SCALES[options.scale]
     optim = OptimConfig(lr=_given(options.lr, scale.lr), warmup_steps=_given(options.warmup_steps, scale.warmup_steps),
-                        weight_decay=_given(options.weight_decay, scale.weight_decay), grad_clip=options.grad_clip or None)
+                        weight_decay=_given(options.weight_decay, scale.weight_decay), **method_run_values(options))
     aug = AugmentConfig.from_options(dict(key_value(item, AugmentConfig, "--aug") for item in options.aug))
     samples_seen = options.samples_seen if options.samples_seen is not None else (0 if options.epochs is not None else scale.samples_seen)
     return RunConfig(

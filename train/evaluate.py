@@ -12,6 +12,8 @@ every eval set given becomes rows of `eval.jsonl`:
   `random_score` = k / n_classes; `majority_score` = the share of images in
   the k most frequent classes (always answering them: the majority baseline,
   equal to k / n_classes on balanced classes).
+- FILIP runs (checkpoint.pt holds its token-wise head): every task also scored by token-wise similarity
+  (`train/eval_tokenwise.py`), rows with the same metrics prefixed `tokenwise_`.
 - `retrieval` tasks: recall@1/5/10 both ways, as clip_benchmark computes them,
   in two conventions (see `train/eval_metrics.py`): clip_benchmark's (one query
   per caption row; `image_retrieval_recall@k`, `text_retrieval_recall@k`) and
@@ -36,8 +38,9 @@ RECALL_KS = (1, 5, 10)
 TOP5_MIN_CLASSES = 6
 
 
-def evaluate_model(model, preprocess, tokenizer, eval_root, device="cpu", batch_size=256) -> list[dict]:
-    """Every task of the eval set at `eval_root` → eval.jsonl rows. `model` must already be on `device`."""
+def evaluate_model(model, preprocess, tokenizer, eval_root, device="cpu", batch_size=256, token_head=None) -> list[dict]:
+    """Every task of the eval set at `eval_root` → eval.jsonl rows. `model` must already be on `device`. With a FILIP
+    `token_head` (train/eval_tokenwise.py) every task is also scored token-wise (metrics prefixed `tokenwise_`)."""
     import torch
 
     evalset = read_evalset(eval_root)
@@ -50,29 +53,55 @@ def evaluate_model(model, preprocess, tokenizer, eval_root, device="cpu", batch_
             for task in evalset.tasks:
                 task_rows = TASK_KINDS[task["kind"]](model, tokenizer, evalset, task, image_features, device, batch_size)
                 rows += [{**row, "task": task["name"], "evalset": evalset.name} for row in task_rows]
+            if token_head is not None:
+                rows += _tokenwise_rows(model, token_head, preprocess, tokenizer, evalset, device, batch_size)
     finally:
         model.train(was_training)
     return rows
 
 
+def _tokenwise_rows(model, head, preprocess, tokenizer, evalset: EvalSet, device, batch_size) -> list[dict]:
+    from tierclip.train.eval_tokenwise import image_tokens
+
+    tokens = _image_features(model, preprocess, evalset, device, batch_size, lambda batch: image_tokens(model, head, batch))
+    rows = []
+    for task in evalset.tasks:
+        task_rows = TOKENWISE_KINDS[task["kind"]](model, head, tokenizer, evalset, task, tokens, device, batch_size)
+        rows += [{**row, "task": task["name"], "evalset": evalset.name} for row in task_rows]
+    return rows
+
+
 def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
     import open_clip
-    import torch
-    from tierclip.train.eval_metrics import majority_share, topk_accuracy, zeroshot_chance
 
     classnames = list(task["classnames"])
     labels, row_index = _label_indices(evalset, task, classnames)
     classifier = open_clip.build_zero_shot_classifier(model, tokenizer, classnames, task["templates"], device=device)
-    logits = image_features[row_index].to(device) @ classifier.float()
-    targets = torch.tensor(labels, device=device)
-    ks = (1, 5) if len(classnames) >= TOP5_MIN_CLASSES else (1,)
-    return [{**_row(f"top{k}", topk_accuracy(logits, targets, k), zeroshot_chance(len(classnames), k), len(labels)),
+    return _zeroshot_rows(image_features[row_index].to(device) @ classifier.float(), labels, len(classnames))
+
+
+def tokenwise_zeroshot_rows(model, head, tokenizer, evalset: EvalSet, task: dict, image_tokens, device, batch_size) -> list[dict]:
+    from tierclip.train.eval_tokenwise import PREFIX, tokenwise_zeroshot
+
+    classnames = list(task["classnames"])
+    labels, row_index = _label_indices(evalset, task, classnames)
+    logits = tokenwise_zeroshot(model, head, tokenizer, image_tokens[row_index], classnames, task["templates"], device, batch_size)
+    return [{**row, "metric": PREFIX + row["metric"]} for row in _zeroshot_rows(logits, labels, len(classnames))]
+
+
+def _zeroshot_rows(logits, labels: list[int], n_classes: int) -> list[dict]:
+    import torch
+    from tierclip.train.eval_metrics import majority_share, topk_accuracy, zeroshot_chance
+
+    targets = torch.tensor(labels, device=logits.device)
+    ks = (1, 5) if n_classes >= TOP5_MIN_CLASSES else (1,)
+    return [{**_row(f"top{k}", topk_accuracy(logits, targets, k), zeroshot_chance(n_classes, k), len(labels)),
              "majority_score": majority_share(labels, k)} for k in ks]
 
 
-def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
+def _retrieval_pairs(evalset: EvalSet, task: dict) -> tuple[list[str], list[int], list[int], list[int]]:
+    """(distinct captions, caption id of each row, eval-set row of each distinct image, image id of each row)."""
     import polars as pl
-    from tierclip.train.eval_metrics import retrieval_metrics
 
     frame = evalset.samples.with_row_index("_row").filter(pl.col(task["caption_column"]).is_not_null())
     if frame.height == 0:
@@ -80,14 +109,31 @@ def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_fea
     files, image_ids = _unique_ids(frame["file"].to_list())
     captions, text_ids = _unique_ids(frame[task["caption_column"]].to_list())
     first_row_of_file = dict(zip(reversed(image_ids), reversed(frame["_row"].to_list()), strict=True))
-    images = image_features[[first_row_of_file[i] for i in range(len(files))]].to(device)
+    return captions, text_ids, [first_row_of_file[i] for i in range(len(files))], image_ids
+
+
+def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
+    from tierclip.train.eval_metrics import retrieval_metrics
+
+    captions, text_ids, image_rows, image_ids = _retrieval_pairs(evalset, task)
+    images = image_features[image_rows].to(device)
     texts = _text_features(model, tokenizer, captions, device, batch_size)  # each distinct caption encoded once
     scores = texts @ images.T
     return [_row(metric, value, chance, n) for metric, value, chance, n in retrieval_metrics(scores, text_ids, image_ids, RECALL_KS)]
 
 
+def tokenwise_retrieval_rows(model, head, tokenizer, evalset: EvalSet, task: dict, image_tokens, device, batch_size) -> list[dict]:
+    from tierclip.train.eval_tokenwise import tokenwise_retrieval
+
+    captions, text_ids, image_rows, image_ids = _retrieval_pairs(evalset, task)
+    found = tokenwise_retrieval(model, head, tokenizer, image_tokens[image_rows], captions, text_ids, image_ids, RECALL_KS,
+                                device, batch_size)
+    return [_row(metric, value, chance, n) for metric, value, chance, n in found]
+
+
 # One dict from task kind to its evaluator (the kinds `curate/evalset.py` accepts).
 TASK_KINDS = {"zeroshot": evaluate_zeroshot, "retrieval": evaluate_retrieval}
+TOKENWISE_KINDS = {"zeroshot": tokenwise_zeroshot_rows, "retrieval": tokenwise_retrieval_rows}
 
 
 def main_metrics(rows: list[dict]) -> dict[str, float]:
@@ -108,7 +154,11 @@ def evaluate_run(run_dir, eval_roots, device=None, batch_size=256) -> list[dict]
     earlier = read_eval_file(run_dir / EVAL_FILE)
     _check_task_owners(run_dir / EVAL_FILE, earlier, evalsets)
     model, preprocess, tokenizer = load_run_model(run_dir, device)
-    rows = [row for evalset in evalsets for row in evaluate_model(model, preprocess, tokenizer, evalset.root, device, batch_size)]
+    from tierclip.train.eval_tokenwise import load_token_head
+
+    head = load_token_head(run_dir / "checkpoint.pt", model)
+    rows = [row for evalset in evalsets
+            for row in evaluate_model(model, preprocess, tokenizer, evalset.root, device, batch_size, head)]
     merged = merge_eval_rows(earlier, rows)
     write_eval_rows(run_dir / EVAL_FILE, merged)
     _rebuild_results_metrics(run_dir / RESULTS_FILE, merged)
@@ -199,16 +249,19 @@ def _row(metric: str, value: float, random_score: float, n: int) -> dict:
     return {"metric": metric, "value": value, "random_score": random_score, "n": n}
 
 
-def _image_features(model, preprocess, evalset: EvalSet, device, batch_size):
-    """L2-normalised image embeddings of every row of samples.parquet, in row order (float32, on CPU)."""
+def _image_features(model, preprocess, evalset: EvalSet, device, batch_size, encode=None):
+    """L2-normalised image embeddings of every row of samples.parquet, in row order (float32, on CPU); `encode`
+    (images -> features) instead of the pooled embedding (token-wise evaluation)."""
     import torch
     from tierclip.curate.progress import progress
+
+    encode = encode or (lambda images: model.encode_image(images, normalize=True))
 
     files = evalset.samples["file"].to_list()
     chunks = []
     for start in progress(range(0, len(files), batch_size), desc=f"eval {evalset.name}: images", unit="batch", leave=False):
         batch = torch.stack([_load_image(evalset, preprocess, start + i, f) for i, f in enumerate(files[start:start + batch_size])])
-        chunks.append(model.encode_image(batch.to(device), normalize=True).float().cpu())
+        chunks.append(encode(batch.to(device)).float().cpu())
     return torch.cat(chunks)
 
 

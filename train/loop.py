@@ -6,7 +6,7 @@ the position dataset and a `RunConfig`, and runs optimizer steps
 `[start, cfg.steps)`: AdamW with open_clip's parameter groups (no weight decay
 on gains, biases and logit_scale), linear warmup then cosine decay, bf16
 autocast on CUDA (fp32 on CPU), gradient accumulation, gradient clipping,
-logit-scale clamp, checkpoints every `checkpoint_every` steps and at the end,
+the logit-scale window (every parameter named `logit_scale`), checkpoints every `checkpoint_every` steps and at the end,
 exact resume from `resume.pt`, `metrics.jsonl`, and progress output (curate/progress.py).
 
 Gradient accumulation sums the gradients of `accum_steps` micro-batches, each
@@ -105,6 +105,7 @@ def train_loop(model, method, dataset: PositionDataset, cfg: RunConfig, ctx: Dis
 
         ids = [ctx.local_rank] if ctx.device.startswith("cuda") else None
         trainable = DistributedDataParallel(step_module, device_ids=ids)
+    clamp_logit_scales(step_module, cfg.optim)
     plan = StreamPlan(cfg.batch_size, cfg.accum_steps, ctx.rank, ctx.world_size)
     loader = make_loader(dataset, plan, state.step, cfg.steps, cfg.loader_workers, cfg.seed, ctx.device.startswith("cuda"))
     _run_steps(trainable, step_module, optimizer, scheduler, loader, cfg, ctx, out, state)
@@ -124,7 +125,7 @@ def _run_steps(trainable, step_module, optimizer, scheduler, loader, cfg: RunCon
     while state.step < cfg.steps:
         started = time.perf_counter()
         method.on_progress(model, state.step / cfg.steps)
-        parts = _optimizer_step(trainable, model, optimizer, batches, cfg, ctx, state)
+        parts = _optimizer_step(trainable, step_module, optimizer, batches, cfg, ctx, state)
         scheduler.step()
         state.step += 1
         state.samples_seen += cfg.batch_size
@@ -144,7 +145,7 @@ def _run_steps(trainable, step_module, optimizer, scheduler, loader, cfg: RunCon
         method.on_progress(model, 1.0)
 
 
-def _optimizer_step(trainable, model, optimizer, batches, cfg: RunConfig, ctx: DistContext, state: LoopState) -> dict:
+def _optimizer_step(trainable, step_module, optimizer, batches, cfg: RunConfig, ctx: DistContext, state: LoopState) -> dict:
     import torch
 
     optimizer.zero_grad(set_to_none=True)
@@ -167,9 +168,19 @@ def _optimizer_step(trainable, model, optimizer, batches, cfg: RunConfig, ctx: D
     if cfg.optim.grad_clip:
         torch.nn.utils.clip_grad_norm_(trainable.parameters(), cfg.optim.grad_clip)
     optimizer.step()
-    with torch.no_grad():
-        model.logit_scale.clamp_(0, math.log(cfg.optim.max_logit_scale))
+    clamp_logit_scales(step_module, cfg.optim)
     return totals
+
+
+def clamp_logit_scales(module, optim: OptimConfig) -> None:
+    """Clamp every learnable log logit scale of `module` (parameters named `logit_scale`: the model's, FILIP's
+    token-wise one) into the run's window: before the first step and after each, as the reference solvers do."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if name.rsplit(".", 1)[-1] == "logit_scale":
+                param.clamp_(optim.logit_scale_min, optim.logit_scale_max)
 
 
 def _log(path: Path, state: LoopState, optimizer, parts: dict, rate: float) -> None:
@@ -203,7 +214,8 @@ def save_state(out: Path, model_name: str, step_module, optimizer, scheduler, st
     """checkpoint.pt and resume.pt (rank 0 writes; every rank's RNG state goes into resume.pt)."""
     per_rank = gather_objects(ctx, {"rng": checkpoint.capture_rng(), "n_corrupt": state.n_corrupt})
     if ctx.is_main:
-        checkpoint.save(out / CHECKPOINT, checkpoint.model_checkpoint(step_module.model, model_name, state.step))
+        extras = step_module.method.checkpoint_extras() if hasattr(step_module.method, "checkpoint_extras") else {}
+        checkpoint.save(out / CHECKPOINT, checkpoint.model_checkpoint(step_module.model, model_name, state.step, extras))
         checkpoint.save(out / RESUME, {
             "model": step_module.model.state_dict(), "method": step_module.method.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

@@ -171,6 +171,7 @@ def run_training(cfg: RunConfig) -> Path:
         model_info = _model_info(model)
         dataset = _dataset(model, method, cfg, data.index)
         if ctx.is_main:
+            _print_views(method, cfg)
             out.mkdir(parents=True, exist_ok=True)
             models.write_model_config(cfg.model, out / "model_configs")
             atomic.write_json(out / CONFIG, _config_record(cfg, data, ctx))
@@ -203,6 +204,17 @@ def _dataset(model, method, cfg: RunConfig, index):
     views_cfg = method.view_config(cfg.aug)
     views = {v: make_view_transform(v, pre["size"], pre["mean"], pre["std"], views_cfg, text) for v in method.views if v != "text"}
     return PositionDataset(index, views, tokenizer, cfg.seed)
+
+
+def _print_views(method, cfg: RunConfig) -> None:
+    """The loader views this run trains on and their settings (the method's recipe, `--aug`), on stdout before
+    training (stderr is kept for progress and the one error line); nothing with `--quiet`."""
+    from tierclip.curate.progress import is_quiet
+    from tierclip.train.augment import describe_views
+
+    if not is_quiet():
+        for line in describe_views(method.views, method.view_config(cfg.aug)):
+            print(f"view {line}", flush=True)
 
 
 def _config_record(cfg: RunConfig, data: RunData, ctx) -> dict:

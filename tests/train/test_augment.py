@@ -100,3 +100,18 @@ def test_unknown_view_and_bad_options_are_user_errors():
         AugmentConfig(crop_scale=(0.9, 0.1))
     with pytest.raises(UserError, match="two numbers"):
         AugmentConfig(blur_sigma=0.5)
+
+
+def test_every_view_has_a_named_recipe_reading_augment_fields():
+    import dataclasses
+
+    from tierclip.train.augment import VIEW_RECIPES, VIEWS, AugmentConfig, ViewConfig, describe_views
+    from tierclip.train.text_views import TEXT_VIEWS
+
+    assert set(VIEW_RECIPES) == set(VIEWS) | set(TEXT_VIEWS) | {"text"}
+    fields = {f.name for f in dataclasses.fields(AugmentConfig)}
+    assert all(set(knobs) <= fields for _, knobs in VIEW_RECIPES.values())
+    lines = describe_views(("image_crop", "text", "image_ssl1", "image_ssl2"), ViewConfig(AugmentConfig(jitter_p=0.0)))
+    assert lines[0] == "image_crop: SLIP CLIP branch (facebookresearch/SLIP train_transform) [slip_crop_scale=0.5,1]"
+    assert lines[2].startswith("image_ssl1, image_ssl2: SimCLR (SLIP's SSL views) [ssl_crop_scale=0.08,1 flip_p=0.5 jitter=0.4 "
+                               "jitter_p=0 ")

@@ -78,16 +78,22 @@ def test_no_weight_decay_on_gains_biases_and_logit_scale():
     assert optimizer.param_groups[1]["weight_decay"] == 0.1 and optimizer.defaults["betas"] == (0.9, 0.98)
 
 
-def test_logit_scale_is_clamped_with_accumulated_gradients(tmp_path):
+@pytest.mark.parametrize("start, window, first", [(math.log(500), (0.0, math.log(100)), 100.0),
+                                                  (math.log(1 / 0.07), (3.0, 6.0), math.exp(3.0))])
+def test_logit_scale_window_holds_before_the_first_step_and_after_each(tmp_path, start, window, first):
+    """The reference solvers clamp the log scale before the first step too: DeCLIP's [3, 6] raises ln(1/0.07) to 3."""
     import torch
     from tierclip.train.models import create_model
 
     pool = color_pool(tmp_path / "pool", shards=1, per_shard=8)
     model, _, _ = create_model("tc-rn-tiny")
     with torch.no_grad():
-        model.logit_scale.fill_(math.log(500))
-    cfg = _config(tmp_path / "run", samples_seen=8, accum_steps=2,  # two micro-batches of 4 per step
-                  optim=OptimConfig(lr=1e-3, warmup_steps=1, max_logit_scale=100))
+        model.logit_scale.fill_(start)
+    cfg = _config(tmp_path / "run", samples_seen=16, accum_steps=2,  # two micro-batches of 4 per step
+                  optim=OptimConfig(lr=1e-3, warmup_steps=1, logit_scale_min=window[0], logit_scale_max=window[1]))
     (tmp_path / "run").mkdir()
-    train_loop(model, TinyClip.build(model, None), _dataset(pool), cfg, DistContext(), tmp_path / "run")
-    assert model.logit_scale.exp().item() == pytest.approx(100, rel=1e-4)
+    method = TinyClip.build(model, None)
+    train_loop(model, method, _dataset(pool), cfg, DistContext(), tmp_path / "run")
+    assert method.seen_scales[0] == pytest.approx(first, rel=1e-6) == method.seen_scales[1]  # both micro-batches of step 1
+    assert all(math.exp(window[0]) * (1 - 1e-6) <= s <= math.exp(window[1]) * (1 + 1e-6) for s in method.seen_scales)
+    assert window[0] <= model.logit_scale.item() <= window[1]

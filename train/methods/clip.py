@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tierclip.curate.fields import NoOptions
 from tierclip.train.augment import ViewConfig
-from tierclip.train.methods.common import clip_loss
+from tierclip.train.methods.common import OPEN_CLIP_RUN_DEFAULTS, clip_loss
 from tierclip.train.methods.modules import LazyModule
 
 
@@ -12,10 +12,13 @@ class Clip(LazyModule):
     """Plain CLIP on the eval-style `image` view. Owns no parameters.
 
     The base of every method: `config` is the method's config dataclass (its fields are `train run` options,
-    `--PREFIX-FIELD` with the config's `prefix`), `views` the loader views it needs.
+    `--PREFIX-FIELD` with the config's `prefix`), `views` the loader views it needs, `run_defaults` the reference's
+    values of run-level options (`train run --grad-clip`, `--logit-scale-min`, `--logit-scale-max`) that the run uses
+    when they are not given (docs/train.md lists them per method).
     """
 
     config: type = NoOptions
+    run_defaults: dict = OPEN_CLIP_RUN_DEFAULTS
     views: tuple[str, ...] = ("image", "text")
     model_overrides: dict = {}
     image_view = "image"
@@ -44,6 +47,10 @@ class Clip(LazyModule):
     def forward(self, model, batch: dict) -> dict:
         loss = clip_loss(model(batch[self.image_view], batch["text"]), self.cfg)
         return {"loss": loss, "clip_loss": loss}
+
+    def checkpoint_extras(self) -> dict:
+        """Entries written into checkpoint.pt beside the model's `state_dict` (open_clip reads that key only)."""
+        return {}
 
     def on_progress(self, model, progress: float) -> None:
         """Called by the loop every step with progress in [0, 1]; CLIP has no schedule of its own."""

@@ -1,8 +1,28 @@
-"""Pieces every method shares: unwrapping DDP, the distributed context, open_clip's CLIP loss."""
+"""Pieces every method shares: unwrapping DDP, the distributed context, open_clip's CLIP loss, the reference
+run-level defaults (gradient clipping, logit-scale window) and the logit-scale cap."""
 
 from __future__ import annotations
 
 import functools
+import math
+
+# The run-level settings of a method's reference recipe (`Method.run_defaults`; `train run --grad-clip`,
+# `--logit-scale-min`, `--logit-scale-max` override them). The window clamps every learnable log logit scale
+# (the model's `logit_scale`, FILIP's token-wise one) before the first optimizer step and after each.
+# open_clip_train: no gradient clipping unless --grad-clip-norm is given; logit_scale clamped to [0, ln 100].
+OPEN_CLIP_RUN_DEFAULTS = {"grad_clip": 0.0, "logit_scale_min": 0.0, "logit_scale_max": math.log(100)}
+# Sense-GVT/DeCLIP's yfcc15m configs (clip, declip, filip, defilip): no gradient-norm clipping; the solver clamps
+# every log logit scale to [3, 6] (its `grad_clip: logit_scale_param_value` setting).
+DECLIP_RUN_DEFAULTS = {"grad_clip": 0.0, "logit_scale_min": 3.0, "logit_scale_max": 6.0}
+# Both references cap the multiplier at 100 in the forward (DeCLIP's models explicitly; open_clip's window implies it).
+MAX_LOGIT_SCALE = 100.0
+
+
+def capped_scale(scale):
+    """`scale` (the exp of a log logit scale) capped at MAX_LOGIT_SCALE in the forward, as the reference's models do
+    (they overwrite the exp's `.data`): the value is min(scale, 100) and the log scale's gradient is the one at that
+    value, not zero, so a capped scale still learns inside its window. A no-op below the cap."""
+    return scale * (MAX_LOGIT_SCALE / scale).clamp(max=1.0).detach()
 
 
 def unwrap(model):
@@ -28,7 +48,7 @@ def clip_outputs(out) -> dict:
 
 
 def clip_loss(out, cfg):
-    """open_clip's ClipLoss over the whole (gathered) batch.
+    """open_clip's ClipLoss over the whole (gathered) batch, the logit scale capped at 100 (`capped_scale`).
 
     gather_with_grad=True lets gradients flow through the all-gather, so under DDP every rank's
     features learn from all negatives; local_loss=False (open_clip's default, overridable with a
@@ -42,7 +62,8 @@ def clip_loss(out, cfg):
     loss_fn = ClipLoss(local_loss=bool(getattr(cfg, "local_loss", False)), gather_with_grad=True,
                        rank=rank, world_size=world_size)
     out = clip_outputs(out)
-    return loss_fn(out["image_features"], out["text_features"], out["logit_scale"], logit_bias=out.get("logit_bias"))
+    scale = capped_scale(out["logit_scale"])
+    return loss_fn(out["image_features"], out["text_features"], scale, logit_bias=out.get("logit_bias"))
 
 
 def gather_all(tensor, cfg, with_grad: bool = True):

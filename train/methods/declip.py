@@ -12,10 +12,10 @@ yfcc15m configs). Loss = 0.4 L_mv + 0.2 L_simsiam + 0.2 L_mlm + 0.2 L_nn (weight
   -1/2 [cos(p1, sg z2) + cos(p2, sg z1)].
 - L_mlm (`mlm_loss`): cross-entropy of Linear(text width, vocabulary) on the text tower's final token outputs at
   the masked positions (train/text_views.py chooses them; the vocabulary is read from the model).
-- L_nn (`nn_loss`): a FIFO queue of detached, L2-normalised caption embeddings; each caption's (and each EDA
-  caption's) nearest queued neighbour is an extra positive for both image views: CE(image, NN(text)), averaged
+- L_nn (`nn_loss`): a bank of detached, L2-normalised caption embeddings (random unit vectors at start); each
+  caption's (and each EDA caption's) nearest banked neighbour is an extra positive for both image views: CE(image, NN(text)), averaged
   over the four pairs. The neighbours are detached, so the gradient reaches the image tower (and the shared
-  temperature) only. The queue is filled from the all-gathered batch after the look-up.
+  temperature) only. Both caption views of the all-gathered batch are banked after the look-up, EDA view first.
 
 DeFILIP adds `--defilip-filip-weight` (0.2) x FILIP's token-wise loss on image view 1 and the masked caption.
 
@@ -33,7 +33,7 @@ from typing import ClassVar
 from tierclip.curate.fields import Checked, option
 from tierclip.train.augment import ViewConfig
 from tierclip.train.methods.clip import Clip
-from tierclip.train.methods.common import gather_all, normalized_clip_loss, unwrap
+from tierclip.train.methods.common import DECLIP_RUN_DEFAULTS, capped_scale, gather_all, normalized_clip_loss, unwrap
 from tierclip.train.methods.filip import FilipHead, FilipHeadConfig, check_vit_config, token_counts
 from tierclip.train.methods.modules import LazyModule
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
@@ -90,43 +90,39 @@ def simsiam_loss(p1, p2, z1, z2):
 
 
 class NNQueue(LazyModule):
-    """FIFO of detached, L2-normalised caption embeddings (buffers: saved in resume.pt with the method)."""
+    """The reference's memory bank of detached, L2-normalised caption embeddings (buffers: saved in resume.pt).
+
+    Starts full of random unit vectors (the reference's bank: normal draws normalised per row), so the look-up
+    has neighbours from the first step. `push` writes rows FIFO from `next_row` and wraps the remainder to the
+    start of the bank, as the bank of Sense-GVT/DeCLIP (`memory_bank_cuda.py`) does; a push larger than the
+    bank keeps its last rows.
+    """
 
     def __init__(self, size: int, dim: int):
         import torch
+        import torch.nn.functional as F
 
         super().__init__()
-        self.register_buffer("queue", torch.zeros(size, dim))
-        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("queue", F.normalize(torch.randn(size, dim), dim=1))
         self.register_buffer("next_row", torch.zeros((), dtype=torch.long))
 
     def nearest(self, queries):
-        """Each query's most similar queued embedding (cosine), or None while the queue is empty.
-
-        Scores the whole buffer (empty rows masked), so the cost is the same from the first step on."""
-        import torch
-
-        sims = queries.float() @ self.queue.T
-        filled = int(self.filled)
-        if filled == 0:
-            return None
-        empty = torch.arange(self.queue.shape[0], device=sims.device) >= filled
-        return self.queue[sims.masked_fill(empty[None, :], float("-inf")).argmax(dim=1)]
+        """Each query's most similar banked embedding (cosine: both sides are unit vectors)."""
+        return self.queue[(queries.to(self.queue.dtype) @ self.queue.T).argmax(dim=1)]
 
     def push(self, embeddings) -> None:
         import torch
 
         with torch.no_grad():
             size = self.queue.shape[0]
-            embeddings = embeddings[-size:].float()
             rows = (self.next_row + torch.arange(len(embeddings), device=embeddings.device)) % size
-            self.queue[rows] = embeddings
+            self.queue[rows[-size:]] = embeddings[-size:].to(self.queue.dtype)
             self.next_row.copy_((self.next_row + len(embeddings)) % size)
-            self.filled.copy_(torch.clamp(self.filled + len(embeddings), max=size))
 
 
 class Declip(Clip):
     config = DeclipConfig
+    run_defaults = DECLIP_RUN_DEFAULTS
     views: tuple[str, ...] = ("image_moco1", "image_moco2", "text_mlm", "text_eda")
 
     def __init__(self, model, cfg):
@@ -189,28 +185,31 @@ class Declip(Clip):
 
     def mlm_loss(self, tokens, labels):
         """Mean cross-entropy over the masked tokens of the whole (gathered) batch; the head runs on those only."""
+        import torch
         import torch.nn.functional as F
 
         chosen = labels != IGNORE
-        logits = self.mlm_head(tokens[chosen]).float()
+        logits = self.mlm_head(tokens[chosen])
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float32 at least (bf16 autocast)
         local_sum = F.cross_entropy(logits, labels[chosen], reduction="sum")
         total = gather_all(local_sum[None], self.cfg).sum()
         count = gather_all(chosen.sum()[None], self.cfg, with_grad=False).sum()
         return total / count.clamp(min=1)
 
     def nn_loss(self, images, captions, scale):
+        """CE(image view, NN(caption)) over the four (image view, caption view) pairs, averaged. Both caption views
+        are banked after the look-up, the EDA view first, as the reference does (2 x batch rows per step)."""
         import torch
         import torch.nn.functional as F
 
-        texts = [gather_all(F.normalize(t.detach().float(), dim=-1), self.cfg, with_grad=False) for t in captions]
+        texts = [gather_all(F.normalize(t.detach().to(self.nn_queue.queue.dtype), dim=-1), self.cfg, with_grad=False) for t in captions]
         neighbours = [self.nn_queue.nearest(t) for t in texts]
         if self.training:
-            self.nn_queue.push(texts[0])
-        if neighbours[0] is None:  # the very first step: nothing queued yet
-            return images[0].sum() * 0.0
+            self.nn_queue.push(torch.cat([texts[1], texts[0]]))
         gathered = [gather_all(F.normalize(i, dim=-1), self.cfg) for i in images]
         labels = torch.arange(gathered[0].shape[0], device=gathered[0].device)
-        losses = [F.cross_entropy(scale.exp() * image.float() @ nn_text.T, labels) for image in gathered for nn_text in neighbours]
+        multiplier = capped_scale(scale.exp())
+        losses = [F.cross_entropy(multiplier * image.to(nn_text.dtype) @ nn_text.T, labels) for image in gathered for nn_text in neighbours]
         return torch.stack(losses).mean()
 
 
@@ -235,7 +234,7 @@ class Defilip(Declip):
         check_vit_config("defilip", model_name, model_cfg)
 
     def encode_images(self, model, batch: dict) -> tuple:
-        image1, tokens = encode_image_tokens(model, batch["image_moco1"])
+        image1, tokens = encode_image_tokens(model, batch["image_moco1"], self.cfg.filip.ln_post_tokens)
         return image1, unwrap(model).encode_image(batch["image_moco2"]), tokens
 
     def forward(self, model, batch: dict) -> dict:

@@ -1,18 +1,21 @@
 """FILIP (Yao et al. 2022, "FILIP: Fine-grained Interactive Language-Image Pre-Training", arXiv:2111.07783).
 
-Token-wise late interaction, after Sense-GVT/DeCLIP `prototype/model/filip.py` (CLIP-benchmark's FILIP):
-- image patch tokens (after `ln_post`) and caption tokens (after `ln_final`) are projected to `--filip-dim`
-  (256) by two linear heads owned by this module and L2-normalised;
+Token-wise late interaction, after Sense-GVT/DeCLIP `prototype/model/filip.py` and its yfcc15m FILIP config:
+- the image is the first MoCo v2 view (`--no-filip-moco-view`: the eval preprocess), the caption the MLM-masked
+  one (`--filip-text-mask-rate` 0.5; no MLM loss) for both the pooled and the token-wise features;
+- image patch tokens (before `ln_post`, `--filip-ln-post-tokens` for after) and caption tokens (after `ln_final`)
+  are projected to `--filip-dim` (256) by two linear heads owned by this module and L2-normalised;
 - s_I(i, j) = mean over image i's patch tokens of the max over caption j's tokens of <x, y>;
   s_T(j, i) = mean over caption j's tokens of the max over image i's tokens; padding never counts (the
   reference includes it; the paper excludes it, and so do we);
 - each sample keeps its `--filip-topk` (16) best-matching tokens as the *keys* of the max (scored against its
   own pair, as the reference does) before the all-gather; queries are all tokens (0 = keep every token);
-- a symmetric InfoNCE over s_I and s_T with its own learnable temperature (init 1/0.07, clamped at 100).
+- a symmetric InfoNCE over s_I and s_T with its own learnable temperature (init 1/0.07), clamped into the run's
+  logit-scale window with the model's (the loop clamps every parameter named `logit_scale`), capped at 100.
 
-The `filip` method trains `clip_loss + filip_weight * filip_loss` (`--filip-weight`): the pooled CLIP loss keeps the global
-embeddings trained, which zero-shot evaluation and the curate `clip` stage use. Under DDP the whole gathered
-batch is scored on every rank (as `ClipLoss(local_loss=False)`), so the loss equals one process's.
+The `filip` method trains `clip_weight * clip_loss + filip_weight * filip_loss` (docs/methods.md, "FILIP's
+weights"). Under DDP the whole gathered batch is scored on every rank (as `ClipLoss(local_loss=False)`), so the
+loss equals one process's. `checkpoint_extras` puts the head into checkpoint.pt for token-wise evaluation.
 
 Needs open_clip's ViT tower: a ResNet's final feature map on the CPU configs is 1x1 (one token), so FILIP on
 a ResNet tower is refused up front.
@@ -26,12 +29,14 @@ from typing import ClassVar
 
 from tierclip.curate.errors import UserError
 from tierclip.curate.fields import Checked, option
+from tierclip.train.augment import ViewConfig
 from tierclip.train.methods.clip import Clip
-from tierclip.train.methods.common import gather_all, normalized_clip_loss, unwrap
+from tierclip.train.methods.common import DECLIP_RUN_DEFAULTS, capped_scale, gather_all, normalized_clip_loss, unwrap
 from tierclip.train.methods.modules import LazyModule
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
 
-FILIP_INIT_SCALE, FILIP_MAX_SCALE = 1 / 0.07, 100.0
+FILIP_INIT_SCALE = 1 / 0.07
+TOKEN_HEAD_KEY = "filip_head"  # checkpoint.pt's entry holding a FILIP run's token-wise head
 
 
 @dataclass(frozen=True)
@@ -41,12 +46,22 @@ class FilipHeadConfig(Checked):
     prefix: ClassVar[str] = "filip"
     topk: int = option(16, "tokens per sample kept as keys of the token-wise max (0 = all).", ge=0)
     dim: int = option(256, "width the image and caption tokens are projected to.", ge=1)
+    ln_post_tokens: bool = option(False, "take the image patch tokens after the tower's ln_post (off: before it, as the "
+                                         "reference).")
 
 
 @dataclass(frozen=True)
 class FilipConfig(Checked):
     prefix: ClassVar[str] = "filip"
-    weight: float = option(1.0, "weight of the token-wise loss beside the CLIP loss (filip_loss).", ge=0)
+    clip_weight: float = option(0.0, "weight of the pooled CLIP loss (clip_loss), as the reference FILIP config; > 0 also "
+                                     "trains the pooled embeddings (zero-shot rows without tokenwise_, the curate clip stage).",
+                                ge=0)
+    weight: float = option(1.0, "weight of the token-wise loss (filip_loss).", ge=0)
+    text_mask_rate: float = option(0.5, "share of caption tokens masked (BERT's 80/10/10) in the text input of both "
+                                        "losses, as the reference FILIP config (mask_rate 0.5, no MLM loss); 0 = the "
+                                        "plain caption.", ge=0, lt=1)
+    moco_view: bool = option(True, "train on a MoCo v2 view (image_moco1), as the reference FILIP config (MOCOV2 transforms, "
+                                   "its forward uses the first view); off: the eval preprocess (view image).")
     head: FilipHeadConfig = FilipHeadConfig()
 
 
@@ -89,13 +104,22 @@ class FilipHead(LazyModule):
         self.text_proj = nn.Linear(text_width_, dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(FILIP_INIT_SCALE)))
 
+    def image_features(self, image_tokens):
+        """Patch tokens projected to the head's width and L2-normalised."""
+        import torch.nn.functional as F
+
+        return F.normalize(self.image_proj(image_tokens), dim=-1)
+
+    def text_features(self, text_tokens):
+        import torch.nn.functional as F
+
+        return F.normalize(self.text_proj(text_tokens), dim=-1)
+
     def similarities(self, image_tokens, text_tokens, text_valid):
         """(s_I, s_T) over this process's batch against the gathered batch's kept tokens (everything on 1 process)."""
         import torch
-        import torch.nn.functional as F
 
-        x = F.normalize(self.image_proj(image_tokens), dim=-1)
-        y = F.normalize(self.text_proj(text_tokens), dim=-1)
+        x, y = self.image_features(image_tokens), self.text_features(text_tokens)
         image_valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         with torch.no_grad():  # each token's total similarity to its own pair's valid tokens (the reference's rule)
             own = torch.einsum("bnd,bmd->bnm", x, y).masked_fill(~text_valid[:, None, :], 0.0)
@@ -113,7 +137,7 @@ class FilipHead(LazyModule):
         import torch.nn.functional as F
 
         s_image, s_text = self.similarities(image_tokens, text_tokens, text_valid)
-        scale = self.logit_scale.exp().clamp(max=FILIP_MAX_SCALE)
+        scale = capped_scale(self.logit_scale.exp())
         labels = torch.arange(s_image.shape[0], device=s_image.device)
         return (F.cross_entropy(scale * s_image, labels) + F.cross_entropy(scale * s_text, labels)) / 2
 
@@ -136,22 +160,43 @@ def check_vit_config(method: str, model_name: str, model_cfg: dict) -> None:
 
 class Filip(Clip):
     config = FilipConfig
-    views: tuple[str, ...] = ("image", "text")
+    run_defaults = DECLIP_RUN_DEFAULTS
+    views: tuple[str, ...] = ("image_moco1", "text_mlm")
+    image_view = "image_moco1"
 
     def __init__(self, model, cfg: FilipConfig):
         super().__init__(model, cfg)
         self.filip = FilipHead(vision_token_width(model, "filip"), text_width(model, "filip"), cfg.head)
+        self.text_view = "text_mlm" if cfg.text_mask_rate > 0 else "text"
+        self.image_view = "image_moco1" if cfg.moco_view else "image"
+        self.views = (self.image_view, self.text_view)
+
+    def view_config(self, aug=None) -> ViewConfig:
+        return ViewConfig(aug=aug, mask_rate=self.cfg.text_mask_rate or None)
+
+    def caption_ids(self, batch: dict):
+        """The caption's input ids: the masked caption's (its labels are unused: FILIP has no MLM loss) or the plain one."""
+        return batch["text_mlm"][:, 0] if self.text_view == "text_mlm" else batch["text"]
 
     @classmethod
     def check_model_config(cls, model_name: str, model_cfg: dict) -> None:
         check_vit_config("filip", model_name, model_cfg)
 
     def forward(self, model, batch: dict) -> dict:
-        image_features, image_tokens = encode_image_tokens(model, batch["image"])
-        text_features, text_tokens = encode_text_tokens(model, batch["text"])
+        ids = self.caption_ids(batch)
+        image_features, image_tokens = encode_image_tokens(model, batch[self.image_view], self.cfg.head.ln_post_tokens)
+        text_features, text_tokens = encode_text_tokens(model, ids)
         clip = normalized_clip_loss(image_features, text_features, unwrap(model).logit_scale, self.cfg)
-        filip = self.filip(image_tokens, text_tokens, text_valid_mask(batch["text"]))
-        return {"loss": clip + float(self.cfg.weight) * filip, "clip_loss": clip, "filip_loss": filip}
+        filip = self.filip(image_tokens, text_tokens, text_valid_mask(ids))
+        loss = float(self.cfg.clip_weight) * clip + float(self.cfg.weight) * filip
+        return {"loss": loss, "clip_loss": clip, "filip_loss": filip}
+
+    def checkpoint_extras(self) -> dict:
+        """The token-wise head beside the model in checkpoint.pt (open_clip ignores the key): `train eval` scores
+        FILIP runs token-wise with it (train/eval_tokenwise.py)."""
+        from tierclip.curate.cliopts import flat_options
+
+        return {TOKEN_HEAD_KEY: {"state_dict": self.filip.state_dict(), "config": flat_options(self.cfg.head)}}
 
     def pairwise_flops(self, batch: int, model) -> int:
         return self.filip.pairwise_flops(batch, *token_counts(model))

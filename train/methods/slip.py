@@ -1,7 +1,8 @@
 """SLIP (Mu et al. 2022, arXiv:2112.12750): CLIP + SimCLR on two augmented views through the image tower.
 
 Mirrors facebookresearch/SLIP (models.py `SLIP`, losses.py `SIMCLRLoss`/`SLIPLoss`):
-- the CLIP loss on (`image`, `text`) as usual;
+- the CLIP loss on (`image_crop`, `text`): SLIP's CLIP branch trains on its `train_transform`, a random resized
+  crop keeping 50-100% of the image (`--no-slip-clip-crop`: the eval preprocess, view `image`);
 - the two SimCLR views `image_ssl1`, `image_ssl2` go through the image tower's *trunk*, i.e. the
   pooled features before the CLIP projection (SLIP's timm ViT with num_classes=0: the class token
   after the final norm), each view in its own call as SLIP does (batch-norm statistics per view);
@@ -45,6 +46,8 @@ class SlipConfig(Checked):
                                        "SLIP's 4096).", ge=1)
     emb_dim: int | None = option(None, "output width of the SimCLR MLP (default: half the CLIP embedding width, at most "
                                        "SLIP's 256).", ge=1)
+    clip_crop: bool = option(True, "train the CLIP branch on SLIP's random resized crop (view image_crop, --aug "
+                                   "slip_crop_scale); off: on the eval preprocess (view image).")
 
 
 class Trunk(NamedTuple):
@@ -153,10 +156,14 @@ def nt_xent(emb_a, emb_b, temperature: float, rank: int = 0, world_size: int = 1
 
 class Slip(Clip):
     config = SlipConfig
-    views: tuple[str, ...] = ("image", "text", "image_ssl1", "image_ssl2")
+    views: tuple[str, ...] = ("image_crop", "text", "image_ssl1", "image_ssl2")
+    image_view = "image_crop"
 
     def __init__(self, model, cfg):
         super().__init__(model, cfg)
+        if not cfg.clip_crop:
+            self.image_view = "image"
+            self.views = ("image", "text", "image_ssl1", "image_ssl2")
         visual = unwrap(model).visual
         self.trunk = image_trunk(visual)
         mlp_dim, emb_dim = ssl_dims(cfg, embed_dim(model))
@@ -166,7 +173,7 @@ class Slip(Clip):
         return self.image_mlp(self.trunk.features(unwrap(model).visual, images))
 
     def forward(self, model, batch: dict) -> dict:
-        clip = clip_loss(model(batch["image"], batch["text"]), self.cfg)
+        clip = clip_loss(model(batch[self.image_view], batch["text"]), self.cfg)
         rank, world_size = rank_world(self.cfg)
         ssl = nt_xent(self.ssl_embedding(model, batch["image_ssl1"]), self.ssl_embedding(model, batch["image_ssl2"]),
                       float(self.cfg.ssl_temperature), rank, world_size, bool(getattr(self.cfg, "local_loss", False)))

@@ -4,7 +4,9 @@ open_clip 3.3's `CLIP.encode_text` returns the pooled caption only (its text tow
 is not consulted there), so the text side goes through `CLIP.forward_intermediates`, which returns the
 projected caption embedding and the last block's token outputs in one pass; `ln_final` applied to those
 is the tower's final token output. The image side mirrors `VisionTransformer.forward` (embed, transformer,
-`_pool`), which yields the pooled embedding and the patch tokens after `ln_post` together.
+`_pool`), which yields the pooled embedding and the patch tokens after `ln_post` together; the patch tokens
+before `ln_post` (the transformer's output without the class token, what FILIP's reference takes) come from the
+same pass.
 """
 
 from __future__ import annotations
@@ -68,10 +70,14 @@ def vision_token_width(model, method: str) -> int:
     return int(visual.transformer.width)
 
 
-def encode_image_tokens(model, images):
-    """(projected image embedding (B, embed), patch tokens after ln_post (B, N, width)) of an open_clip ViT."""
+def encode_image_tokens(model, images, after_ln_post: bool = False):
+    """(projected image embedding (B, embed), patch tokens (B, N, width)) of an open_clip ViT; the tokens are the
+    transformer's output before `ln_post` (the class token left out), or after it with `after_ln_post`."""
     visual = unwrap(model).visual
-    pooled, tokens = visual._pool(visual.transformer(visual._embeds(images)))
+    hidden = visual.transformer(visual._embeds(images))
+    pooled, tokens = visual._pool(hidden)
+    if not after_ln_post:
+        _, tokens = visual._global_pool(hidden)
     if visual.proj is not None:
         pooled = pooled @ visual.proj
     return pooled, tokens
