@@ -3,8 +3,8 @@
 # when some are missing. Needs root or passwordless sudo; otherwise prints the one command to run and exits 1,
 # so `just test` stops before pytest instead of failing tests one by one.
 # Usage: setup-debian.sh [--optional] [PACKAGE_LIST]   (default: .ci/debian-packages.txt next to this script)
-# --optional: packages something can do without (the real-image pool's sources): installed without recommended
-# packages, and without root they are skipped with one line (exit 0).
+# Packages are installed without their recommended ones. --optional: packages something can do without (the
+# real-image pool's sources): without root they are skipped with one line (exit 0).
 set -euo pipefail
 optional=0
 if [ "${1:-}" = "--optional" ]; then optional=1; shift; fi
@@ -27,11 +27,10 @@ elif [ "$optional" = 1 ]; then
   echo "skipping the Debian packages ${missing[*]}: not root and no passwordless sudo (to add them: sudo apt-get install --no-install-recommends ${missing[*]})" >&2
   exit 0
 else
-  echo "error: missing Debian packages the tests need; run: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  echo "error: missing Debian packages the tests need; run: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
   exit 1
 fi
-install_args=(-y -qq)
-[ "$optional" = 1 ] && install_args+=(--no-install-recommends)
+install_args=(-y -qq --no-install-recommends)
 echo "installing Debian packages: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq

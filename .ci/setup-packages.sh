@@ -27,6 +27,10 @@ fetch_npm() {  # NAME@VERSION -> CACHE/NAME-VERSION/package/
 }
 
 mkdir -p "$cache"
+# npm itself comes from Debian when missing (root or passwordless sudo; otherwise fetch_npm names it).
+if ! command -v npm >/dev/null 2>&1 && [ "${#npm_specs[@]}" -gt 0 ]; then
+  bash "$(dirname "$0")/setup-debian.sh" <(printf 'npm\n') || true
+fi
 for spec in "${npm_specs[@]}"; do fetch_npm "$spec"; done
 
 bash "$(dirname "$0")/setup-debian.sh" --optional <(printf '%s\n' "${debian_names[@]}")

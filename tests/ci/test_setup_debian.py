@@ -60,7 +60,7 @@ def test_root_installs_only_the_missing_ones_after_one_update(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert log == [
         "apt-get DEBIAN_FRONTEND=noninteractive -o DPkg::Lock::Timeout=600 update -qq",
-        "apt-get DEBIAN_FRONTEND=noninteractive -o DPkg::Lock::Timeout=600 install -y -qq pkg-a pkg-c",
+        "apt-get DEBIAN_FRONTEND=noninteractive -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends pkg-a pkg-c",
     ]
 
 
@@ -68,7 +68,7 @@ def test_passwordless_sudo_is_used_when_not_root(tmp_path):
     proc, log = run_script(tmp_path, {"pkg-a", "pkg-c"}, uid=1000, sudo_ok=True)
     assert proc.returncode == 0, proc.stderr
     apt = [line for line in log if line.startswith("apt-get")]
-    assert apt[-1] == "apt-get DEBIAN_FRONTEND=noninteractive -o DPkg::Lock::Timeout=600 install -y -qq pkg-b"
+    assert apt[-1] == "apt-get DEBIAN_FRONTEND=noninteractive -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends pkg-b"
     assert any(line.startswith("sudo -n env DEBIAN_FRONTEND=noninteractive apt-get") for line in log)
 
 
@@ -79,7 +79,7 @@ def test_without_root_or_sudo_stops_with_the_one_command(tmp_path, sudo_ok):
     assert not [line for line in log if line.startswith("apt-get")]
     lines = proc.stderr.strip().splitlines()
     assert lines == ["error: missing Debian packages the tests need; "
-                     "run: sudo apt-get update && sudo apt-get install -y pkg-a pkg-c"]
+                     "run: sudo apt-get update && sudo apt-get install -y --no-install-recommends pkg-a pkg-c"]
 
 
 def test_the_project_list_names_the_test_data_and_the_browser():
