@@ -1,0 +1,258 @@
+"""Scoring and training against the limits of their data path and model, on one pool, model, device and worker count.
+
+    python bench/bench_speed.py --out /tmp/bench-speed                      # the issue's workload (see below)
+    python bench/bench_speed.py --out /tmp/bench-speed-cpu --pairs 2000 --shard-size 1000 --model tc-vit-s \\
+        --batch-size 256 --train-batch 128 --steps 14
+
+Workload: an img2dataset-style pool of `--image-size`-px JPEGs, `--shard-size` pairs per shard (synthetic scenes
+stored as JPEGs and ingested resized: `benchlib.jpeg_pool`), scored and trained with `--model` (randomly initialised:
+nothing is downloaded; throughput does not depend on the weights). Printed, in pairs (or samples) per second:
+
+    D   decode limit: `--workers` processes (one torch thread each, as loader workers run) read the shard bytes
+        from the tars and decode, preprocess and tokenize them with the clip stage's own item code (PairDecoder)
+    M   model limit: the clip stage's forward (embed_batch) at `--batch-size` on pairs already in memory
+    S   the clip stage end to end: `curate score POOL --stages clip` (start-up, tar reads, writes included)
+    L   the training loader alone: `train run`'s dataset and DataLoader (`--workers` processes), nothing else
+    T   `train run` (loader and step), over the logged steps after `--skip`
+    B   the bare training step (benchlib.bare_step) on batches already in memory
+
+and the ratios S / min(D, M) and T / min(L, B), with S / shared(D, M) and T / shared(L, B) where
+shared(x, y) = 1 / (1/x + 1/y): what two stages can reach when they take turns on the same cores instead of
+overlapping (on a CPU-only box, decoding and the model share the cores). `--repeats` alternates the measurements
+and keeps each one's best pass (the least disturbed by other work on a shared machine). JSON to OUT/bench_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import benchlib
+
+
+# -- D: the decode limit -----------------------------------------------------------------------
+def decode_limit(cfg, pool_root: Path, limit: int) -> dict:
+    """Pairs/s of `cfg.loader_workers` forked processes reading, decoding, preprocessing and tokenizing the pool's
+    first `limit` pairs in the stage's chunks, with the stage's item code; the processes start before the clock."""
+    import multiprocessing
+
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.stages.clip import PairDecoder, draft_size, load_model
+    from tierclip.train.data import build_index
+
+    pool, (model, preprocess, tokenizer, _) = Pool(pool_root), load_model(cfg)
+    index = build_index(pool, None)
+    rows = list(range(min(limit, index.n)))
+    chunk, workers = max(1, -(-cfg.batch_size // max(1, cfg.loader_workers))), max(1, cfg.loader_workers)
+    jobs = [rows[start:start + chunk] for start in range(0, len(rows), chunk)]
+    decoder = PairDecoder(preprocess, tokenizer, pool.decode_options, draft_size(cfg, model))
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_decode_worker_init, initargs=(index, decoder)) as procs:
+        procs.map(_noop, range(workers))
+        started = time.perf_counter()
+        done = sum(procs.map(_decode_rows, jobs, chunksize=1))
+        seconds = time.perf_counter() - started
+    return {"pairs_per_s": round(done / seconds, 1), "pairs": done, "seconds": round(seconds, 2), "processes": workers}
+
+
+_WORKER: dict = {}
+
+
+def _decode_worker_init(index, decoder) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    _WORKER.update(index=index, decoder=decoder, fds={})
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+def _decode_rows(rows: list[int]) -> int:
+    import os
+
+    index, fds = _WORKER["index"], _WORKER["fds"]
+    jobs = []
+    for row in rows:
+        tar = int(index.tar_id[row])
+        if tar not in fds:
+            fds[tar] = os.open(index.tar_paths[tar], os.O_RDONLY)
+        fd = fds[tar]
+        image = os.pread(fd, int(index.image_size[row]), int(index.image_offset[row]))
+        caption = os.pread(fd, int(index.text_size[row]), int(index.text_offset[row])).decode("utf-8", errors="replace")
+        jobs.append((image, caption))
+    return len(_WORKER["decoder"].__getitems__(jobs))
+
+
+# -- M: the model limit ------------------------------------------------------------------------
+def model_limit(cfg, pool_root: Path, batches: int) -> dict:
+    """Pairs/s of the clip stage's forward (embed_batch, inference mode, its autocast) on one in-memory batch."""
+    import contextlib
+
+    import torch
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.stages.clip import PairDecoder, embed_batch, load_model
+
+    model, preprocess, tokenizer, device = load_model(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    pool = Pool(pool_root)
+    samples = [s for _, s in zip(range(cfg.batch_size), pool.samples(0), strict=False)]
+    items = PairDecoder(preprocess, tokenizer, pool.decode_options).__getitems__([(s.image, s.caption or "") for s in samples])
+    pixels, tokens = torch.stack([i[0] for i in items]).to(device), torch.stack([i[2] for i in items]).to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    with torch.inference_mode(), autocast:
+        embed_batch(model, pixels, tokens, device)  # warm-up
+        sync()
+        started = time.perf_counter()
+        for _ in range(batches):
+            embed_batch(model, pixels, tokens, device)
+        sync()
+    seconds = time.perf_counter() - started
+    return {"pairs_per_s": round(batches * len(samples) / seconds, 1), "pairs": batches * len(samples), "seconds": round(seconds, 2)}
+
+
+# -- the JPEG draft trade-off ---------------------------------------------------------------------
+def draft_tradeoff(cfg, pool_root: Path, args) -> dict:
+    """D with `--jpeg-draft` beside D without, and how far the stage's embeddings and scores move with it on the
+    first `--draft-pairs` pairs (image-embedding cosine to the full decode's, clip_score differences)."""
+    import dataclasses
+
+    import numpy as np
+    from tierclip.curate.pool import Pool
+    from tierclip.curate.stages.clip import draft_size, encode, load_model
+
+    drafted = dataclasses.replace(cfg, jpeg_draft=True)
+    pool = Pool(pool_root)
+    samples = [s for _, s in zip(range(args.draft_pairs), pool.samples(0), strict=False)]
+    blobs, captions = [s.image for s in samples], [s.caption or "" for s in samples]
+    (full, text), (reduced, _) = (encode(c, blobs, captions, pool.decode_options) for c in (cfg, drafted))
+    cosine, delta = (full * reduced).sum(axis=1), np.abs((full * text).sum(axis=1) - (reduced * text).sum(axis=1))
+    return {"draft_to": draft_size(drafted, load_model(cfg)[0]), "stored_side": samples[0].extra.get("stored_width"),
+            "D_draft": decode_limit(drafted, pool_root, args.decode_pairs), "pairs": len(samples),
+            "image_cosine_min": round(float(cosine.min()), 6), "image_cosine_mean": round(float(cosine.mean()), 6),
+            "clip_score_abs_diff_max": round(float(delta.max()), 6), "clip_score_abs_diff_mean": round(float(delta.mean()), 6)}
+
+
+# -- L: the training loader alone ------------------------------------------------------------------
+def loader_limit(pool_root: Path, args, keep: int = 4) -> tuple[dict, list[dict]]:
+    """Samples/s of `train run`'s DataLoader alone over `--steps` batches (after `--skip`), and its first `keep` batches."""
+    from tierclip.train.data import StreamPlan, make_loader
+
+    dataset = benchlib.training_dataset(pool_root, args.model)
+    loader = make_loader(dataset, StreamPlan(args.train_batch), 0, args.steps, args.workers, 0, args.device.startswith("cuda"))
+    kept, started = [], time.perf_counter()
+    for step, batch in enumerate(loader):
+        if step == args.skip:
+            started = time.perf_counter()
+        if len(kept) < keep:
+            kept.append({"image": batch["image"], "text": batch["text"]})
+    rate = (args.steps - args.skip) * args.train_batch / (time.perf_counter() - started)
+    return {"samples_per_s": round(rate, 2), "steps": args.steps, "skip": args.skip}, kept
+
+
+# -- the table -----------------------------------------------------------------------------------
+def shared(a: float, b: float) -> float:
+    """The rate of two stages that take turns on the same cores: 1 / (1/a + 1/b)."""
+    return 1 / (1 / a + 1 / b)
+
+
+def ratios(best: dict) -> dict:
+    d, m, s = (best[k]["pairs_per_s"] for k in ("D", "M", "S"))
+    loader, bare, t = (best[k]["samples_per_s"] for k in ("L", "B", "T"))
+    found = {"S/min(D,M)": s / min(d, m), "T/min(L,B)": t / min(loader, bare),
+             "S/shared(D,M)": s / shared(d, m), "T/shared(L,B)": t / shared(loader, bare)}
+    steady = best["S"].get("after_first_shard_pairs_per_s")
+    if steady:
+        found |= {"S'/min(D,M)": steady / min(d, m), "S'/shared(D,M)": steady / shared(d, m)}
+    return {name: round(value, 3) for name, value in found.items()}
+
+
+def table(best: dict, found: dict) -> str:
+    lines = ["| measurement | rate (pairs or samples/s) |", "|---|---:|"]
+    names = {"D": "D decode limit", "M": "M model limit", "S": "S clip stage (`curate score`), end to end",
+             "L": "L training loader alone", "T": "T `train run`", "B": "B bare training step"}
+    for key, label in names.items():
+        value = best[key].get("pairs_per_s", best[key].get("samples_per_s"))
+        lines.append(f"| {label} | {value:,.1f} |")
+    if best["S"].get("after_first_shard_pairs_per_s"):
+        lines.append(f"| S' clip stage after its first shard | {best['S']['after_first_shard_pairs_per_s']:,.1f} |")
+    lines += [f"| {name} | {value:.2f} |" for name, value in found.items()]
+    return "\n".join(lines)
+
+
+def stage_config(checkpoint: Path, args):
+    from tierclip.curate.stages.clip import ClipConfig
+
+    return ClipConfig(model=args.model, pretrained=str(checkpoint), batch_size=args.batch_size, loader_workers=args.workers,
+                      device=args.device, threads=args.threads)
+
+
+def measure_all(pool: Path, checkpoint: Path, args) -> dict:
+    """Each measurement `--repeats` times, alternating; the best pass of each."""
+    cfg = stage_config(checkpoint, args)
+    passes: dict[str, list[dict]] = {k: [] for k in "DMSLBT"}
+    for _ in range(args.repeats):
+        passes["D"].append(decode_limit(cfg, pool, args.decode_pairs))
+        passes["M"].append(model_limit(cfg, pool, args.model_batches))
+        passes["S"].append(benchlib.clip_stage(pool, model=args.model, pretrained=checkpoint, device=args.device,
+                                               batch_size=args.batch_size, loader_workers=args.workers, torch_threads=args.threads))
+        loader, batches = loader_limit(pool, args)
+        passes["L"].append(loader)
+        steps = [batches[i % len(batches)] for i in range(args.bare_steps)]
+        passes["B"].append(benchlib.bare_step(benchlib.build_model(args.model), steps, 1, args.device, args.precision, warmup=2))
+        passes["T"].append(benchlib.train_run(
+            pool, args.out / "run", args.skip, scale="small", model=args.model, batch_size=args.train_batch,
+            samples_seen=args.steps * args.train_batch, warmup=2, loader_workers=args.workers, torch_threads=args.threads,
+            device=args.device))
+        print(json.dumps({k: v[-1] for k, v in passes.items()}), flush=True)
+    rate = "pairs_per_s"
+    return {k: max(v, key=lambda r: r.get(rate, r.get("samples_per_s"))) for k, v in passes.items()}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="scratch folder (pool, checkpoint, run, bench_speed.json)")
+    parser.add_argument("--pairs", type=int, default=10_000, help="pairs in the pool")
+    parser.add_argument("--shard-size", type=int, default=10_000, help="pairs per shard (DataComp ships 10,000)")
+    parser.add_argument("--image-size", type=int, default=256, help="side of the stored JPEGs")
+    parser.add_argument("--model", default="ViT-B-32", help="open_clip model (or a project config such as tc-vit-s)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", default="fp32", choices=benchlib.PRECISIONS, help="bare step: fp32, or bf16 (CUDA autocast)")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes: D's, and the loader workers of S, L and T")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads of the model (0: torch's default)")
+    parser.add_argument("--batch-size", type=int, default=256, help="clip stage batch")
+    parser.add_argument("--model-batches", type=int, default=2, help="M: batches timed")
+    parser.add_argument("--decode-pairs", type=int, default=4096, help="D: pairs decoded")
+    parser.add_argument("--train-batch", type=int, default=64, help="training batch (L, T, B)")
+    parser.add_argument("--steps", type=int, default=12, help="training steps (L, T)")
+    parser.add_argument("--bare-steps", type=int, default=6, help="bare step: steps (the first one is not timed)")
+    parser.add_argument("--skip", type=int, default=2, help="first steps left out of L's and T's rates")
+    parser.add_argument("--draft-pairs", type=int, default=0, help="pairs for the --jpeg-draft trade-off (0: not measured)")
+    parser.add_argument("--repeats", type=int, default=1, help="passes over all measurements; the best of each is kept")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    pool = benchlib.jpeg_pool(args.out / "pool", args.pairs, args.image_size, args.shard_size, max(1, args.workers))
+    checkpoint = benchlib.save_random_checkpoint(args.out / f"checkpoint-{args.model}", args.model)
+    machine = benchlib.machine_facts(args.device)
+    best = measure_all(pool, checkpoint, args)
+    found = ratios(best)
+    result = {"machine": machine, "load_average_after": round(os.getloadavg()[0], 2),
+              "args": {k: str(v) for k, v in vars(args).items()}, "best": best, "ratios": found}
+    if args.draft_pairs:
+        result["draft"] = draft_tradeoff(stage_config(checkpoint, args), pool, args)
+        print(json.dumps({"draft": result["draft"]}), flush=True)
+    (args.out / "bench_speed.json").write_text(json.dumps(result, indent=2))
+    print(table(best, found))
+
+
+if __name__ == "__main__":
+    main()
