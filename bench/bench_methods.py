@@ -28,33 +28,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
+
+import benchlib
 
 GRID = {"tc-rn-tiny": ("clip", "slip", "declip"), "tc-vit-tiny": ("clip", "flip", "slip", "declip", "filip", "defilip")}
 TASKS = ("shape/top1", "color/top1")
 
 
-def console(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
-
-
-def make_pool(root: Path, n: int, eval_n: int) -> Path:
-    if not (root / "pool.json").exists():
-        subprocess.run([console("curate"), "synth", "--n", str(n), "--out", str(root), "--seed", "0", "--image-size", "32",
-                        "--profile", "clean", "--max-objects", "1", "--eval-n", str(eval_n), "--workers", "1"], check=True)
-    return root
-
-
 def run_args(pool: Path, out: Path, model: str, method: str, seed: int, args) -> list[str]:
     steps = -(-args.samples_seen // args.batch_size)
-    return [console("train"), "run", str(pool), "--out", str(out), "--method", method, "--model", model,
-            "--scale", "cpu-small", "--samples-seen", str(args.samples_seen), "--batch-size", str(args.batch_size),
-            "--warmup", str(max(1, steps // 10)), "--seed", str(seed), "--torch-threads", "1", "--loader-workers", "1",
-            "--log-every", "5", "--checkpoint-every", str(10**6), "--eval", str(pool / "eval"),
-            "--declip-queue-size", str(args.queue_size or args.samples_seen // 2)]
+    return benchlib.command("train", "run", pool, out=out, method=method, model=model, scale="cpu-small",
+                            samples_seen=args.samples_seen, batch_size=args.batch_size, warmup=max(1, steps // 10), seed=seed,
+                            torch_threads=1, loader_workers=1, log_every=5, checkpoint_every=10**6, eval=pool / "eval",
+                            declip_queue_size=args.queue_size or args.samples_seen // 2)
 
 
 def train_all(pool: Path, runs: Path, args) -> None:
@@ -65,16 +55,15 @@ def train_all(pool: Path, runs: Path, args) -> None:
                 out = runs / f"{model}-{method}-s{seed}"
                 if (out / "DONE").exists():
                     continue
-                if out.exists():
-                    subprocess.run(["rm", "-rf", str(out)], check=True)
+                shutil.rmtree(out, ignore_errors=True)
                 command = run_args(pool, out, model, method, seed, args)
                 print("==", " ".join(command[1:]), file=sys.stderr, flush=True)
-                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+                benchlib.run_command(command)
 
 
 def run_summary(run: Path) -> dict:
     results = json.loads((run / "results.json").read_text())
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = benchlib.read_metrics(run)
     rates = [row["samples_per_s"] for row in rows if row["step"] > 10] or [rows[-1]["samples_per_s"]]
     return {**{task: results["metrics"][task] for task in TASKS}, "gflops_per_sample": results["gflops_per_sample"],
             "samples_per_s": statistics.median(rates)}
@@ -217,7 +206,7 @@ def main() -> None:
         print(text)
         return
 
-    pool = make_pool(args.out / "pool", args.pool_size, args.eval_n)
+    pool = benchlib.synth_pool(args.out / "pool", args.pool_size, 32, 1, max_objects=1, eval_n=args.eval_n)
     if not args.table_only:
         train_all(pool, args.out / "runs", args)
     text = table(args.out / "runs", args.seeds)

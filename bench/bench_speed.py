@@ -101,8 +101,8 @@ def model_limit(cfg, pool_root: Path, batches: int) -> dict:
         torch.set_num_threads(cfg.threads)
     pool = Pool(pool_root)
     samples = [s for _, s in zip(range(cfg.batch_size), pool.samples(0), strict=False)]
-    items = PairDecoder(preprocess, tokenizer, pool.decode_options).__getitems__([(s.image, s.caption or "") for s in samples])
-    pixels, tokens = torch.stack([i[0] for i in items]).to(device), torch.stack([i[2] for i in items]).to(device)
+    decoder = PairDecoder(preprocess, tokenizer, pool.decode_options)
+    pixels, _, tokens = (part.to(device) for part in decoder.batch([(s.image, s.caption or "") for s in samples]))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     with torch.inference_mode(), autocast:
@@ -185,6 +185,33 @@ def table(best: dict, found: dict) -> str:
     return "\n".join(lines)
 
 
+def stage_options(checkpoint: Path, args) -> dict:
+    return {"model": args.model, "pretrained": checkpoint, "device": args.device, "batch_size": args.batch_size,
+            "loader_workers": args.workers, "torch_threads": args.threads}
+
+
+def train_options(args) -> dict:
+    return {"scale": "small", "model": args.model, "batch_size": args.train_batch, "samples_seen": args.steps * args.train_batch,
+            "warmup": 2, "loader_workers": args.workers, "torch_threads": args.threads, "device": args.device}
+
+
+def profiles(pool: Path, checkpoint: Path, args) -> dict:
+    """S and T once more under py-spy: seconds per role and activity (main thread, loader workers, other threads)."""
+    import shutil
+
+    found = {}
+    shutil.rmtree(args.out / "run-profiled", ignore_errors=True)
+    commands = {"S": benchlib.command("curate", "score", pool, stages="clip", workers=1, force=True, **stage_options(checkpoint, args)),
+                "T": benchlib.command("train", "run", pool, out=args.out / "run-profiled", log_every=1, checkpoint_every=10**9,
+                                      **train_options(args))}
+    for name, command in commands.items():
+        raw = args.out / f"profile-{name}.txt"
+        wall = benchlib.profile_command(command, raw)
+        found[name] = {"wall_s": round(wall, 1), "seconds": {k: round(v, 1) for k, v in benchlib.profile_seconds(raw).items()}}
+        print(json.dumps({f"profile {name}": found[name]}), flush=True)
+    return found
+
+
 def stage_config(checkpoint: Path, args):
     from tierclip.curate.stages.clip import ClipConfig
 
@@ -199,16 +226,13 @@ def measure_all(pool: Path, checkpoint: Path, args) -> dict:
     for _ in range(args.repeats):
         passes["D"].append(decode_limit(cfg, pool, args.decode_pairs))
         passes["M"].append(model_limit(cfg, pool, args.model_batches))
-        passes["S"].append(benchlib.clip_stage(pool, model=args.model, pretrained=checkpoint, device=args.device,
-                                               batch_size=args.batch_size, loader_workers=args.workers, torch_threads=args.threads))
+        passes["S"].append(benchlib.clip_stage(pool, **stage_options(checkpoint, args)))
         loader, batches = loader_limit(pool, args)
         passes["L"].append(loader)
         steps = [batches[i % len(batches)] for i in range(args.bare_steps)]
-        passes["B"].append(benchlib.bare_step(benchlib.build_model(args.model), steps, 1, args.device, args.precision, warmup=2))
-        passes["T"].append(benchlib.train_run(
-            pool, args.out / "run", args.skip, scale="small", model=args.model, batch_size=args.train_batch,
-            samples_seen=args.steps * args.train_batch, warmup=2, loader_workers=args.workers, torch_threads=args.threads,
-            device=args.device))
+        passes["B"].append(benchlib.bare_step(benchlib.build_model(args.model), steps, 1, args.device, args.precision,
+                                              warmup=2, weight_decay=0.2))  # as `--scale small`
+        passes["T"].append(benchlib.train_run(pool, args.out / "run", args.skip, **train_options(args)))
         print(json.dumps({k: v[-1] for k, v in passes.items()}), flush=True)
     rate = "pairs_per_s"
     return {k: max(v, key=lambda r: r.get(rate, r.get("samples_per_s"))) for k, v in passes.items()}
@@ -220,6 +244,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=10_000, help="pairs in the pool")
     parser.add_argument("--shard-size", type=int, default=10_000, help="pairs per shard (DataComp ships 10,000)")
     parser.add_argument("--image-size", type=int, default=256, help="side of the stored JPEGs")
+    parser.add_argument("--render-size", type=int, default=0, help="side the scenes are rendered at before ingest resizes "
+                        "them (0: 1.5 x --image-size; --image-size: no resize, a faster build)")
     parser.add_argument("--model", default="ViT-B-32", help="open_clip model (or a project config such as tc-vit-s)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--precision", default="fp32", choices=benchlib.PRECISIONS, help="bare step: fp32, or bf16 (CUDA autocast)")
@@ -233,6 +259,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bare-steps", type=int, default=6, help="bare step: steps (the first one is not timed)")
     parser.add_argument("--skip", type=int, default=2, help="first steps left out of L's and T's rates")
     parser.add_argument("--draft-pairs", type=int, default=0, help="pairs for the --jpeg-draft trade-off (0: not measured)")
+    parser.add_argument("--profile", action="store_true", help="run S and T once more under py-spy: where their time goes")
     parser.add_argument("--repeats", type=int, default=1, help="passes over all measurements; the best of each is kept")
     return parser.parse_args()
 
@@ -240,13 +267,16 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    pool = benchlib.jpeg_pool(args.out / "pool", args.pairs, args.image_size, args.shard_size, max(1, args.workers))
+    pool = benchlib.jpeg_pool(args.out / "pool", args.pairs, args.image_size, args.shard_size, max(1, args.workers),
+                              args.render_size or None)
     checkpoint = benchlib.save_random_checkpoint(args.out / f"checkpoint-{args.model}", args.model)
     machine = benchlib.machine_facts(args.device)
     best = measure_all(pool, checkpoint, args)
     found = ratios(best)
     result = {"machine": machine, "load_average_after": round(os.getloadavg()[0], 2),
               "args": {k: str(v) for k, v in vars(args).items()}, "best": best, "ratios": found}
+    if args.profile:
+        result["profile"] = profiles(pool, checkpoint, args)
     if args.draft_pairs:
         result["draft"] = draft_tradeoff(stage_config(checkpoint, args), pool, args)
         print(json.dumps({"draft": result["draft"]}), flush=True)

@@ -272,9 +272,9 @@ def build_model(name: str, patch_dropout: float = 0.0, device: str = "cpu"):
 
 
 def bare_step(model, batches: list[dict], skip: int, device: str = "cpu", precision: str = "fp32",
-              lr: float = 5e-4, warmup: int = 10) -> dict:
+              lr: float = 5e-4, warmup: int = 10, weight_decay: float = 0.1) -> dict:
     """Samples/s of `train run`'s CLIP step on in-memory batches (no loader, no logging, no checkpoints), timed
-    after `skip` steps; first and last loss.
+    after `skip` steps; the loss of every step.
 
     The run's optimizer (train.loop.build_optimizer: open_clip_train's groups), schedule (build_scheduler), default
     gradient clipping and logit-scale clamp (OptimConfig); `precision` bf16 is the run's CUDA autocast.
@@ -285,7 +285,7 @@ def bare_step(model, batches: list[dict], skip: int, device: str = "cpu", precis
     from tierclip.train.loop import build_optimizer, build_scheduler
 
     model = model.to(device).train()
-    optim = OptimConfig(lr=lr, warmup_steps=warmup)
+    optim = OptimConfig(lr=lr, warmup_steps=warmup, weight_decay=weight_decay)
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, warmup, len(batches))
     moved: dict[int, dict] = {}  # a batch repeated in the list is moved to the device once
@@ -302,7 +302,7 @@ def bare_step(model, batches: list[dict], skip: int, device: str = "cpu", precis
     sync()
     rate = (len(batches) - skip) * len(batches[0]["text"]) / (time.perf_counter() - started)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
-    return {"samples_per_s": round(rate, 2), "first_loss": float(losses[0]), "last_loss": float(losses[-1]),
+    return {"samples_per_s": round(rate, 2), "losses": [round(float(loss), 6) for loss in losses],
             "peak_gpu_memory_gib": round(peak, 2) if peak is not None else None}
 
 
@@ -348,6 +348,56 @@ def training_dataset(pool_root: Path, model_name: str, seed: int = 0):
     pre = open_clip.get_model_preprocess_cfg(build_model(model_name))
     views = {"image": make_view_transform("image", pre["size"], pre["mean"], pre["std"])}
     return PositionDataset(build_index(Pool(pool_root), None), views, get_tokenizer(model_name), seed)
+
+
+# -- profiles ----------------------------------------------------------------------------------
+# Where the time of a profiled command goes: (activity, frame markers) per role, the first activity whose marker is
+# in a sample's stack wins. Roles: the main thread, other threads of the command, its child processes (loader workers).
+MAIN_ACTIVITIES = (
+    ("start-up: imports", ("_find_and_load",)),
+    ("start-up: model load", ("load_model (", "create_model (", "_create (")),
+    ("model forward (clip stage)", ("embed_batch (",)),
+    ("training step: forward", ("MethodStep.forward",)),
+    ("training step: backward", ("backward (",)),
+    ("training step: clipping + AdamW", ("clip_grad_norm_", "AdamW.step", "Optimizer.step", "_optimizer_step (")),
+    ("waiting for the loader", ("_next_data (", "_get_data (")),
+    ("writes", ("write_scores (", "write_npy (", "save_state (", "write_json (")),
+    ("pool index and checks", ("build_index (", "check_inputs (", "plan (")),
+)
+WORKER_ACTIVITIES = (("decode + preprocess", ("fetch (", "__getitems__ (")), ("idle", ("",)))
+THREAD_ACTIVITIES = (("read-ahead: tar read", ("read_tar_samples", "iter_images")), ("read-ahead: waiting", ("read_ahead",)),
+                     ("pin-memory thread", ("_pin_memory_loop",)), ("other threads", ("",)))
+
+
+def profile_command(args: list[str], raw: Path, rate: int = 50) -> float:
+    """`run_command` under py-spy (every thread and child process, idle samples too); raw stacks to `raw`."""
+    spy = Path(sys.executable).with_name("py-spy")
+    return run_command([str(spy), "record", "--format", "raw", "--threads", "--subprocesses", "--idle", "--nonblocking",
+                        "--rate", str(rate), "--output", str(raw), "--", *args])
+
+
+def profile_seconds(raw: Path, rate: int = 50) -> dict[str, float]:
+    """Seconds per "role: activity" of a py-spy raw file (see MAIN_ACTIVITIES)."""
+    seconds: dict[str, float] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        label = _classify(stack.split(";"))
+        seconds[label] = seconds.get(label, 0.0) + int(count) / rate
+    return dict(sorted(seconds.items(), key=lambda item: -item[1]))
+
+
+def _classify(frames: list[str]) -> str:
+    thread = next((frame for frame in frames if frame.startswith("thread (")), "")
+    if any("_worker_loop (" in frame for frame in frames):
+        role, rules = "loader workers", WORKER_ACTIVITIES
+    elif "MainThread" in thread:
+        role, rules = "main thread", MAIN_ACTIVITIES + (("other", ("",)),)
+    else:
+        role, rules = "threads", THREAD_ACTIVITIES
+    text = ";".join(frames)
+    return f"{role}: {next(name for name, markers in rules if any(marker in text for marker in markers))}"
 
 
 # -- the machine -------------------------------------------------------------------------------

@@ -21,9 +21,10 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
+
+import benchlib
 
 SECTION = "## Curation quality on the synthetic pool"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -41,7 +42,7 @@ RECIPE = (
 
 
 def build(root: Path) -> list[str]:
-    """Run the recipe's commands (console scripts next to this interpreter); return them as typed."""
+    """Run the recipe's commands (this checkout's, benchlib.command); return them as typed."""
     typed = []
     for template, done in RECIPE:
         line = template.format(root=root)
@@ -51,7 +52,7 @@ def build(root: Path) -> list[str]:
             continue
         print(f"== {line}", file=sys.stderr)
         argv = shlex.split(line)
-        subprocess.run([str(Path(sys.executable).with_name(argv[0])), *argv[1:]], check=True)
+        benchlib.run_command(benchlib.command(*argv))
     return typed
 
 
