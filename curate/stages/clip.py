@@ -133,6 +133,12 @@ class PairDecoder:
             tokens = self.tokenizer(captions) if captions and captions[0] is not None else torch.zeros(len(jobs), 0, dtype=torch.long)
             return [(*self.pixels(blob), row_tokens) for (blob, _), row_tokens in zip(jobs, tokens, strict=True)]
 
+    def batch(self, jobs: list[tuple]) -> tuple:
+        """(pixels, ok, tokens) of the jobs stacked, as the loader hands them to the model."""
+        import torch
+
+        return torch.utils.data.default_collate(self.__getitems__(jobs))
+
     def pixels(self, blob: bytes | None) -> tuple:
         import torch
         from tierclip.curate.images import ImageDecodeError, decode_image

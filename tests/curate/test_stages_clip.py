@@ -187,9 +187,8 @@ def test_read_ahead_yields_in_order_and_raises_the_source_error_after_its_items(
 
 
 def test_jpeg_draft_is_an_option_recorded_with_the_scores_and_moves_only_large_jpegs(tmp_path):
-    import json
-
     import io
+    import json
 
     from PIL import Image
 
