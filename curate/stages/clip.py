@@ -174,6 +174,8 @@ class PairFeed:
         self.chunks: Iterator[list[tuple]] = iter(())
 
     def __iter__(self) -> Iterator[list[tuple]]:
+        # A generator: the chunks are taken when iteration starts, so an iterator the DataLoader makes and drops
+        # unused (it makes two on its first pass) takes nothing from the next one.
         chunks, self.chunks = self.chunks, iter(())
         yield from chunks
 
