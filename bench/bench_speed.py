@@ -18,8 +18,13 @@ nothing is downloaded; throughput does not depend on the weights). Printed, in p
 
 and the ratios S / min(D, M) and T / min(L, B), with S / shared(D, M) and T / shared(L, B) where
 shared(x, y) = 1 / (1/x + 1/y): what two stages can reach when they take turns on the same cores instead of
-overlapping (on a CPU-only box, decoding and the model share the cores). `--repeats` alternates the measurements
-and keeps each one's best pass (the least disturbed by other work on a shared machine). JSON to OUT/bench_speed.json.
+overlapping (on a CPU-only box, decoding and the model share the cores). S' is the clip stage from its first
+shard's end to its last one's (start-up and first shard left out; needs 2 shards or more). Each measurement also
+has its CPU seconds per 1,000 pairs (its processes, workers included; S and T as whole commands, start-up
+included): on a shared machine CPU time moves far less with the load than wall time, and (D+M)/S, (L+B)/T say
+how much CPU the stage and the run spend beyond decoding and the model. `--repeats` alternates the measurements
+and keeps each one's best pass (the least disturbed by other work on a shared machine). `--profile` runs S and T
+once more under py-spy and prints where each thread's and process's wall time goes. JSON to OUT/bench_speed.json.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 import benchlib
@@ -49,12 +53,13 @@ def decode_limit(cfg, pool_root: Path, limit: int) -> dict:
     chunk, workers = max(1, -(-cfg.batch_size // max(1, cfg.loader_workers))), max(1, cfg.loader_workers)
     jobs = [rows[start:start + chunk] for start in range(0, len(rows), chunk)]
     decoder = PairDecoder(preprocess, tokenizer, pool.decode_options, draft_size(cfg, model))
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_decode_worker_init, initargs=(index, decoder)) as procs:
-        procs.map(_noop, range(workers))
-        started = time.perf_counter()
-        done = sum(procs.map(_decode_rows, jobs, chunksize=1))
-        seconds = time.perf_counter() - started
-    return {"pairs_per_s": round(done / seconds, 1), "pairs": done, "seconds": round(seconds, 2), "processes": workers}
+    with benchlib.Clock() as cpu:  # the CPU of the processes, counted when they end with the pool
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_decode_worker_init, initargs=(index, decoder)) as procs:
+            procs.map(_noop, range(workers))
+            with benchlib.Clock() as clock:
+                done = sum(procs.map(_decode_rows, jobs, chunksize=1))
+    return {"pairs_per_s": round(done / clock.wall, 1), "pairs": done, "seconds": round(clock.wall, 2), "processes": workers,
+            "cpu_s_per_1000": cpu.per_1000(done)}
 
 
 _WORKER: dict = {}
@@ -108,12 +113,13 @@ def model_limit(cfg, pool_root: Path, batches: int) -> dict:
     with torch.inference_mode(), autocast:
         embed_batch(model, pixels, tokens, device)  # warm-up
         sync()
-        started = time.perf_counter()
-        for _ in range(batches):
-            embed_batch(model, pixels, tokens, device)
-        sync()
-    seconds = time.perf_counter() - started
-    return {"pairs_per_s": round(batches * len(samples) / seconds, 1), "pairs": batches * len(samples), "seconds": round(seconds, 2)}
+        with benchlib.Clock() as clock:
+            for _ in range(batches):
+                embed_batch(model, pixels, tokens, device)
+            sync()
+    pairs = batches * len(samples)
+    return {"pairs_per_s": round(pairs / clock.wall, 1), "pairs": pairs, "seconds": round(clock.wall, 2),
+            "cpu_s_per_1000": clock.per_1000(pairs)}
 
 
 # -- the JPEG draft trade-off ---------------------------------------------------------------------
@@ -145,14 +151,17 @@ def loader_limit(pool_root: Path, args, keep: int = 4) -> tuple[dict, list[dict]
 
     dataset = benchlib.training_dataset(pool_root, args.model)
     loader = make_loader(dataset, StreamPlan(args.train_batch), 0, args.steps, args.workers, 0, args.device.startswith("cuda"))
-    kept, started = [], time.perf_counter()
-    for step, batch in enumerate(loader):
-        if step == args.skip:
-            started = time.perf_counter()
-        if len(kept) < keep:
-            kept.append({"image": batch["image"], "text": batch["text"]})
-    rate = (args.steps - args.skip) * args.train_batch / (time.perf_counter() - started)
-    return {"samples_per_s": round(rate, 2), "steps": args.steps, "skip": args.skip}, kept
+    kept, clock = [], benchlib.Clock()
+    with benchlib.Clock() as cpu:  # every step, and the workers (counted when they end with the pass)
+        for step, batch in enumerate(loader):
+            if step == args.skip:
+                clock.start()
+            if len(kept) < keep:
+                kept.append({"image": batch["image"], "text": batch["text"]})
+        clock.stop()
+    rate = (args.steps - args.skip) * args.train_batch / clock.wall
+    return {"samples_per_s": round(rate, 2), "steps": args.steps, "skip": args.skip,
+            "cpu_s_per_1000": cpu.per_1000(args.steps * args.train_batch)}, kept
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -166,6 +175,11 @@ def ratios(best: dict) -> dict:
     loader, bare, t = (best[k]["samples_per_s"] for k in ("L", "B", "T"))
     found = {"S/min(D,M)": s / min(d, m), "T/min(L,B)": t / min(loader, bare),
              "S/shared(D,M)": s / shared(d, m), "T/shared(L,B)": t / shared(loader, bare)}
+    cpu = {k: best[k]["cpu_s_per_1000"] for k in "DMLB"} | best["cpu_s_per_1000_without_start_up"]
+    if cpu["S"]:
+        found["CPU (D+M)/S"] = (cpu["D"] + cpu["M"]) / cpu["S"]
+    if cpu["T"]:
+        found["CPU (L+B)/T"] = (cpu["L"] + cpu["B"]) / cpu["T"]
     steady = best["S"].get("after_first_shard_pairs_per_s")
     if steady:
         found |= {"S'/min(D,M)": steady / min(d, m), "S'/shared(D,M)": steady / shared(d, m)}
@@ -173,15 +187,17 @@ def ratios(best: dict) -> dict:
 
 
 def table(best: dict, found: dict) -> str:
-    lines = ["| measurement | rate (pairs or samples/s) |", "|---|---:|"]
+    lines = ["| measurement | pairs or samples/s | CPU s per 1,000 (start-up taken out) |", "|---|---:|---:|"]
     names = {"D": "D decode limit", "M": "M model limit", "S": "S clip stage (`curate score`), end to end",
-             "L": "L training loader alone", "T": "T `train run`", "B": "B bare training step"}
+             "L": "L training loader alone", "T": "T `train run` (logged steps after the skip)", "B": "B bare training step"}
+    steady = best["cpu_s_per_1000_without_start_up"]
     for key, label in names.items():
         value = best[key].get("pairs_per_s", best[key].get("samples_per_s"))
-        lines.append(f"| {label} | {value:,.1f} |")
+        cpu = f"{best[key]['cpu_s_per_1000']:,.2f}" + (f" ({steady[key]:,.2f})" if steady.get(key) else "")
+        lines.append(f"| {label} | {value:,.1f} | {cpu} |")
     if best["S"].get("after_first_shard_pairs_per_s"):
-        lines.append(f"| S' clip stage after its first shard | {best['S']['after_first_shard_pairs_per_s']:,.1f} |")
-    lines += [f"| {name} | {value:.2f} |" for name, value in found.items()]
+        lines.append(f"| S' clip stage after its first shard | {best['S']['after_first_shard_pairs_per_s']:,.1f} | |")
+    lines += [f"| {name} | {value:.2f} | |" for name, value in found.items()]
     return "\n".join(lines)
 
 
@@ -207,7 +223,8 @@ def profiles(pool: Path, checkpoint: Path, args) -> dict:
     for name, command in commands.items():
         raw = args.out / f"profile-{name}.txt"
         wall = benchlib.profile_command(command, raw)
-        found[name] = {"wall_s": round(wall, 1), "seconds": {k: round(v, 1) for k, v in benchlib.profile_seconds(raw).items()}}
+        seconds = {k: round(v, 1) for k, v in benchlib.profile_seconds(raw).items() if "helper threads" not in k}
+        found[name] = {"wall_s": round(wall, 1), "seconds": seconds}
         print(json.dumps({f"profile {name}": found[name]}), flush=True)
     return found
 
@@ -219,11 +236,32 @@ def stage_config(checkpoint: Path, args):
                       device=args.device, threads=args.threads)
 
 
+def start_up(checkpoint: Path, args) -> dict:
+    """CPU seconds of S and T on an 8-pair pool (one step for T): what the two commands spend whatever the work
+    (interpreter, imports, model load, loader workers' start), to take out of their CPU per pair."""
+    small = benchlib.jpeg_pool(args.out / "pool-start-up", 8, args.image_size, 8, 1, args.render_size or None)
+    stage = benchlib.clip_stage(small, **stage_options(checkpoint, args))
+    run = benchlib.train_run(small, args.out / "run-start-up", 0, **{**train_options(args), "samples_seen": args.train_batch})
+    return {"S": stage["cpu_s_per_1000"] * stage["pairs"] / 1000, "S_pairs": stage["pairs"],
+            "T": run["cpu_s_per_1000"] * run["samples_seen"] / 1000, "T_samples": run["samples_seen"]}
+
+
+def without_start_up(best: dict, fixed: dict) -> dict:
+    """CPU seconds per 1,000 pairs of S and T with the start-up's CPU and work taken out (None where the start-up
+    is not smaller than the whole: too little work to tell them apart)."""
+    found = {}
+    for key, count, small in (("S", "pairs", "S_pairs"), ("T", "samples_seen", "T_samples")):
+        total, items = best[key]["cpu_s_per_1000"] * best[key][count] / 1000, best[key][count]
+        found[key] = round((total - fixed[key]) * 1000 / (items - fixed[small]), 2) if total > fixed[key] and items > fixed[small] else None
+    return found
+
+
 def measure_all(pool: Path, checkpoint: Path, args) -> dict:
-    """Each measurement `--repeats` times, alternating; the best pass of each."""
+    """Each measurement `--repeats` times, alternating; the best pass of each (the least CPU for the start-up)."""
     cfg = stage_config(checkpoint, args)
-    passes: dict[str, list[dict]] = {k: [] for k in "DMSLBT"}
+    passes: dict[str, list[dict]] = {k: [] for k in "DMSLBT0"}
     for _ in range(args.repeats):
+        passes["0"].append(start_up(checkpoint, args))
         passes["D"].append(decode_limit(cfg, pool, args.decode_pairs))
         passes["M"].append(model_limit(cfg, pool, args.model_batches))
         passes["S"].append(benchlib.clip_stage(pool, **stage_options(checkpoint, args)))
@@ -234,8 +272,9 @@ def measure_all(pool: Path, checkpoint: Path, args) -> dict:
                                               warmup=2, weight_decay=0.2))  # as `--scale small`
         passes["T"].append(benchlib.train_run(pool, args.out / "run", args.skip, **train_options(args)))
         print(json.dumps({k: v[-1] for k, v in passes.items()}), flush=True)
-    rate = "pairs_per_s"
-    return {k: max(v, key=lambda r: r.get(rate, r.get("samples_per_s"))) for k, v in passes.items()}
+    best = {k: max(v, key=lambda r: r.get("pairs_per_s", r.get("samples_per_s"))) for k, v in passes.items() if k != "0"}
+    fixed = {k: min(p[k] for p in passes["0"]) for k in ("S", "T")} | {k: passes["0"][0][k] for k in ("S_pairs", "T_samples")}
+    return best | {"start_up_cpu_s": fixed, "cpu_s_per_1000_without_start_up": without_start_up(best, fixed)}
 
 
 def parse_args() -> argparse.Namespace:

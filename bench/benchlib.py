@@ -60,6 +60,35 @@ def checkout_env() -> dict:
     return {**os.environ, **CLI_ENV, "PYTHONPATH": path}
 
 
+class Clock:
+    """Wall and CPU seconds of a `with` block: this process's, and its children's that ended in it (a command, its
+    loader workers; Linux counts a waited-for child's own waited-for children too)."""
+
+    def start(self) -> Clock:
+        self.started = _clocks()
+        return self
+
+    def stop(self) -> Clock:
+        self.wall, self.cpu = (end - start for end, start in zip(_clocks(), self.started, strict=True))
+        return self
+
+    def __enter__(self) -> Clock:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def per_1000(self, items: int) -> float:
+        return round(self.cpu * 1000 / max(1, items), 2)
+
+
+def _clocks() -> tuple[float, float]:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_command(args: list[str], capture: bool = False) -> float | tuple[float, str]:
     """Run a command; its wall seconds (and its stdout with `capture`). Raises RuntimeError with the command's last
     output when it fails."""
@@ -208,9 +237,11 @@ def clip_stage(pool_root: Path, **options: object) -> dict:
     end, and from the first shard's completion to the last one's (start-up and first shard left out)."""
     import polars as pl
 
-    wall = run_command(command("curate", "score", pool_root, stages="clip", workers=1, force=True, **options))
+    with Clock() as clock:
+        run_command(command("curate", "score", pool_root, stages="clip", workers=1, force=True, **options))
     scores = pl.read_parquet(pool_root / "scores" / "clip" / "*.parquet")["clip_score"]
-    return {"pairs_per_s": round(len(scores) / wall, 2), "pairs": len(scores), "seconds": round(wall, 2),
+    return {"pairs_per_s": round(len(scores) / clock.wall, 2), "pairs": len(scores), "seconds": round(clock.wall, 2),
+            "cpu_s_per_1000": clock.per_1000(len(scores)),
             "after_first_shard_pairs_per_s": after_first_shard(pool_root, "clip"),
             "scored": int(scores.is_not_null().sum()), "score_mean": round(float(scores.mean()), 6)}
 
@@ -233,8 +264,10 @@ def train_run(pool_root: Path, out: Path, skip: int, **options: object) -> dict:
 
     shutil.rmtree(out, ignore_errors=True)
     settings = {"log_every": 1, "checkpoint_every": 10**9, **options}
-    wall = run_command(command("train", "run", pool_root, out=out, **settings))
-    return {**run_summary(out, skip), "wall_s": round(wall, 1)}
+    with Clock() as clock:
+        run_command(command("train", "run", pool_root, out=out, **settings))
+    summary = run_summary(out, skip)
+    return {**summary, "wall_s": round(clock.wall, 1), "cpu_s_per_1000": clock.per_1000(summary["samples_seen"])}
 
 
 # -- runs --------------------------------------------------------------------------------------
@@ -254,7 +287,7 @@ def run_summary(run: Path, skip: int) -> dict:
     """Samples/s after `skip` logged lines, end to end (results.json), first and last loss of a finished run."""
     rows = read_metrics(run)
     results = json.loads((run / "results.json").read_text())
-    return {"samples_per_s": round(logged_rate(rows, skip), 2),
+    return {"samples_per_s": round(logged_rate(rows, skip), 2), "samples_seen": results["samples_seen"],
             "samples_per_s_end_to_end": round(results["samples_seen"] / results["wall_time_s"], 2),
             "first_loss": rows[0]["loss"], "last_loss": rows[-1]["loss"], "steps": len(rows),
             "device": results.get("device"), "world_size": results.get("world_size")}
@@ -292,17 +325,20 @@ def bare_step(model, batches: list[dict], skip: int, device: str = "cpu", precis
     batches = [moved.setdefault(id(b), {k: v.to(device) for k, v in b.items()}) for b in batches]
     loss_fn, sync = ClipLoss(), (torch.cuda.synchronize if device.startswith("cuda") else (lambda: None))
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16")
-    losses, started = [], time.perf_counter()
+    losses, clock = [], Clock().start()
     for step, batch in enumerate(batches):
         if step == skip:
             sync()
-            started = time.perf_counter()
+            clock.start()
         losses.append(_one_step(model, optimizer, loss_fn, batch, autocast, optim))
         scheduler.step()
     sync()
-    rate = (len(batches) - skip) * len(batches[0]["text"]) / (time.perf_counter() - started)
+    clock.stop()
+    timed = (len(batches) - skip) * len(batches[0]["text"])
+    rate = timed / clock.wall
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
-    return {"samples_per_s": round(rate, 2), "losses": [round(float(loss), 6) for loss in losses],
+    return {"samples_per_s": round(rate, 2), "cpu_s_per_1000": clock.per_1000(timed),
+            "losses": [round(float(loss), 6) for loss in losses],
             "peak_gpu_memory_gib": round(peak, 2) if peak is not None else None}
 
 
@@ -355,6 +391,7 @@ def training_dataset(pool_root: Path, model_name: str, seed: int = 0):
 # in a sample's stack wins. Roles: the main thread, other threads of the command, its child processes (loader workers).
 MAIN_ACTIVITIES = (
     ("start-up: imports", ("_find_and_load",)),
+    ("waiting for the tar read-ahead", ("read_ahead (",)),
     ("start-up: model load", ("load_model (", "create_model (", "_create (")),
     ("model forward (clip stage)", ("embed_batch (",)),
     ("training step: forward", ("MethodStep.forward",)),
@@ -366,7 +403,7 @@ MAIN_ACTIVITIES = (
 )
 WORKER_ACTIVITIES = (("decode + preprocess", ("fetch (", "__getitems__ (")), ("idle", ("",)))
 THREAD_ACTIVITIES = (("read-ahead: tar read", ("read_tar_samples", "iter_images")), ("read-ahead: waiting", ("read_ahead",)),
-                     ("pin-memory thread", ("_pin_memory_loop",)), ("other threads", ("",)))
+                     ("pin memory", ("_pin_memory_loop",)), ("helper threads, mostly idle", ("",)))
 
 
 def profile_command(args: list[str], raw: Path, rate: int = 50) -> float:
@@ -393,6 +430,8 @@ def _classify(frames: list[str]) -> str:
     if any("_worker_loop (" in frame for frame in frames):
         role, rules = "loader workers", WORKER_ACTIVITIES
     elif "MainThread" in thread:
+        if frames[-1] == thread:
+            return "main thread: interpreter start and exit (no Python frames)"
         role, rules = "main thread", MAIN_ACTIVITIES + (("other", ("",)),)
     else:
         role, rules = "threads", THREAD_ACTIVITIES

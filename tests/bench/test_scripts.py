@@ -36,11 +36,13 @@ def test_bench_speed_prints_every_limit_and_both_ratios(tmp_path):
               "--workers", 1, "--threads", 1, "--batch-size", 8, "--model-batches", 1, "--decode-pairs", 24,
               "--train-batch", 8, "--steps", 3, "--skip", 1, "--bare-steps", 2, "--draft-pairs", 8)
     for row in ("D decode limit", "M model limit", "S clip stage", "S' clip stage after its first shard", "L training loader",
-                "T `train run`", "B bare training step", "S/min(D,M)", "T/min(L,B)"):
+                "T `train run`", "B bare training step", "S/min(D,M)", "T/min(L,B)", "S/shared(D,M)", "T/shared(L,B)"):
         assert f"| {row}" in out
     result = json.loads((tmp_path / "bench_speed.json").read_text())
     best = result["best"]
     assert all(positive(best[k]["pairs_per_s"]) for k in "DMS") and all(positive(best[k]["samples_per_s"]) for k in "LTB")
+    assert all(positive(best[k]["cpu_s_per_1000"]) for k in "DMSLBT") and positive(best["start_up_cpu_s"]["S"])
+    assert set(best["cpu_s_per_1000_without_start_up"]) == {"S", "T"}
     assert best["S"]["scored"] == best["S"]["pairs"] == 48
     run_losses = [row["loss"] for row in benchlib_metrics(tmp_path / "run")]
     assert best["B"]["losses"] == pytest.approx(run_losses[:2], abs=1e-5)  # the bare step is the run's step, on its batches
