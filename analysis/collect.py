@@ -6,12 +6,14 @@ into rows of one frame, one row per run x task x metric:
 
     run, tier, method, model, pool, subset, subset_size, unique_samples, samples_seen,
     repetitions, gflops, gflops_per_sample, wall_time_s, seed, tier_set, rule, samples_per_s,
+    fraction, tier_kind, augmentation, pool_source,
     model_family, params, image_params, text_params, embedding_params, image_size, image_width,
     image_depth, text_width, text_depth, text_context, vocab_size,
-    task, metric, value, random_score, share_<gt column> ...
+    task, metric, value, random_score, majority_score, share_<gt column> ...
 
 The model columns are what `train run` recorded from the instantiated model (null for runs written
-before it did); `samples_per_s` is the measured training throughput.
+before it did); `samples_per_s` is the measured training throughput; `pool_source` is the pool.json
+`source` text config.json copied (where the data came from, for the data cards).
 
 `share_gt_*` columns hold the subset manifest's `gt_shares` (synthetic pools
 only; null otherwise), so the data card of each tier is a `unique` away.
@@ -19,16 +21,21 @@ only; null otherwise), so the data card of each tier is a `unique` away.
 Nothing is mixed in silently: a run without `DONE` is listed as a problem and
 left out; a missing or malformed `results.json` or `eval.jsonl` becomes a
 problem naming the file (and line), and every other run is still collected.
+A run whose results.json holds a non-finite number or trained on nothing
+(`samples_seen: 0`) is left out as malformed; an eval line whose value is not
+a finite number is skipped as a malformed line.
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from tierclip.analysis.augmentation import augmentation_of
 
 RUN_FILES = ("DONE", "results.json", "config.json", "eval.jsonl", "metrics.jsonl")
 REQUIRED_RESULTS = ("method", "samples_seen")
@@ -37,12 +44,18 @@ RUN_COLUMNS = {
     "subset_size": pl.Int64, "unique_samples": pl.Int64, "samples_seen": pl.Int64, "repetitions": pl.Float64,
     "gflops": pl.Float64, "gflops_per_sample": pl.Float64, "wall_time_s": pl.Float64, "seed": pl.Int64,
     "tier_set": pl.Utf8, "rule": pl.Utf8, "samples_per_s": pl.Float64,
+    # from the subset manifest: the tier's top-k fraction (1.0 = every candidate) and kind (nested, bins, random)
+    "fraction": pl.Float64, "tier_kind": pl.Utf8,
+    # from config.json: the image augmentation the run trained with (analysis.augmentation), the pool's source text
+    "augmentation": pl.Utf8, "pool_source": pl.Utf8,
     # the model, as train run recorded it from the instantiated model (train.models.describe_model)
     "model_family": pl.Utf8, "params": pl.Int64, "image_params": pl.Int64, "text_params": pl.Int64,
     "embedding_params": pl.Int64, "image_size": pl.Int64, "image_width": pl.Int64, "image_depth": pl.Int64,
     "text_width": pl.Int64, "text_depth": pl.Int64, "text_context": pl.Int64, "vocab_size": pl.Int64,
 }
-EVAL_COLUMNS = {"task": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "random_score": pl.Float64}
+EVAL_COLUMNS = {"task": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "random_score": pl.Float64,
+                "majority_score": pl.Float64}
+POSITIVE = ("samples_seen", "subset_size", "unique_samples")  # a finished run has trained on something
 SHARE_PREFIX = "share_"
 WHOLE_POOL = "all"  # the tier of a run trained on the whole pool (no subset), as `train sweep` names it
 
@@ -130,9 +143,17 @@ def read_eval_rows(path: Path) -> tuple[list[dict], list[Problem]]:
 def _eval_row(row: dict) -> dict:
     if not isinstance(row, dict):
         raise TypeError("expected a JSON object")
-    value, random_score = float(row["value"]), row.get("random_score")
+    value = float(row["value"])
+    if not math.isfinite(value):
+        raise ValueError(f"value is {value}, not a finite number")
     return {"task": str(row["task"]), "metric": str(row["metric"]), "value": value,
-            "random_score": None if random_score is None else float(random_score)}
+            "random_score": _baseline(row.get("random_score")), "majority_score": _baseline(row.get("majority_score"))}
+
+
+def _baseline(value) -> float | None:
+    """A chance or majority score: a finite number, else None (an eval set that does not provide it)."""
+    number = None if value is None or isinstance(value, bool) else float(value)
+    return number if number is not None and math.isfinite(number) else None
 
 
 def rows_from_results_metrics(results: dict) -> list[dict]:
@@ -140,7 +161,7 @@ def rows_from_results_metrics(results: dict) -> list[dict]:
     rows = []
     for key, value in (results.get("metrics") or {}).items():
         task, _, metric = str(key).partition("/")
-        rows.append({"task": task, "metric": metric or "value", "value": float(value), "random_score": None})
+        rows.append(_eval_row({"task": task, "metric": metric or "value", "value": value}))
     return rows
 
 
@@ -153,6 +174,10 @@ def run_fields(run_dir: Path, results: dict, config: dict) -> dict:
         "tier_set": manifest.get("tier_set"),
         "rule": manifest.get("rule"),
         "subset_size": results.get("subset_size", manifest.get("n")),
+        "fraction": manifest.get("fraction"),
+        "tier_kind": manifest.get("tier_kind"),
+        "augmentation": augmentation_of(config),
+        "pool_source": _as_text((config.get("pool_info") or {}).get("source")) if isinstance(config.get("pool_info"), dict) else None,
     }
     for name in RUN_COLUMNS:
         fields.setdefault(name, results.get(name))
@@ -190,14 +215,21 @@ def collect_run(run_dir: Path) -> tuple[pl.DataFrame, list[Problem]]:
         rows, eval_problems = read_eval_rows(eval_path)
         problems += eval_problems
     else:
-        rows = rows_from_results_metrics(results)
+        rows = _results_metrics(run_dir / "results.json", results)
         problems.append(Problem(str(eval_path), "missing", "file is missing; used results.json metrics (no random score)"))
     if not rows:
         raise RunError(Problem(str(eval_path), "empty", "no evaluation rows for this run"))
     try:
         return _run_frame(run_fields(run_dir, results, config), rows), problems
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
-        raise RunError(Problem(str(run_dir / "results.json"), "malformed", f"wrong value type ({exc})")) from None
+        raise RunError(Problem(str(run_dir / "results.json"), "malformed", f"bad value, run left out ({exc})")) from None
+
+
+def _results_metrics(path: Path, results: dict) -> list[dict]:
+    try:
+        return rows_from_results_metrics(results)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise RunError(Problem(str(path), "malformed", f"bad metrics ({exc})")) from None
 
 
 def _as_int(value) -> int:
@@ -218,9 +250,20 @@ def _run_frame(fields: dict, rows: list[dict]) -> pl.DataFrame:
             value = fields[name]
             try:
                 typed[name] = None if value is None else CASTS[dtype](value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ValueError(f"{name}={value!r} is not {dtype}") from None
+    _check_values(typed)
     return pl.DataFrame([{**typed, **row} for row in rows], schema=schema)
+
+
+def _check_values(typed: dict) -> None:
+    """Numbers a fit divides by or takes the log of: positive sizes and budgets, finite floats."""
+    for name in POSITIVE:
+        if typed.get(name) is not None and typed[name] <= 0:
+            raise ValueError(f"{name}={typed[name]}: a finished run has trained on at least one sample")
+    for name, value in typed.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}={value}: not a finite number")
 
 
 def collect(inputs: list[str | Path]) -> tuple[pl.DataFrame, list[Problem]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from tierclip.curate.cliopts import checked
 
 
 def collect_command(
@@ -31,9 +32,12 @@ def report_command(
     figure_format: str = typer.Option("png", "--figure-format", help="Format of the figures written: png, svg or pdf."),
     task: str = typer.Option(None, "--task", help="Eval task to report (default: the task most runs report)."),
     metric: str = typer.Option(None, "--metric", help="Metric of that task (default: top1 when present)."),
-    n_boot: int = typer.Option(200, "--n-boot", help="Bootstrap resamples behind every confidence interval."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
-    tau: float = typer.Option(None, "--tau", help="Hold the repetition half-life tau fixed (epochs) instead of fitting it."),
+    n_boot: int = checked(200, "--n-boot", ge=0, help="Bootstrap resamples behind every confidence interval (0 = no intervals)."),
+    seed: int = checked(0, "--seed", ge=0, le=2**32 - 1, help="Seed of the bootstrap resampling."),
+    tau: float = checked(None, "--tau", kind=float, ge=0.05, le=1000,
+                         help="Hold the repetition half-life tau fixed (epochs) instead of fitting it."),
+    headline_size: int = checked(None, "--headline-size", ge=1, help="Subset size at which the summary compares tiers "
+                                 "(default: the size shared by the most tiers, then seeds, then the largest)."),
 ) -> None:
     """Fit scaling curves over finished runs and write an HTML + Markdown report with figures."""
     from tierclip.analysis.plots import FORMATS
@@ -43,7 +47,8 @@ def report_command(
 
     if figure_format not in FORMATS:
         raise UserError(f"--figure-format must be one of {', '.join(FORMATS)}, not {figure_format!r}")
-    cfg = ReportConfig(out, figure_format, StudyConfig(task=task, metric=metric, n_boot=n_boot, seed=seed, tau=tau))
+    cfg = ReportConfig(out, figure_format, StudyConfig(task=task, metric=metric, n_boot=n_boot, seed=seed, tau=tau,
+                                                       headline_size=headline_size))
     paths, study = report(runs, cfg)
     for line in study.conclusions[:6]:
         typer.echo(line)

@@ -132,7 +132,7 @@ def run_demo(out: Path, grid: DemoGrid) -> Path:
         "train", "run", seed_pool, "--method", "clip", "--scale", grid.scale, "--lr", "5e-3",
         "--samples-seen", grid.filter_samples, "--eval", evalset, "--out", filter_run), done=filter_run / "DONE")
     timings["clip_score"] = step("CLIP-score the pool with the filtering network", command(
-        "curate", "score", pool, "--stages", "clip", "--model", "tc-rn-tiny", "--pretrained", filter_run / "checkpoint.pt"),
+        "curate", "score", pool, "--stages", "clip", "--clip-model", "tc-rn-tiny", "--clip-pretrained", filter_run / "checkpoint.pt"),
         done=_stage_done(pool, "clip"))
     tier_sets = []
     for size in grid.sizes:

@@ -24,6 +24,7 @@ import numpy as np
 
 HALF = 0.5  # Goyal et al.: the utility exponent halves every tau repetitions
 DEFAULT_N_REF = 100_000.0  # the samples normaliser of Goyal et al.'s reference code
+POWER_LAW_ALPHA_MIN = 1e-3
 POWER_LAW_ALPHA_MAX = 5.0
 
 
@@ -48,7 +49,8 @@ def _quantiles(samples: np.ndarray, level: float, axis: int = 0) -> tuple[np.nda
     return np.quantile(samples, tail, axis=axis), np.quantile(samples, 1.0 - tail, axis=axis)
 
 
-def _check_points(x: np.ndarray, y: np.ndarray, n_params: int, what: str, distinct: int | None = None) -> None:
+def _check_points(x: np.ndarray, y: np.ndarray, n_params: int, what: str, distinct: int | None = None,
+                  unit: str = "x values") -> None:
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"{what}: x and y must be 1-d arrays of the same length, got {x.shape} and {y.shape}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or np.any(x <= 0):
@@ -56,8 +58,29 @@ def _check_points(x: np.ndarray, y: np.ndarray, n_params: int, what: str, distin
     if x.size < n_params + 1:
         raise TooFewPoints(f"{what}: {x.size} points for {n_params} parameters; need at least {n_params + 1}")
     distinct = np.unique(x).size if distinct is None else distinct
-    if distinct < n_params:
-        raise TooFewPoints(f"{what}: only {distinct} distinct x values; need at least {n_params}")
+    if distinct < n_params + 1:
+        raise TooFewPoints(f"{what}: only {distinct} distinct {unit} for {n_params} parameters; need at least "
+                           f"{n_params + 1} (with fewer the curve passes through every mean and tests nothing)")
+
+
+def _check_bootstrap(n_boot: int, level: float) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise ValueError(f"n_boot must be a whole number >= 0, got {n_boot!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+
+
+def _at_bound(value: float, bound: float) -> bool:
+    return bool(np.isfinite(bound)) and abs(value - bound) <= 1e-6 * max(1.0, abs(bound))
+
+
+def bounds_hit(values: dict[str, float], bounds: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
+    """(parameter, "floor" | "cap") for every value sitting on a bound of its fit."""
+    hits = []
+    for name, value in values.items():
+        low, high = bounds[name]
+        hits += [(name, side) for side, bound in (("floor", low), ("cap", high)) if _at_bound(value, bound)]
+    return hits
 
 
 # --------------------------------------------------------------------------- saturating power law
@@ -84,6 +107,7 @@ class PowerLawFit:
     x_range: tuple[float, float]
     boot: np.ndarray = field(repr=False)
     level: float = 0.95
+    E_max: float = 1.0  # the upper bound E was fitted under (the largest error among the points)
 
     @property
     def A(self) -> float:
@@ -116,9 +140,13 @@ class PowerLawFit:
     def curve(self) -> Callable[[np.ndarray], np.ndarray]:
         return self.predict
 
-    def at_bounds(self) -> list[str]:
-        """Parameters stuck at the edge of their bounds (alpha at its cap: the law is a poor description)."""
-        return ["alpha"] if self.alpha >= POWER_LAW_ALPHA_MAX * (1 - 1e-6) else []
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """The box the fit was searched in: E in [0, max err], A >= 0, alpha in [POWER_LAW_ALPHA_MIN, POWER_LAW_ALPHA_MAX]."""
+        return {"E": (0.0, self.E_max), "A": (0.0, np.inf), "alpha": (POWER_LAW_ALPHA_MIN, POWER_LAW_ALPHA_MAX)}
+
+    def at_bounds(self) -> list[tuple[str, str]]:
+        """(parameter, "floor" | "cap") for each parameter stuck at the edge of its bounds (A tested in its fitted units)."""
+        return bounds_hit({"E": self.E, "A": self.A_ref, "alpha": self.alpha}, self.bounds())
 
     def boot_curves(self) -> list[Callable[[np.ndarray], np.ndarray]]:
         return [lambda x, p=p: saturating_power_law(np.asarray(x, dtype=float) / self.x_ref, *p) for p in self.boot]
@@ -142,7 +170,7 @@ def _power_law_jacobian(u, E, A, alpha):
 def _least_squares_power_law(u, y, starts) -> np.ndarray:
     from scipy.optimize import curve_fit
 
-    lower, upper = np.array([0.0, 0.0, 1e-3]), np.array([max(float(y.max()), 1e-9), np.inf, POWER_LAW_ALPHA_MAX])
+    lower, upper = np.array([0.0, 0.0, POWER_LAW_ALPHA_MIN]), np.array([_e_max(y), np.inf, POWER_LAW_ALPHA_MAX])
     best, best_sse = None, np.inf
     for p0 in starts:
         p0 = np.clip(p0, lower + 1e-12, upper - 1e-12)
@@ -156,6 +184,10 @@ def _least_squares_power_law(u, y, starts) -> np.ndarray:
     if best is None:
         raise FitFailed("saturating power law: curve_fit found no fit from any starting point")
     return best
+
+
+def _e_max(y: np.ndarray) -> float:
+    return max(float(y.max()), 1e-9)
 
 
 def _bootstrap(x, y, fit_once, n_boot: int, seed: int, min_distinct: int, width: int) -> np.ndarray:
@@ -177,18 +209,19 @@ def fit_power_law(x: Sequence[float], err: Sequence[float], n_boot: int = 200, s
                   level: float = 0.95) -> PowerLawFit:
     """Least-squares fit of err(x) = E + A * x**(-alpha) with bounds E in [0, max err], A >= 0, alpha in (0, 5].
 
-    Raises TooFewPoints with fewer than 4 points or fewer than 3 distinct x values.
+    Raises TooFewPoints with fewer than 4 points or fewer than 4 distinct x values (parameters + 1).
     Intervals come from `n_boot` bootstrap resamples of the points (seeded by `seed`).
     """
     x, y = np.asarray(x, dtype=float), np.asarray(err, dtype=float)
+    _check_bootstrap(n_boot, level)
     _check_points(x, y, 3, "saturating power law")
     x_ref = float(np.exp(np.mean(np.log(x))))
     u = x / x_ref
     params = _least_squares_power_law(u, y, _power_law_starts(u, y))
-    boot = _bootstrap(u, y, lambda idx: _least_squares_power_law(u[idx], y[idx], [params]), n_boot, seed, 3, 3)
+    boot = _bootstrap(u, y, lambda idx: _least_squares_power_law(u[idx], y[idx], [params]), n_boot, seed, 4, 3)
     rmse = float(np.sqrt(np.mean((saturating_power_law(u, *params) - y) ** 2)))
     return PowerLawFit(float(params[0]), float(params[1]), float(params[2]), x_ref, int(x.size), rmse,
-                       (float(x.min()), float(x.max())), boot, level)
+                       (float(x.min()), float(x.max())), boot, level, _e_max(y))
 
 
 # --------------------------------------------------------------------------- repetition-aware law (Goyal et al.)
@@ -246,6 +279,11 @@ class RepetitionFit:
 
     def predict(self, samples_seen, pool_size) -> np.ndarray:
         return repetition_error(samples_seen, pool_size, self.a, self.b, self.d, self.tau, self.n_ref)
+
+    def at_bounds(self) -> list[tuple[str, str]]:
+        """(parameter, "floor" | "cap") for each fitted (not fixed) parameter at the edge of REPETITION_BOUNDS."""
+        free = {name: getattr(self, name) for name in REPETITION_PARAMS if name not in self.fixed}
+        return bounds_hit(free, REPETITION_BOUNDS)
 
     def intervals(self) -> dict[str, tuple[float, float]]:
         if len(self.boot) == 0:
@@ -307,16 +345,22 @@ def fit_repetition(samples_seen: Sequence[float], pool_size: Sequence[float], er
 
     Each point is one run: samples seen, the unique samples it drew from (its subset size), its error.
     `tau` or `d` given = held fixed (the paper fixes d and grid-searches the rest). Raises
-    TooFewPoints with fewer than (free parameters + 1) points, NotIdentifiable when tau is free but no
-    run repeats its data (samples seen <= pool size everywhere).
+    TooFewPoints with fewer than (free parameters + 1) points or distinct (samples seen, pool size) pairs,
+    NotIdentifiable when tau is free but no run repeats its data (samples seen <= pool size everywhere).
     """
     seen, pool, y = (np.asarray(v, dtype=float) for v in (samples_seen, pool_size, err))
+    _check_bootstrap(n_boot, level)
     fixed = {name: float(v) for name, v in (("tau", tau), ("d", d)) if v is not None}
+    for name, value in fixed.items():
+        low, high = REPETITION_BOUNDS[name]
+        if not low <= value <= high:  # also refuses NaN
+            raise ValueError(f"repetition-aware law: {name} = {value} must lie in [{low:g}, {high:g}]")
     free = [name for name in REPETITION_PARAMS if name not in fixed]
     if seen.shape != pool.shape or np.any(pool <= 0):
         raise ValueError("repetition-aware law: samples_seen and pool_size must have the same length, pools > 0")
     points = np.stack([seen, pool], axis=1)
-    _check_points(seen, y, len(free), "repetition-aware law", distinct=np.unique(points, axis=0).shape[0])
+    _check_points(seen, y, len(free), "repetition-aware law", distinct=np.unique(points, axis=0).shape[0],
+                  unit="(samples seen, subset size) pairs")
     if "tau" in free and not np.any(seen > pool * (1 + 1e-9)):
         raise NotIdentifiable("repetition-aware law: no run repeats its data (samples seen <= pool size), so tau "
                               "cannot be fitted; hold tau fixed")
@@ -324,7 +368,7 @@ def fit_repetition(samples_seen: Sequence[float], pool_size: Sequence[float], er
     params = _repetition_least_squares(seen, pool, y, free, fixed, starts, n_ref)
     warm = [dict(zip(REPETITION_PARAMS, params, strict=True))]
     boot = _bootstrap(points, y, lambda idx: _repetition_least_squares(seen[idx], pool[idx], y[idx], free, fixed, warm, n_ref),
-                      n_boot, seed, len(free), len(REPETITION_PARAMS))
+                      n_boot, seed, len(free) + 1, len(REPETITION_PARAMS))
     rmse = float(np.sqrt(np.mean((repetition_error(seen, pool, *params, n_ref) - y) ** 2)))
     return RepetitionFit(*(float(p) for p in params), n_ref, int(y.size), rmse, tuple(fixed), boot, level)
 

@@ -1,8 +1,11 @@
-"""`analysis report`: REPORT/index.html (self-contained page, figures beside it) and REPORT/summary.md.
+"""`analysis report`: REPORT/index.html (self-contained page, figures beside it), REPORT/summary.md, fits.json.
 
 Every piece of text that comes from run folders (tier, run, method names, rules, problems) is escaped:
 with `html.escape` in the HTML, `&` and `<` in the Markdown. A refused fit is reported in the fit table with
-its reason, never a failure.
+its reason, never a failure; what a figure leaves undrawn is said under it (`plots.figure_notes`).
+
+The folder is written whole or not at all (`analysis.staging.staged_folder`): the report is built in a sibling
+temporary folder and renamed into place, and an existing report is replaced only once the new one is complete.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from pathlib import Path
 
 from tierclip.analysis import plots
 from tierclip.analysis.collect import SHARE_PREFIX, collect
+from tierclip.analysis.degenerate import bound_notes
 from tierclip.analysis.fit import PowerLawFit, RepetitionFit
+from tierclip.analysis.staging import staged_folder
 from tierclip.analysis.study import GroupFit, Study, StudyConfig, build_study
+from tierclip.analysis.tables import metric_title
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
 
@@ -38,6 +44,8 @@ SECTION_FIGURES = {"samples": ["acc_vs_samples"], "compute": ["acc_vs_compute"],
                    "methods": ["methods"], "fits": ["acc_vs_samples_seen"], "cards": ["data_cards"],
                    "architectures": ["architectures"], "families": ["families"], "text_depth": ["text_depth"]}
 AXIS_SECTIONS = {"architectures": "architecture", "families": "families", "text_depth": "depth"}  # shown only when held
+# Every file a report folder may hold: an existing folder with anything else is not replaced (analysis.staging).
+REPORT_FILES = {"index.html", "summary.md", "fits.json"} | {f"{name}.{fmt}" for name in plots.FIGURES for fmt in plots.FORMATS}
 CSS = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .55em;text-align:left}
 th{background:#f3f3f3}img,embed{max-width:100%;border:1px solid #eee;margin:.4em 0}figcaption{color:#555;font-size:.9em}
@@ -66,8 +74,12 @@ def _interval(point: float, bounds: tuple[float, float]) -> str:
 
 
 def _ci(row: dict) -> str:
-    """The 95 % interval of a seed mean, or "–" (one seed: no interval)."""
-    return f"[{_num(row['ci_lo'])}, {_num(row['ci_hi'])}]" if row.get("ci_lo") is not None else "–"
+    """The 95 % interval of a seed mean, "–" with one seed, or words when it leaves [0, 1] (too few seeds)."""
+    if row.get("ci_lo") is None:
+        return "–"
+    if plots.wide_interval(row):
+        return f"too wide to mean anything: [{_num(row['ci_lo'])}, {_num(row['ci_hi'])}] leaves [0, 1]"
+    return f"[{_num(row['ci_lo'])}, {_num(row['ci_hi'])}]"
 
 
 def _mean_cell(row: dict) -> str:
@@ -110,18 +122,28 @@ def _fit_parameters(group_fit: GroupFit) -> str:
     ci = model.intervals()
     if isinstance(model, PowerLawFit):
         text = f"E = {_interval(model.E, ci['E'])}; A = {_interval(model.A, ci['A'])}; α = {_interval(model.alpha, ci['alpha'])}"
-        return text + (f" — {', '.join(model.at_bounds())} at a bound: a poor description of these points"
-                       if model.at_bounds() else "")
-    assert isinstance(model, RepetitionFit)
-    parts = [f"{name} = {_interval(getattr(model, name), ci[name])}" + (" (fixed)" if name in model.fixed else "")
-             for name in ("a", "b", "d", "tau")]
-    return "; ".join(parts) + f"; n_ref = {_num(model.n_ref)}"
+    else:
+        assert isinstance(model, RepetitionFit)
+        text = "; ".join(f"{name} = {_interval(getattr(model, name), ci[name])}" + (" (fixed)" if name in model.fixed else "")
+                         for name in ("a", "b", "d", "tau")) + f"; n_ref = {_num(model.n_ref)}"
+    notes = [note for note in (group_fit.problem and f"not drawn: {group_fit.problem}", bound_notes(model)) if note]
+    return text + "".join(f" — {note}" for note in notes)
 
 
 def best_rows(study: Study) -> tuple[list[str], list[list[str]]]:
-    headers = ["method", "samples seen", "rank", "tier", "best subset size", "mean", "sd", "95% interval", "seeds"]
+    headers = ["method", "samples seen", "rank", "tier", "subset size", "mean", "sd", "95% interval", "seeds",
+               "how the size was chosen"]
     rows = [[r["method"], _num(r["samples_seen"]), str(r["rank"]), r["tier"], _num(r["subset_size"]), _num(r["mean"]),
-             _sd(r), _ci(r), str(r["n"])] for r in study.best.iter_rows(named=True)]
+             _sd(r), _ci(r), f"{r['n']}: {r['seeds']}", r["rule"]] for r in study.best.iter_rows(named=True)]
+    return headers, rows
+
+
+def headline_rows(study: Study) -> tuple[list[str], list[list[str]]]:
+    """Every tier of every headline comparison: one size, the same seeds (the primary metric, then its companion)."""
+    headers = ["metric", "method", "samples seen", "subset size", "tier", "mean", "sd", "95% interval", "seeds"]
+    tables = [(study.metric, study.headline_means), (study.companion_metric, study.companion_means)]
+    rows = [[metric, r["method"], _num(r["samples_seen"]), _num(r["subset_size"]), r["tier"], _num(r["mean"]), _sd(r),
+             _ci(r), str(r["n"])] for metric, means in tables if means is not None for r in means.iter_rows(named=True)]
     return headers, rows
 
 
@@ -173,20 +195,22 @@ def depth_rows(study: Study) -> tuple[list[str], list[list[str]]]:
 
 
 def finding_rows(study: Study) -> tuple[list[str], list[list[str]]]:
-    headers = ["claim", "source", "measured", "value [95% interval]", "verdict", "why"]
+    headers = ["claim", "source", "measured", "value [95% interval]", "verdict", "why", "the paper's effect",
+               "seeds for an interval narrower than it"]
     rows = []
     for f in study.findings:
         value = "–"
         if f.estimate is not None:
             value = _interval(f.estimate.value, f.estimate.interval) if f.estimate.interval else f"{_num(f.estimate.value)} (no interval)"
-        rows.append([f.claim, f.source, f.measured, value, f.verdict, f.why])
+        rows.append([f.claim, f.source, f.measured, value, f.verdict, f.why, f.paper_effect, f.seeds])
     return headers, rows
 
 
 def card_rows(study: Study) -> tuple[list[str], list[list[str]]]:
     shares = [c for c in study.cards.columns if c.startswith(SHARE_PREFIX)]
-    headers = ["tier", "tier set", "rule", "size"] + [c.removeprefix(SHARE_PREFIX) for c in shares]
-    rows = [[r["tier"], r["tier_set"] or "–", r["rule"] or "–", _num(r["subset_size"])] +
+    headers = ["tier", "tier set", "rule", "size", "pool", "source"] + [c.removeprefix(SHARE_PREFIX) for c in shares]
+    rows = [[r["tier"], r["tier_set"] or "–", r["rule"] or "–", _num(r["subset_size"]), r.get("pool") or "–",
+             r.get("pool_source") or "–"] +
             [f"{r[c]:.1%}" if r[c] is not None else "–" for c in shares] for r in study.cards.iter_rows(named=True)]
     return headers, rows
 
@@ -236,6 +260,23 @@ def _html_list(lines: list[str], empty: str) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
+SELECTION_TEXT = ("The summary compares every tier at one subset size per budget, over the seeds every tier has there "
+                  "(the declared --headline-size, else the size shared by the most tiers and seeds); the best-tier table "
+                  "picks each tier's size on its selection seed and reports the other seeds (analysis/selection.py).")
+FINDINGS_TEXT = ("Each claim of the seed papers against what these runs measured. Verdict rules (analysis/findings.py): a "
+                 "claim that predicts a positive difference is reproduced when its 95 % interval lies above 0 and "
+                 "contradicted when it lies below 0; an about-as-good claim is reproduced when the interval's lower end is "
+                 "above −0.02 (two accuracy points) and contradicted when it lies below −0.02; a differs claim is reproduced "
+                 "when the interval excludes 0; anything else, or a single seed, is inconclusive. The last column says "
+                 "whether the interval is narrower than the effect the paper reports (or the 0.02 margin where it gives no "
+                 "number), and if not, about how many seeds per group would make it so, from the measured seed spread.")
+
+
+def _baselines(study: Study) -> str:
+    chance = f"random chance {_num(study.random_score)}" if study.random_score is not None else "random chance unknown"
+    return chance + (f"; majority class {_num(study.majority_score)}" if study.majority_score is not None else "")
+
+
 def section_bodies(study: Study) -> dict[str, list]:
     """Per section: the blocks shown after its figures (tables as (headers, rows), text as str, lists as list)."""
     def refusals(fits: list[GroupFit]) -> list:
@@ -248,28 +289,23 @@ def section_bodies(study: Study) -> dict[str, list]:
     models = (f" The tier sections use model {study.model} (the model with the most runs); the other "
               f"{n_models - 1} model(s) appear in the model-axis sections below." if n_models > 1 else "")
     bodies = {
-        "summary": [f"Metric: zero-shot {study.task} {study.metric}; random chance "
-                    f"{_num(study.random_score) if study.random_score is not None else 'unknown'}; "
+        "summary": [f"Metric: {metric_title(study.task, study.metric)}; {_baselines(study)}; "
                     f"{study.points['run'].n_unique()} runs; reference (unfiltered) tier: {study.reference_tier}.{models} "
                     "Means over seeds show ± sd and a 95 % t-interval when a point has at least 2 seeds, and no error "
-                    "bar with one seed.",
-                    study.conclusions or ["no conclusions: no budget has runs of several tiers"]],
+                    "bar with one seed. " + SELECTION_TEXT,
+                    study.conclusions or ["no conclusions: no budget has runs of several tiers at one subset size with a "
+                                          "shared seed"], headline_rows(study)],
         "samples": refusals(study.sample_fits),
         "compute": refusals(study.compute_fits) or ([] if study.compute_fits else
                                                     ["No compute curve: every tier x subset size was trained at one budget."]),
-        "best": [best_rows(study)],
+        "best": [best_rows(study)] + ([study.best_notes] if study.best_notes else []),
         "methods": [f"All methods at {study.methods_budget:,} samples seen (equal data budget; compute differs per method "
                     "and is listed)." if study.methods_budget else "No samples-seen budget is shared by every method.",
                     method_rows(study)],
         "fits": [fit_rows(study), "Crossovers (where one tier overtakes another):", crossover_rows(study)],
         "cards": [card_rows(study)],
         "problems": [problem_lines(study) or ["none: every run found was finished and well-formed"]],
-        "findings": ["Each claim of the seed papers against what these runs measured. Verdict rules "
-                     "(analysis/findings.py): a claim that predicts a positive difference is reproduced when its 95 % "
-                     "interval lies above 0 and contradicted when it lies below 0; an about-as-good claim is reproduced "
-                     "when the interval's lower end is above −0.02 (two accuracy points) and contradicted when it lies "
-                     "below −0.02; a differs claim is reproduced when the interval excludes 0; anything else, or a "
-                     "single seed, is inconclusive.", finding_rows(study)],
+        "findings": [FINDINGS_TEXT, finding_rows(study)],
     }
     if study.architecture is not None:
         bodies["architectures"] = [f"Every model's mean accuracy per data size ({study.architecture.setting}); ★ marks "
@@ -289,6 +325,12 @@ def shown_sections(study: Study) -> dict[str, str]:
             if key not in AXIS_SECTIONS or getattr(study, AXIS_SECTIONS[key]) is not None}
 
 
+def _notes(section: str, notes: dict[str, list[str]]) -> list:
+    """The figure notes of a section's figures, as one list block (or nothing)."""
+    lines = [line for name in SECTION_FIGURES.get(section, []) for line in notes.get(name, [])]
+    return [lines] if lines else []
+
+
 def _html_block(block) -> str:
     if isinstance(block, tuple):
         return _html_table(*block)
@@ -302,11 +344,11 @@ def render_html(study: Study, figures: dict[str, Path]) -> str:
              f"{html.escape(study.metric)}</title><style>{CSS}</style></head><body>",
              "<h1>tierclip scaling report</h1><nav>" +
              " · ".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in shown_sections(study).items()) + "</nav>"]
-    bodies = section_bodies(study)
+    bodies, notes = section_bodies(study), plots.figure_notes(study)
     for key, title in shown_sections(study).items():
         parts.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>')
         parts += [_html_figure(name, figures[name]) for name in SECTION_FIGURES.get(key, []) if name in figures]
-        parts += [_html_block(block) for block in bodies[key]]
+        parts += [_html_block(block) for block in _notes(key, notes) + bodies[key]]
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -337,11 +379,11 @@ def _md_block(block) -> list[str]:
 
 def render_markdown(study: Study, figures: dict[str, Path]) -> str:
     lines = [f"# tierclip scaling report: {_md_text(study.task)} {_md_text(study.metric)}", ""]
-    bodies = section_bodies(study)
+    bodies, notes = section_bodies(study), plots.figure_notes(study)
     for key, title in shown_sections(study).items():
         lines += [f"## {title}", ""]
         lines += [f"![{plots.FIGURES[name]}]({figures[name].name})\n" for name in SECTION_FIGURES.get(key, []) if name in figures]
-        for block in bodies[key]:
+        for block in _notes(key, notes) + bodies[key]:
             lines += _md_block(block)
     return "\n".join(lines)
 
@@ -350,7 +392,7 @@ def render_markdown(study: Study, figures: dict[str, Path]) -> str:
 
 
 def fits_json(study: Study) -> dict:
-    """The fit table in machine-readable form (REPORT/fits.json)."""
+    """The fit table, crossovers, headline comparisons and findings in machine-readable form (REPORT/fits.json)."""
     def entry(group_fit: GroupFit) -> dict:
         model = group_fit.model
         params = {}
@@ -359,27 +401,32 @@ def fits_json(study: Study) -> dict:
         elif isinstance(model, RepetitionFit):
             params = {"a": model.a, "b": model.b, "d": model.d, "tau": model.tau, "n_ref": model.n_ref}
         return {"tier": group_fit.tier, "method": group_fit.method, "x": group_fit.x, "budget": group_fit.budget,
-                "n_points": group_fit.n_points, "refusal": group_fit.refusal, "params": params,
-                "intervals": model.intervals() if model else {}, "rmse": model.rmse if model else None}
+                "n_points": group_fit.n_points, "refusal": group_fit.refusal, "not_drawn": group_fit.problem,
+                "params": params, "intervals": model.intervals() if model else {}, "rmse": model.rmse if model else None}
 
-    return {"task": study.task, "metric": study.metric,
+    return {"task": study.task, "metric": study.metric, "random_score": study.random_score,
+            "majority_score": study.majority_score,
             "fits": [entry(f) for f in study.sample_fits + study.compute_fits + study.repetition_fits],
             "crossovers": [{"kind": r.kind, "method": r.method, "budget": r.budget, "tier_a": r.tier_a, "tier_b": r.tier_b,
                             "x": r.result.x, "interval": r.result.interval, "reason": r.result.reason} for r in study.crossovers],
+            "headlines": [{"method": h.method, "samples_seen": h.samples_seen, "subset_size": h.subset_size,
+                           "seeds": list(h.seeds), "tiers": list(h.tiers), "declared": h.declared} for h in study.headlines],
             "findings": [{"key": f.key, "claim": f.claim, "source": f.source, "measured": f.measured,
                           "value": f.estimate.value if f.estimate else None,
-                          "interval": f.estimate.interval if f.estimate else None, "verdict": f.verdict, "why": f.why}
+                          "interval": f.estimate.interval if f.estimate else None, "verdict": f.verdict, "why": f.why,
+                          "paper_effect": f.paper_effect, "seeds_needed": f.seeds}
                          for f in study.findings]}
 
 
 def write_report(study: Study, out: Path, fmt: str = "png") -> dict[str, Path]:
-    """Draw the figures and write index.html, summary.md and fits.json into `out`."""
+    """Draw the figures and write index.html, summary.md and fits.json into `out`, whole or not at all."""
     out = Path(out)
-    figures = plots.draw_all(study, out, fmt)
-    atomic.write_bytes(out / "index.html", render_html(study, figures).encode("utf-8"))
-    atomic.write_bytes(out / "summary.md", render_markdown(study, figures).encode("utf-8"))
-    atomic.write_bytes(out / "fits.json", json.dumps(fits_json(study), indent=2, default=str).encode("utf-8"))
-    return {"index": out / "index.html", "summary": out / "summary.md", **figures}
+    with staged_folder(out, REPORT_FILES) as stage:
+        figures = plots.draw_all(study, stage, fmt)
+        atomic.write_bytes(stage / "index.html", render_html(study, figures).encode("utf-8"))
+        atomic.write_bytes(stage / "summary.md", render_markdown(study, figures).encode("utf-8"))
+        atomic.write_bytes(stage / "fits.json", json.dumps(fits_json(study), indent=2, default=str).encode("utf-8"))
+    return {"index": out / "index.html", "summary": out / "summary.md", **{name: out / p.name for name, p in figures.items()}}
 
 
 def report(inputs: list[str | Path], cfg: ReportConfig) -> tuple[dict[str, Path], Study]:
@@ -390,4 +437,3 @@ def report(inputs: list[str | Path], cfg: ReportConfig) -> tuple[dict[str, Path]
         raise UserError(f"{', '.join(map(str, inputs))}: no finished runs to report on ({listed})")
     study = build_study(table, problems, cfg.study)
     return write_report(study, cfg.out, cfg.fmt), study
-

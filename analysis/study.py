@@ -5,14 +5,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
 import polars as pl
-from tierclip.analysis import axes, findings, fit, tables
+from tierclip.analysis import axes, findings, fit, selection, tables
 from tierclip.analysis.collect import Problem
-from tierclip.analysis.stats import combination
+from tierclip.analysis.degenerate import combination_range, fit_problem, interval_problem
+from tierclip.analysis.stats import combination, pooled_sd
+from tierclip.curate.errors import UserError
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,6 +31,12 @@ class GroupFit:
     refusal: str | None = None
     budget: int | None = None  # samples seen shared by the points (fits against unique samples only)
     subset_size: int | None = None  # the subset the points trained on (fits against compute only)
+    problem: str | None = None  # why a fitted curve is not drawn (analysis.degenerate.fit_problem)
+
+    @property
+    def drawable(self) -> bool:
+        """A fit whose curve says something: fitted, and no parameter at a bound that makes it flat or a step."""
+        return self.model is not None and self.problem is None
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class Study:
     random_score: float | None
     points: pl.DataFrame
     means: pl.DataFrame
-    best: pl.DataFrame
+    best: pl.DataFrame  # each tier at its best size, chosen without the runs reported (analysis.selection.best_sizes)
     methods: pl.DataFrame
     methods_budget: int | None
     cards: pl.DataFrame
@@ -64,6 +73,17 @@ class Study:
     families: axes.AxisTable | None = None
     depth: axes.AxisTable | None = None
     findings: list[findings.Finding] = field(default_factory=list)
+    headlines: list[selection.Headline] = field(default_factory=list)
+    headline_means: pl.DataFrame | None = None  # every tier of every headline, equal seeds per headline
+    best_notes: list[str] = field(default_factory=list)  # tiers without an unbiased best size, and why
+    majority_score: float | None = None  # the majority-class score of a zero-shot metric, when the eval set gives it
+    companion_metric: str | None = None  # the same retrieval metric in the other direction, when the runs report it
+    companion_means: pl.DataFrame | None = None  # its headline seed means
+
+
+def _check_number(name: str, value, ok: bool, must: str) -> None:
+    if not ok:
+        raise UserError(f"{name} {value}: must be {must}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,18 @@ class StudyConfig:
     seed: int = 0
     level: float = 0.95
     tau: float | None = None  # hold the repetition half-life fixed (None = fit it)
+    headline_size: int | None = None  # the subset size tiers are compared at (None: chosen from the runs that exist)
+
+    def __post_init__(self):
+        whole = (lambda v: isinstance(v, int) and not isinstance(v, bool))  # noqa: E731
+        _check_number("--n-boot", self.n_boot, whole(self.n_boot) and self.n_boot >= 0, "a whole number >= 0")
+        _check_number("--seed", self.seed, whole(self.seed) and self.seed >= 0, "a whole number >= 0")
+        _check_number("level", self.level, isinstance(self.level, float) and 0.0 < self.level < 1.0, "in (0, 1)")
+        lo, hi = fit.REPETITION_BOUNDS["tau"]
+        _check_number("--tau", self.tau, self.tau is None or (isinstance(self.tau, (int, float)) and math.isfinite(self.tau)
+                                                              and lo <= self.tau <= hi), f"a number of epochs in [{lo:g}, {hi:g}]")
+        _check_number("--headline-size", self.headline_size,
+                      self.headline_size is None or (whole(self.headline_size) and self.headline_size >= 1), "a whole number >= 1")
 
 
 def _groups(points: pl.DataFrame, by=("tier", "method")):
@@ -95,7 +127,7 @@ def power_law_fits(points: pl.DataFrame, x: str, cfg: StudyConfig) -> list[Group
         where = {"budget": extra} if x == "unique_samples" else {"subset_size": extra}
         try:
             model = fit.fit_power_law(group[x].to_numpy(), group["err"].to_numpy(), cfg.n_boot, cfg.seed, cfg.level)
-            fits.append(GroupFit(tier, method, x, group.height, model, None, **where))
+            fits.append(GroupFit(tier, method, x, group.height, model, None, **where, problem=fit_problem(model)))
         except (fit.FitRefused, fit.FitFailed) as exc:
             fits.append(GroupFit(tier, method, x, group.height, None, str(exc), **where))
     return fits
@@ -104,21 +136,22 @@ def power_law_fits(points: pl.DataFrame, x: str, cfg: StudyConfig) -> list[Group
 def repetition_fits(points: pl.DataFrame, cfg: StudyConfig) -> list[GroupFit]:
     """Goyal et al.'s law per tier (pool) x method, from samples seen vs subset size."""
     fits = []
-    usable = points.drop_nulls(["samples_seen", "subset_size", "err"]).filter(pl.col("subset_size") > 0)
+    usable = points.drop_nulls(["samples_seen", "subset_size", "err"]).filter((pl.col("subset_size") > 0)
+                                                                             & (pl.col("samples_seen") > 0))
     for (tier, method), group in _groups(usable):
         try:
             model = fit.fit_repetition(group["samples_seen"].to_numpy(), group["subset_size"].to_numpy(),
                                        group["err"].to_numpy(), tau=cfg.tau, n_boot=cfg.n_boot, seed=cfg.seed,
                                        level=cfg.level)
-            fits.append(GroupFit(tier, method, "samples_seen", group.height, model))
+            fits.append(GroupFit(tier, method, "samples_seen", group.height, model, problem=fit_problem(model)))
         except (fit.FitRefused, fit.FitFailed) as exc:
             fits.append(GroupFit(tier, method, "samples_seen", group.height, None, str(exc)))
     return fits
 
 
 def _pairs_by_size(fits: list[GroupFit], sizes: dict[str, int]):
-    """Pairs of fitted groups with the same method and budget, the smaller tier (by size, then name) first."""
-    fitted = [f for f in fits if f.model is not None]
+    """Pairs of drawable fits with the same method and budget, the smaller tier (by size, then name) first."""
+    fitted = [f for f in fits if f.drawable]
     for a, b in combinations(sorted(fitted, key=lambda f: (f.method, sizes.get(f.tier, 0), f.tier)), 2):
         if (a.method, a.budget) == (b.method, b.budget):
             yield a, b
@@ -146,35 +179,41 @@ def find_crossovers(study_fits: list[GroupFit], rep_fits: list[GroupFit], sizes:
 
 
 def _points(delta: float) -> str:
-    return f"{abs(delta) * 100:.1f} points"
+    return f"{delta * 100:+.1f} points"
 
 
-def budget_conclusions(best: pl.DataFrame, reference: str) -> list[str]:
-    """One honest sentence per method x budget: does the best tier beat the reference (largest) tier?"""
+def gap_text(row: dict, ref: dict) -> str:
+    """A tier's gap to the reference with its Welch interval, in words (no interval: said; too wide: said)."""
+    delta = combination([(row["mean"], row["std"], row["n"], 1.0), (ref["mean"], ref["std"], ref["n"], -1.0)])
+    if delta.interval is None:
+        return f"{_points(delta.value)} (one seed each: no interval)"
+    lo, hi = delta.interval
+    problem = interval_problem(delta.interval, combination_range(2))
+    if problem:
+        return f"{_points(delta.value)}, but the seeds are too few to bound it ({problem.replace('the metric', 'a gap')})"
+    span = f"95 % interval {lo * 100:+.1f} to {hi * 100:+.1f}"
+    if lo > 0 or hi < 0:
+        return f"{_points(delta.value)} ({span}: a clear {'gain' if lo > 0 else 'loss'})"
+    return f"{_points(delta.value)}, within seed noise ({span} includes 0)"
+
+
+def headline_conclusions(found: list[selection.Headline], means: pl.DataFrame, reference: str, title: str) -> list[str]:
+    """One sentence per headline: every tier against the reference, at one size, over the same seeds."""
     lines = []
-    for (method, budget), group in best.group_by(["method", "samples_seen"], maintain_order=True):
-        top = group.row(0, named=True)
-        ref = group.filter(pl.col("tier") == reference)
-        where = f"at {int(budget):,} samples seen ({method})"
-        if ref.is_empty():
-            lines.append(f"{where}: best tier is {top['tier']} ({top['mean']:.3f}); the reference tier {reference} has no run here.")
+    for h in found:
+        rows = {r["tier"]: r for r in means.filter((pl.col("method") == h.method) & (pl.col("samples_seen") == h.samples_seen)
+                                                   & (pl.col("subset_size") == h.subset_size)).iter_rows(named=True)}
+        seeds = ", ".join(str(s) if s != selection.NO_SEED else "?" for s in h.seeds)
+        where = (f"{title} at {h.samples_seen:,} samples seen ({h.method}), every tier at subset size {h.subset_size:,}"
+                 f"{' (declared)' if h.declared else ''}, seed{'s' if len(h.seeds) > 1 else ''} {seeds}")
+        ref = rows.get(reference)
+        if ref is None:
+            parts = "; ".join(f"{tier} {r['mean']:.3f}" for tier, r in rows.items())
+            lines.append(f"{where}: {parts} (the reference tier {reference} has no run here).")
             continue
-        ref = ref.row(0, named=True)
-        if top["tier"] == reference:
-            second = group.row(1, named=True) if group.height > 1 else None
-            tail = f"; next best is {second['tier']} ({second['mean']:.3f})" if second else ""
-            lines.append(f"{where}: no filtered tier beats the full pool (tier {reference}, {ref['mean']:.3f}){tail}.")
-            continue
-        delta = combination([(top["mean"], top["std"], top["n"], 1.0), (ref["mean"], ref["std"], ref["n"], -1.0)])
-        if delta.interval is None:
-            caveat = f" (single seed on at least one side: no error estimate; {top['n']} vs {ref['n']} seeds)"
-        else:
-            lo, hi = delta.interval
-            span = f"95 % interval of the gap {lo * 100:+.1f} to {hi * 100:+.1f} points, {top['n']} vs {ref['n']} seeds"
-            caveat = f" ({span})" if lo > 0 else f" — within seed noise ({span}: it includes 0), so not a clear win"
-        lines.append(f"{where}: tier {top['tier']} (best at subset size {int(top['subset_size']):,}) beats the full pool "
-                     f"(tier {reference}, best at {int(ref['subset_size']):,}) by {_points(delta.value)}: "
-                     f"{top['mean']:.3f} vs {ref['mean']:.3f}{caveat}.")
+        parts = "; ".join(f"{tier} {r['mean']:.3f} vs {reference} {ref['mean']:.3f}: {gap_text(r, ref)}"
+                          for tier, r in rows.items() if tier != reference)
+        lines.append(f"{where}: {parts}." + (f" Note: {h.note}." if h.note else ""))
     return lines
 
 
@@ -192,6 +231,25 @@ def crossover_conclusions(rows: list[CrossoverRow]) -> list[str]:
     return lines
 
 
+def _companion(table: pl.DataFrame, task: str, metric: str, model: str | None, found, level: float):
+    """(the other retrieval direction, its headline seed means) when the runs report it, else (None, None)."""
+    other = tables.companion_metric(metric)
+    if other is None or table.filter((pl.col("task") == task) & (pl.col("metric") == other)).is_empty():
+        return None, None
+    points = tables.metric_points(table, task, other)
+    points = points.filter(pl.col("model") == model) if model is not None else points
+    return other, selection.headline_means(points, found, level)
+
+
+def _fits(points: pl.DataFrame, cfg: StudyConfig):
+    """(fits vs unique samples, vs compute, repetition fits, crossovers) of the tier model's points."""
+    sample_fits, compute_fits = power_law_fits(points, "unique_samples", cfg), power_law_fits(points, "gflops", cfg)
+    rep_fits = repetition_fits(points, cfg)
+    seen = points["samples_seen"].drop_nulls().to_numpy().astype(float)
+    budgets = (float(np.min(seen)), float(np.max(seen))) if seen.size else (1.0, 10.0)
+    return sample_fits, compute_fits, rep_fits, find_crossovers(sample_fits, rep_fits, tables.tier_sizes(points), budgets)
+
+
 def build_study(table: pl.DataFrame, problems: list[Problem], cfg: StudyConfig = StudyConfig()) -> Study:
     task, metric = tables.choose_task_metric(table, cfg.task, cfg.metric)
     all_points = tables.metric_points(table, task, metric)
@@ -199,21 +257,23 @@ def build_study(table: pl.DataFrame, problems: list[Problem], cfg: StudyConfig =
     model = tables.primary_model(all_points)
     points = all_points.filter(pl.col("model") == model) if model is not None else all_points
     means = tables.seed_means(points, cfg.level)
-    best = tables.best_per_budget(means)
+    found = selection.headlines(points, cfg.headline_size)
+    head_means = selection.headline_means(points, found, cfg.level)
+    best, best_notes = selection.best_sizes(points, found, cfg.level)
     methods, methods_budget = tables.method_comparison(means)
     reference = tables.reference_tier(points)
-    sample_fits = power_law_fits(points, "unique_samples", cfg)
-    compute_fits = power_law_fits(points, "gflops", cfg)
-    rep_fits = repetition_fits(points, cfg)
-    seen = points["samples_seen"].drop_nulls().to_numpy().astype(float)
-    budgets = (float(np.min(seen)), float(np.max(seen))) if seen.size else (1.0, 10.0)
-    crossovers = find_crossovers(sample_fits, rep_fits, tables.tier_sizes(points), budgets)
-    compute_crossovers = [row for row in crossovers if row.kind.startswith("samples seen")]
-    conclusions = budget_conclusions(best, reference) + crossover_conclusions(compute_crossovers)
+    sample_fits, compute_fits, rep_fits, crossovers = _fits(points, cfg)
+    companion, companion_means = _companion(table, task, metric, model, found, cfg.level)
+    conclusions = headline_conclusions(found, head_means, reference, tables.metric_title(task, metric))
+    if companion is not None:
+        conclusions += headline_conclusions(found, companion_means, reference, tables.metric_title(task, companion))
+    conclusions += crossover_conclusions([row for row in crossovers if row.kind.startswith("samples seen")])
     arch, families, depth = axes.architecture_table(all_means), axes.family_table(all_means), axes.depth_table(all_means)
-    found = findings.all_findings(best, reference, means, arch, families, depth, crossovers, rep_fits,
-                                  tables.tier_sizes(points))
+    evidence = findings.Evidence(head_means, reference, tables.control_tiers(points), means, all_means, arch, families, depth,
+                                 crossovers, rep_fits, tables.tier_sizes(points), tables.is_retrieval(metric),
+                                 pooled_sd(all_means["std"].to_list(), all_means["n"].to_list()))
     cards = tables.data_cards(table.filter(pl.col("model") == model) if model is not None else table)
-    return Study(task, metric, tables.random_score(points), points, means, best, methods, methods_budget,
-                 cards, reference, sample_fits, compute_fits, rep_fits, crossovers, conclusions,
-                 list(problems), model, all_means, arch, families, depth, found)
+    return Study(task, metric, tables.random_score(points), points, means, best, methods, methods_budget, cards, reference,
+                 sample_fits, compute_fits, rep_fits, crossovers, conclusions, list(problems), model, all_means, arch,
+                 families, depth, findings.all_findings(evidence), found, head_means, best_notes,
+                 tables.random_score(points, "majority_score"), companion, companion_means)

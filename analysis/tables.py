@@ -9,10 +9,16 @@ from tierclip.analysis.collect import share_columns
 from tierclip.curate.errors import UserError
 
 CONFIG = ["tier", "method", "model", "subset_size", "unique_samples", "samples_seen"]
-# Per-model columns carried into the seed means (the same for every seed of a configuration).
+# Per-configuration columns carried into the seed means (the same for every seed of a configuration).
 MODEL_COLUMNS = ("model_family", "params", "image_params", "text_params", "image_width", "image_depth", "text_width",
-                 "text_depth", "text_context", "vocab_size", "gflops_per_sample")
+                 "text_depth", "text_context", "vocab_size", "gflops_per_sample", "train_method", "augmentation")
 PREFERRED_METRICS = ("top1", "acc", "accuracy", "mean_recall@1", "image_retrieval_recall@1")
+# Retrieval metrics in both directions (train/eval_metrics.py): each name -> the same metric the other way.
+DIRECTIONS = {"image_retrieval_recall": ("text_retrieval_recall", "text→image", ""),
+              "text_retrieval_recall": ("image_retrieval_recall", "image→text", ""),
+              "t2i_recall_merged": ("i2t_recall_merged", "text→image", " (identical captions merged)"),
+              "i2t_recall_merged": ("t2i_recall_merged", "image→text", " (identical captions merged)")}
+CONTROL_KIND = "random"  # tier_kind of `curate tiers --random-control` subsets: controls, never the reference
 
 
 def choose_task_metric(table: pl.DataFrame, task: str | None = None, metric: str | None = None) -> tuple[str, str]:
@@ -35,15 +41,46 @@ def choose_task_metric(table: pl.DataFrame, task: str | None = None, metric: str
     return str(pairs["task"][0]), str(pairs["metric"][0])
 
 
+def is_retrieval(metric: str) -> bool:
+    return "recall" in metric
+
+
+def companion_metric(metric: str) -> str | None:
+    """The same retrieval metric in the other direction (image→text for text→image), None for other metrics."""
+    name, _, k = metric.partition("@")
+    return f"{DIRECTIONS[name][0]}@{k}" if name in DIRECTIONS and k else None
+
+
+def metric_title(task: str, metric: str) -> str:
+    """How the report names a metric: "retrieval, text→image recall@1" or "zero-shot shape top1"."""
+    name, _, k = metric.partition("@")
+    if name in DIRECTIONS:
+        _, direction, note = DIRECTIONS[name]
+        return f"{task}: {direction} recall@{k}{note}"
+    return f"{task}: {metric}" if is_retrieval(metric) else f"zero-shot {task} {metric}"
+
+
+def method_label(method: str, augmentation: str | None) -> str:
+    """A method with other than its own augmentation is its own variant: "slip (aug off)"."""
+    return method if augmentation in (None, "none", "default") else f"{method} (aug {augmentation})"
+
+
 def metric_points(table: pl.DataFrame, task: str, metric: str) -> pl.DataFrame:
-    """One row per run for the chosen task/metric, with `err` = 1 - value."""
-    return (table.filter((pl.col("task") == task) & (pl.col("metric") == metric))
-            .with_columns(err=1.0 - pl.col("value"))
+    """One row per run for the chosen task/metric, with `err` = 1 - value; `method` names the variant a run trained
+    (method_label) and `train_method` the method itself."""
+    points = table.filter((pl.col("task") == task) & (pl.col("metric") == metric)).with_columns(err=1.0 - pl.col("value"))
+    if "augmentation" not in points.columns:
+        points = points.with_columns(augmentation=pl.lit(None, dtype=pl.Utf8))
+    labels = [method_label(m, a) for m, a in points.select("method", "augmentation").iter_rows()]
+    return (points.with_columns(train_method=pl.col("method"), method=pl.Series(labels, dtype=pl.Utf8))
             .sort(["tier", "method", "model", "unique_samples", "samples_seen", "seed"], nulls_last=True))
 
 
-def random_score(points: pl.DataFrame) -> float | None:
-    scores = points["random_score"].drop_nulls()
+def random_score(points: pl.DataFrame, column: str = "random_score") -> float | None:
+    """The chance score (or, with column="majority_score", the majority-class score) of the chosen metric."""
+    if column not in points.columns:
+        return None
+    scores = points[column].drop_nulls()
     return float(scores.mean()) if scores.len() else None
 
 
@@ -77,18 +114,22 @@ def tier_sizes(points: pl.DataFrame) -> dict[str, int]:
     return {str(tier): int(size or 0) for tier, size in sizes}
 
 
+def control_tiers(points: pl.DataFrame) -> set[str]:
+    """Tiers drawn at random as controls (`curate tiers --random-control`: tier_kind "random")."""
+    if "tier_kind" not in points.columns:
+        return set()
+    return set(points.filter(pl.col("tier_kind") == CONTROL_KIND)["tier"].to_list())
+
+
 def reference_tier(points: pl.DataFrame) -> str:
-    """The unfiltered baseline: the tier with the largest subset (ties broken by name)."""
-    sizes = tier_sizes(points)
-    return max(sorted(sizes), key=lambda tier: sizes[tier])
-
-
-def best_per_budget(means: pl.DataFrame) -> pl.DataFrame:
-    """For each method and samples-seen budget, each tier at its best subset size, ranked (rank 1 = best tier)."""
-    best_size = (means.sort(["mean", "subset_size"], descending=[True, False])
-                 .group_by(["method", "samples_seen", "tier"], maintain_order=True).first())
-    return (best_size.with_columns(rank=pl.col("mean").rank("ordinal", descending=True).over(["method", "samples_seen"]))
-            .sort(["method", "samples_seen", "rank"]))
+    """The unfiltered baseline: a tier holding every candidate (top-k fraction 1.0, or `all`: the whole pool), else
+    the largest tier; never a random control. Ties broken by name."""
+    sizes, controls = tier_sizes(points), control_tiers(points)
+    whole = {"all"} & set(sizes)
+    if "fraction" in points.columns:
+        whole |= set(points.filter(pl.col("fraction") >= 1.0)["tier"].to_list())
+    candidates = sorted((whole or set(sizes)) - controls) or sorted(sizes)
+    return max(candidates, key=lambda tier: sizes[tier])
 
 
 def method_comparison(means: pl.DataFrame) -> tuple[pl.DataFrame, int | None]:
@@ -107,8 +148,10 @@ def method_comparison(means: pl.DataFrame) -> tuple[pl.DataFrame, int | None]:
 
 
 def data_cards(table: pl.DataFrame) -> pl.DataFrame:
-    """One row per tier: tier set, rule, its largest subset size and the share of each gt defect type."""
+    """One row per tier: tier set, rule, its largest subset size, the pool and its source (pool.json's `source`: where
+    the data came from), and the share of each gt defect type."""
     shares = share_columns(table)
-    columns = ["tier", "tier_set", "rule", "subset_size", *shares]
+    provenance = [c for c in ("pool", "pool_source") if c in table.columns]
+    columns = ["tier", "tier_set", "rule", "subset_size", *provenance, *shares]
     return (table.select(columns).sort("subset_size", descending=True, nulls_last=True)
             .group_by("tier", maintain_order=True).first().sort("subset_size", nulls_last=True))

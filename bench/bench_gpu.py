@@ -31,7 +31,7 @@ import benchlib
 
 def train_options(model: str, args) -> dict:
     return {"scale": "small", "model": model, "samples_seen": args.steps * args.batch_size, "batch_size": args.batch_size,
-            "warmup": 10, "loader_workers": args.workers, "device": args.device}
+            "warmup_steps": 10, "loader_workers": args.workers, "device": args.device}
 
 
 def torchrun(pool: Path, out: Path, model: str, args) -> dict:
@@ -39,7 +39,7 @@ def torchrun(pool: Path, out: Path, model: str, args) -> dict:
 
     import torch
 
-    gpus = torch.cuda.device_count() if args.device == "cuda" else 1
+    gpus = torch.cuda.device_count() if args.device.startswith("cuda") else 1
     shutil.rmtree(out, ignore_errors=True)
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus),
               "-m", "tierclip.train.cli", "run", str(pool), "--out", str(out)]
@@ -48,9 +48,12 @@ def torchrun(pool: Path, out: Path, model: str, args) -> dict:
 
 
 def bare(model: str, args) -> dict:
+    from tierclip.curate.devices import resolve_device
+
+    device = resolve_device(args.device)
     built = benchlib.build_model(model)
-    precision = "bf16" if args.device == "cuda" else "fp32"
-    return benchlib.bare_step(built, benchlib.random_batches(built, 30, args.batch_size), 10, args.device, precision)
+    precision = "bf16" if device.startswith("cuda") else "fp32"
+    return benchlib.bare_step(built, benchlib.random_batches(built, 30, args.batch_size), 10, device, precision)
 
 
 def parts(pool: Path, args) -> list[tuple]:

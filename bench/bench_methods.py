@@ -41,10 +41,16 @@ TASKS = ("shape/top1", "color/top1")
 
 def run_args(pool: Path, out: Path, model: str, method: str, seed: int, args) -> list[str]:
     steps = -(-args.samples_seen // args.batch_size)
+    queue = {"declip_queue_size": args.queue_size or args.samples_seen // 2} if has_queue(method) else {}
     return benchlib.command("train", "run", pool, out=out, method=method, model=model, scale="cpu-small",
-                            samples_seen=args.samples_seen, batch_size=args.batch_size, warmup=max(1, steps // 10), seed=seed,
-                            torch_threads=1, loader_workers=1, log_every=5, checkpoint_every=10**6, eval=pool / "eval",
-                            declip_queue_size=args.queue_size or args.samples_seen // 2)
+                            samples_seen=args.samples_seen, batch_size=args.batch_size, warmup_steps=max(1, steps // 10), seed=seed,
+                            torch_threads=1, loader_workers=1, log_every=5, checkpoint_every=10**6, eval=pool / "eval", **queue)
+
+
+def has_queue(method: str) -> bool:
+    from tierclip.train.methods import method_option_keys
+
+    return "declip_queue_size" in method_option_keys(method)
 
 
 def train_all(pool: Path, runs: Path, args) -> None:

@@ -205,7 +205,7 @@ def recall(pool: Path, workers: int) -> dict:
         start = time.perf_counter()
         score_pool(pool, ["image_dedup"], {"image_dedup": ImageDedupConfig(exact_max=0, probe=probe)}, workers=workers,
                    force=True, progress=False)
-        folder = pool / "scores" / "image_dedup" / "_global" / "edges"
+        folder = Pool(pool).stage_files("image_dedup").global_dir / "edges"
         edges = np.concatenate([np.load(f) for f in sorted(folder.glob("*.npy"))])
         found = set(map(tuple, edges.tolist()))
         result[f"probe{probe}"] = {"recall": round(len(exact & found) / max(1, len(exact)), 4), "pairs": len(found),

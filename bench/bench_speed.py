@@ -24,7 +24,8 @@ has its CPU seconds per 1,000 pairs (its processes, workers included; S and T as
 included): on a shared machine CPU time moves far less with the load than wall time, and (D+M)/S, (L+B)/T say
 how much CPU the stage and the run spend beyond decoding and the model. `--repeats` alternates the measurements
 and keeps each one's best pass (the least disturbed by other work on a shared machine). `--profile` runs S and T
-once more under py-spy and prints where each thread's and process's wall time goes. JSON to OUT/bench_speed.json.
+once more under py-spy and prints where each thread's and process's wall time goes. `--baseline TREE` measures the
+clip stage of another source tree of tierclip too (S0: what the changes since bought). JSON to OUT/bench_speed.json.
 """
 
 from __future__ import annotations
@@ -102,14 +103,14 @@ def model_limit(cfg, pool_root: Path, batches: int) -> dict:
     from tierclip.curate.stages.clip import PairDecoder, embed_batch, load_model
 
     model, preprocess, tokenizer, device = load_model(cfg)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     pool = Pool(pool_root)
     samples = [s for _, s in zip(range(cfg.batch_size), pool.samples(0), strict=False)]
     decoder = PairDecoder(preprocess, tokenizer, pool.decode_options)
     pixels, _, tokens = (part.to(device) for part in decoder.batch([(s.image, s.caption or "") for s in samples]))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     with torch.inference_mode(), autocast:
         embed_batch(model, pixels, tokens, device)  # warm-up
         sync()
@@ -124,7 +125,7 @@ def model_limit(cfg, pool_root: Path, batches: int) -> dict:
 
 # -- the JPEG draft trade-off ---------------------------------------------------------------------
 def draft_tradeoff(cfg, pool_root: Path, args) -> dict:
-    """D with `--jpeg-draft` beside D without, and how far the stage's embeddings and scores move with it on the
+    """D with `--clip-jpeg-draft` beside D without, and how far the stage's embeddings and scores move with it on the
     first `--draft-pairs` pairs (image-embedding cosine to the full decode's, clip_score differences)."""
     import dataclasses
 
@@ -183,6 +184,8 @@ def ratios(best: dict) -> dict:
     steady = best["S"].get("after_first_shard_pairs_per_s")
     if steady:
         found |= {"S'/min(D,M)": steady / min(d, m), "S'/shared(D,M)": steady / shared(d, m)}
+    if "S0" in best:
+        found["S/S0"] = s / best["S0"]["pairs_per_s"]
     return {name: round(value, 3) for name, value in found.items()}
 
 
@@ -190,6 +193,8 @@ def table(best: dict, found: dict) -> str:
     lines = ["| measurement | pairs or samples/s | CPU s per 1,000 (start-up taken out) |", "|---|---:|---:|"]
     names = {"D": "D decode limit", "M": "M model limit", "S": "S clip stage (`curate score`), end to end",
              "L": "L training loader alone", "T": "T `train run` (logged steps after the skip)", "B": "B bare training step"}
+    if "S0" in best:
+        names["S0"] = "S0 clip stage, the --baseline checkout's code"
     steady = best["cpu_s_per_1000_without_start_up"]
     for key, label in names.items():
         value = best[key].get("pairs_per_s", best[key].get("samples_per_s"))
@@ -201,28 +206,32 @@ def table(best: dict, found: dict) -> str:
     return "\n".join(lines)
 
 
-def stage_options(checkpoint: Path, args) -> dict:
+def clip_fields(checkpoint: Path, args) -> dict:
+    """The clip stage's config fields this bench scores with (S, its profile, its start-up)."""
     return {"model": args.model, "pretrained": checkpoint, "device": args.device, "batch_size": args.batch_size,
             "loader_workers": args.workers, "torch_threads": args.threads}
 
 
 def train_options(args) -> dict:
     return {"scale": "small", "model": args.model, "batch_size": args.train_batch, "samples_seen": args.steps * args.train_batch,
-            "warmup": 2, "loader_workers": args.workers, "torch_threads": args.threads, "device": args.device}
+            "warmup_steps": 2, "loader_workers": args.workers, "torch_threads": args.threads, "device": args.device}
 
 
 def profiles(pool: Path, checkpoint: Path, args) -> dict:
-    """S and T once more under py-spy: seconds per role and activity (main thread, loader workers, other threads)."""
+    """S and T (and S0) once more under py-spy: seconds per role and activity (main thread, loader workers, other
+    threads)."""
     import shutil
 
     found = {}
     shutil.rmtree(args.out / "run-profiled", ignore_errors=True)
-    commands = {"S": benchlib.command("curate", "score", pool, stages="clip", workers=1, force=True, **stage_options(checkpoint, args)),
-                "T": benchlib.command("train", "run", pool, out=args.out / "run-profiled", log_every=1, checkpoint_every=10**9,
-                                      **train_options(args))}
-    for name, command in commands.items():
+    stage = benchlib.clip_stage_command(pool, **clip_fields(checkpoint, args))
+    commands = {"S": (stage, None), "T": (benchlib.command("train", "run", pool, out=args.out / "run-profiled", log_every=1,
+                                                           checkpoint_every=10**9, **train_options(args)), None)}
+    if args.baseline:
+        commands["S0"] = (stage, args.baseline)
+    for name, (command, checkout) in commands.items():
         raw = args.out / f"profile-{name}.txt"
-        wall = benchlib.profile_command(command, raw)
+        wall = benchlib.profile_command(command, raw, checkout=checkout)
         seconds = {k: round(v, 1) for k, v in benchlib.profile_seconds(raw).items() if "helper threads" not in k}
         found[name] = {"wall_s": round(wall, 1), "seconds": seconds}
         print(json.dumps({f"profile {name}": found[name]}), flush=True)
@@ -233,14 +242,14 @@ def stage_config(checkpoint: Path, args):
     from tierclip.curate.stages.clip import ClipConfig
 
     return ClipConfig(model=args.model, pretrained=str(checkpoint), batch_size=args.batch_size, loader_workers=args.workers,
-                      device=args.device, threads=args.threads)
+                      device=args.device, torch_threads=args.threads)
 
 
 def start_up(checkpoint: Path, args) -> dict:
     """CPU seconds of S and T on an 8-pair pool (one step for T): what the two commands spend whatever the work
     (interpreter, imports, model load, loader workers' start), to take out of their CPU per pair."""
     small = benchlib.jpeg_pool(args.out / "pool-start-up", 8, args.image_size, 8, 1, args.render_size or None)
-    stage = benchlib.clip_stage(small, **stage_options(checkpoint, args))
+    stage = benchlib.clip_stage(small, **clip_fields(checkpoint, args))
     run = benchlib.train_run(small, args.out / "run-start-up", 0, **{**train_options(args), "samples_seen": args.train_batch})
     return {"S": stage["cpu_s_per_1000"] * stage["pairs"] / 1000, "S_pairs": stage["pairs"],
             "T": run["cpu_s_per_1000"] * run["samples_seen"] / 1000, "T_samples": run["samples_seen"]}
@@ -259,18 +268,20 @@ def without_start_up(best: dict, fixed: dict) -> dict:
 def measure_all(pool: Path, checkpoint: Path, args) -> dict:
     """Each measurement `--repeats` times, alternating; the best pass of each (the least CPU for the start-up)."""
     cfg = stage_config(checkpoint, args)
-    passes: dict[str, list[dict]] = {k: [] for k in "DMSLBT0"}
+    passes: dict[str, list[dict]] = {k: [] for k in ["D", "M", "S", "L", "B", "T", "0"] + (["S0"] if args.baseline else [])}
     for _ in range(args.repeats):
         passes["0"].append(start_up(checkpoint, args))
         passes["D"].append(decode_limit(cfg, pool, args.decode_pairs))
         passes["M"].append(model_limit(cfg, pool, args.model_batches))
-        passes["S"].append(benchlib.clip_stage(pool, **stage_options(checkpoint, args)))
+        passes["S"].append(benchlib.clip_stage(pool, **clip_fields(checkpoint, args)))
         loader, batches = loader_limit(pool, args)
         passes["L"].append(loader)
         steps = [batches[i % len(batches)] for i in range(args.bare_steps)]
         passes["B"].append(benchlib.bare_step(benchlib.build_model(args.model), steps, 1, args.device, args.precision,
-                                              warmup=2, weight_decay=0.2))  # as `--scale small`
+                                              warmup_steps=2, weight_decay=0.2))  # as `--scale small`
         passes["T"].append(benchlib.train_run(pool, args.out / "run", args.skip, **train_options(args)))
+        if args.baseline:
+            passes["S0"].append(benchlib.clip_stage(pool, checkout=args.baseline, **clip_fields(checkpoint, args)))
         print(json.dumps({k: v[-1] for k, v in passes.items()}), flush=True)
     best = {k: max(v, key=lambda r: r.get("pairs_per_s", r.get("samples_per_s"))) for k, v in passes.items() if k != "0"}
     fixed = {k: min(p[k] for p in passes["0"]) for k in ("S", "T")} | {k: passes["0"][0][k] for k in ("S_pairs", "T_samples")}
@@ -297,8 +308,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=12, help="training steps (L, T)")
     parser.add_argument("--bare-steps", type=int, default=6, help="bare step: steps (the first one is not timed)")
     parser.add_argument("--skip", type=int, default=2, help="first steps left out of L's and T's rates")
-    parser.add_argument("--draft-pairs", type=int, default=0, help="pairs for the --jpeg-draft trade-off (0: not measured)")
+    parser.add_argument("--draft-pairs", type=int, default=0, help="pairs for the --clip-jpeg-draft trade-off (0: not measured)")
     parser.add_argument("--profile", action="store_true", help="run S and T once more under py-spy: where their time goes")
+    parser.add_argument("--baseline", type=Path, help="another tierclip source tree (e.g. `git archive` of an older commit): "
+                        "its clip stage is measured too (S0, and S/S0: what the changes since bought)")
     parser.add_argument("--repeats", type=int, default=1, help="passes over all measurements; the best of each is kept")
     return parser.parse_args()
 

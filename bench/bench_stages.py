@@ -99,8 +99,8 @@ def stage_run(stage: str, loader_workers: int = 2):
             if stage == "clip":
                 import open_clip  # noqa: F401  (import cost is not throughput)
             return None
-        configs = {"clip": ClipConfig(model=args.model, pretrained=str(checkpoint), batch_size=args.batch_size, threads=args.torch_threads,
-                                      loader_workers=loader_workers)}
+        configs = {"clip": ClipConfig(model=args.model, pretrained=str(checkpoint), batch_size=args.batch_size,
+                                      torch_threads=args.torch_threads, loader_workers=loader_workers)}
         score_pool(pool, [stage], configs, workers=args.workers, force=True, progress=False)
         from tierclip.curate.pool import Pool
 

@@ -54,9 +54,10 @@ def script(path: str | Path, *args: object, **options: object) -> list[str]:
     return [sys.executable, str(path), *map(str, args), *flags(options)]
 
 
-def checkout_env() -> dict:
-    """The environment for commands: offline, and this checkout first on the import path."""
-    path = os.pathsep.join(p for p in (str(CHECKOUT), os.environ.get("PYTHONPATH")) if p)
+def checkout_env(checkout: Path | None = None) -> dict:
+    """The environment for commands: offline, and this checkout (or `checkout`, another source tree of tierclip,
+    to measure its code instead) first on the import path."""
+    path = os.pathsep.join(p for p in (str(checkout or CHECKOUT), os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, **CLI_ENV, "PYTHONPATH": path}
 
 
@@ -89,11 +90,11 @@ def _clocks() -> tuple[float, float]:
     return time.perf_counter(), own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_command(args: list[str], capture: bool = False) -> float | tuple[float, str]:
-    """Run a command; its wall seconds (and its stdout with `capture`). Raises RuntimeError with the command's last
-    output when it fails."""
+def run_command(args: list[str], capture: bool = False, checkout: Path | None = None) -> float | tuple[float, str]:
+    """Run a command (with `checkout`'s code: `checkout_env`); its wall seconds (and its stdout with `capture`).
+    Raises RuntimeError with the command's last output when it fails."""
     started = time.perf_counter()
-    done = subprocess.run(args, env=checkout_env(), stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+    done = subprocess.run(args, env=checkout_env(checkout), stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(args[:8])} ... exited {done.returncode}: {done.stderr[-2000:]}")
@@ -232,14 +233,27 @@ def save_random_checkpoint(run: Path, model: str, seed: int = 0) -> Path:
 
 
 # -- the two commands whose speed is compared ---------------------------------------------------
-def clip_stage(pool_root: Path, **options: object) -> dict:
-    """`curate score POOL --stages clip --force` with `options` (model, pretrained, batch_size, ...): pairs/s end to
-    end, and from the first shard's completion to the last one's (start-up and first shard left out)."""
-    import polars as pl
+def clip_stage_command(pool_root: Path, **fields: object) -> list[str]:
+    return command("curate", "score", pool_root, stages="clip", workers=1, force=True, **stage_options("clip", **fields))
+
+
+def stage_options(stage: str, **fields: object) -> dict:
+    """A stage's config fields as `curate score` names its options ({"batch_size": 8} -> {"clip_batch_size": 8})."""
+    from tierclip.curate.fields import option_key
+    from tierclip.curate.stages import STAGES
+
+    return {option_key(STAGES[stage].prefix, name): value for name, value in fields.items()}
+
+
+def clip_stage(pool_root: Path, checkout: Path | None = None, **fields: object) -> dict:
+    """`curate score POOL --stages clip --force` with ClipConfig `fields` (model, pretrained, batch_size, ...), this
+    checkout's or `checkout`'s: pairs/s end to end, and from the first shard's completion to the last one's
+    (start-up and first shard left out)."""
+    from tierclip.curate.pool import Pool
 
     with Clock() as clock:
-        run_command(command("curate", "score", pool_root, stages="clip", workers=1, force=True, **options))
-    scores = pl.read_parquet(pool_root / "scores" / "clip" / "*.parquet")["clip_score"]
+        run_command(clip_stage_command(pool_root, **fields), checkout=checkout)
+    scores = Pool(pool_root).scan_scores("clip").collect()["clip_score"]
     return {"pairs_per_s": round(len(scores) / clock.wall, 2), "pairs": len(scores), "seconds": round(clock.wall, 2),
             "cpu_s_per_1000": clock.per_1000(len(scores)),
             "after_first_shard_pairs_per_s": after_first_shard(pool_root, "clip"),
@@ -305,7 +319,7 @@ def build_model(name: str, patch_dropout: float = 0.0, device: str = "cpu"):
 
 
 def bare_step(model, batches: list[dict], skip: int, device: str = "cpu", precision: str = "fp32",
-              lr: float = 5e-4, warmup: int = 10, weight_decay: float = 0.1) -> dict:
+              lr: float = 5e-4, warmup_steps: int = 10, weight_decay: float = 0.1) -> dict:
     """Samples/s of `train run`'s CLIP step on in-memory batches (no loader, no logging, no checkpoints), timed
     after `skip` steps; the loss of every step.
 
@@ -318,9 +332,9 @@ def bare_step(model, batches: list[dict], skip: int, device: str = "cpu", precis
     from tierclip.train.loop import build_optimizer, build_scheduler
 
     model = model.to(device).train()
-    optim = OptimConfig(lr=lr, warmup_steps=warmup, weight_decay=weight_decay)
+    optim = OptimConfig(lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay)
     optimizer = build_optimizer(model, optim)
-    scheduler = build_scheduler(optimizer, warmup, len(batches))
+    scheduler = build_scheduler(optimizer, warmup_steps, len(batches))
     moved: dict[int, dict] = {}  # a batch repeated in the list is moved to the device once
     batches = [moved.setdefault(id(b), {k: v.to(device) for k, v in b.items()}) for b in batches]
     loss_fn, sync = ClipLoss(), (torch.cuda.synchronize if device.startswith("cuda") else (lambda: None))
@@ -406,11 +420,11 @@ THREAD_ACTIVITIES = (("read-ahead: tar read", ("read_tar_samples", "iter_images"
                      ("pin memory", ("_pin_memory_loop",)), ("helper threads, mostly idle", ("",)))
 
 
-def profile_command(args: list[str], raw: Path, rate: int = 50) -> float:
+def profile_command(args: list[str], raw: Path, rate: int = 50, checkout: Path | None = None) -> float:
     """`run_command` under py-spy (every thread and child process, idle samples too); raw stacks to `raw`."""
     spy = Path(sys.executable).with_name("py-spy")
     return run_command([str(spy), "record", "--format", "raw", "--threads", "--subprocesses", "--idle", "--nonblocking",
-                        "--rate", str(rate), "--output", str(raw), "--", *args])
+                        "--rate", str(rate), "--output", str(raw), "--", *args], checkout=checkout)
 
 
 def profile_seconds(raw: Path, rate: int = 50) -> dict[str, float]:

@@ -15,7 +15,7 @@ Ingest's checks, the `basic` and `clip` stages, `curate inspect`'s thumbnails an
 - **Reduced-size JPEG decoding, only when asked** (`draft_to`): a JPEG at least twice `draft_to` on both sides
   is decoded by libjpeg at 1/2, 1/4 or 1/8 scale (Pillow's `draft`, DCT-domain scaling) so that both sides stay
   >= `draft_to`. Several times faster for large JPEGs, but the pixels differ from a full decode resized
-  afterwards, so readers use it only where the user chose it (the clip stage's `--jpeg-draft`, recorded with
+  afterwards, so readers use it only where the user chose it (the clip stage's `--clip-jpeg-draft`, recorded with
   its options). The pixel limit applies to the stored size, before any reduction.
 - **Deterministic reasons**: Pillow's "cannot identify image file <_io.BytesIO object at 0x7f...>"
   carries a memory address, so two ingests of the same bytes would differ; reasons never do.

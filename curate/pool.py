@@ -5,9 +5,7 @@ pool/
   pool.json                    name, source, created, n_samples, n_shards, schema_version
   shards/00000.tar             KEY.jpg|png|webp, KEY.txt, KEY.json (img2dataset's layout)
   meta/00000.parquet           one row per sample (META_COLUMNS, + gt_* for synthetic pools)
-  scores/STAGE/00000.parquet   uid + a stage's columns, same rows as meta
-  scores/STAGE/_done/00000     completion marker
-  scores/STAGE/_stats/00000.json
+  scores/STAGE/00000.parquet   uid + a stage's columns, same rows as meta (layout: curate/sidecars.py)
   embeddings/MODEL/00000.npy   float16, shape (rows, 2, dim): [:, 0] image, [:, 1] text
 ```
 
@@ -27,6 +25,7 @@ from pathlib import Path
 import polars as pl
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
+from tierclip.curate.sidecars import StageFiles, shard_name, stage_names
 
 SCHEMA_VERSION = 1
 OK = "success"
@@ -44,15 +43,12 @@ META_SCHEMA = {
     "error": pl.Utf8,
 }
 META_COLUMNS = tuple(META_SCHEMA)
+POOL_FILES = ("pool.json", "shards", "meta", "scores", "embeddings")  # a pool's own files: only their commands write there
 
 
 def gt_flag_columns(schema) -> list[str]:
     """The defect flags of a synthetic pool: every Boolean `gt_*` column (`gt_clean` included), in schema order."""
     return [name for name, dtype in schema.items() if name.startswith("gt_") and dtype == pl.Boolean]
-
-
-def shard_name(shard: int) -> str:
-    return f"{shard:05d}"
 
 
 @dataclass(frozen=True)
@@ -183,17 +179,21 @@ class Pool:
     def meta_path(self, shard: int) -> Path:
         return self.root / "meta" / f"{shard_name(shard)}.parquet"
 
+    def stage_files(self, stage: str) -> StageFiles:
+        """The paths of `scores/STAGE/` (curate/sidecars.py defines that layout)."""
+        return StageFiles.of(self.root, stage)
+
     def scores_dir(self, stage: str) -> Path:
-        return self.root / "scores" / stage
+        return self.stage_files(stage).folder
 
     def scores_path(self, stage: str, shard: int) -> Path:
-        return self.scores_dir(stage) / f"{shard_name(shard)}.parquet"
+        return self.stage_files(stage).sidecar(shard)
 
     def done_path(self, stage: str, shard: int) -> Path:
-        return self.scores_dir(stage) / "_done" / shard_name(shard)
+        return self.stage_files(stage).done(shard)
 
     def stats_path(self, stage: str, shard: int) -> Path:
-        return self.scores_dir(stage) / "_stats" / f"{shard_name(shard)}.json"
+        return self.stage_files(stage).stats(shard)
 
     def embeddings_path(self, model: str, shard: int) -> Path:
         return self.root / "embeddings" / model / f"{shard_name(shard)}.npy"
@@ -225,13 +225,11 @@ class Pool:
 
     # -- sidecars ---------------------------------------------------------------
     def is_done(self, stage: str, shard: int) -> bool:
-        return self.done_path(stage, shard).exists()
+        return self.stage_files(stage).is_done(shard)
 
     def write_scores(self, stage: str, shard: int, frame: pl.DataFrame, stats: dict | None = None) -> None:
         """Write one shard's sidecar, its stats, then its completion marker (in that order)."""
-        atomic.write_parquet(self.scores_path(stage, shard), frame)
-        atomic.write_json(self.stats_path(stage, shard), stats or {"rows": frame.height})
-        atomic.write_bytes(self.done_path(stage, shard), b"")
+        self.stage_files(stage).write(shard, frame, stats)
 
     def read_scores(self, stage: str, shard: int) -> pl.DataFrame:
         path = self.scores_path(stage, shard)
@@ -240,23 +238,52 @@ class Pool:
         return pl.read_parquet(path)
 
     def stages(self) -> list[str]:
-        """Stages whose every shard is complete."""
-        scores = self.root / "scores"
-        if not scores.is_dir():
-            return []
-        return sorted(
-            d.name for d in scores.iterdir()
-            if d.is_dir() and not d.name.startswith(".") and all(self.is_done(d.name, s) for s in self.shard_ids())
-        )
+        """Stages whose every shard is complete (set-aside dot folders are not stages)."""
+        return [name for name in stage_names(self.root) if all(self.is_done(name, s) for s in self.shard_ids())]
+
+    def sidecar_problems(self, stage: str) -> list[str]:
+        """`PATH: reason` for each completed shard whose sidecar is not whole (footer, uid column, meta's row count)."""
+        files = self.stage_files(stage)
+        found = (files.problem(s, self.meta_rows(s)) for s in self.shard_ids() if files.is_done(s))
+        return [problem for problem in found if problem]
 
     def scan_scores(self, stage: str) -> pl.LazyFrame:
+        """Every shard's sidecar; an incomplete stage or a damaged sidecar is one line naming it."""
         missing = [s for s in self.shard_ids() if not self.is_done(stage, s)]
         if missing:
             raise UserError(
                 f"{self.scores_dir(stage)}: stage '{stage}' is incomplete ({len(missing)} shards missing); "
                 f"run `curate score {self.root} --stages {stage}`"
             )
+        damaged = self.sidecar_problems(stage)
+        if damaged:
+            raise UserError(f"{damaged[0]}; `curate score {self.root} --stages {stage}` recomputes it"
+                            + (f" ({len(damaged)} damaged sidecars)" if len(damaged) > 1 else ""))
         return pl.scan_parquet([self.scores_path(stage, s) for s in self.shard_ids()])
+
+    def meta_rows(self, shard: int) -> int:
+        """Rows of one shard from its meta file's parquet footer (no data read)."""
+        return _parquet_rows([self.meta_path(shard)])
+
+    def require_rows(self, what: str) -> None:
+        """An empty pool (0 rows) is one line saying so (`nothing to WHAT`), before a command reads or writes anything."""
+        if self.info.n_samples == 0:
+            raise UserError(f"{self.root}: the pool is empty (0 rows); nothing to {what}")
+
+
+def check_not_pool_files(out: str | Path, option: str = "--out", allow_pool_root: bool = False) -> None:
+    """Refuse an output path that is (or lies inside) a pool's own files, or is a pool folder itself
+    (`allow_pool_root`: the commands that write a pool, such as ingest resuming into its own folder)."""
+    target = Path(out).resolve()
+    for folder in (target, *target.parents):
+        if not (folder / "pool.json").is_file():
+            continue
+        parts = target.relative_to(folder).parts
+        if not parts and not allow_pool_root:
+            raise UserError(f"{option} {out}: is the pool folder {folder}; write next to the pool, not into it")
+        if parts and parts[0] in POOL_FILES:
+            raise UserError(f"{option} {out}: inside the pool {folder}'s own files ({parts[0]}); choose a folder outside them")
+        return
 
 
 def open_pool(path: str | Path) -> Pool:
@@ -286,20 +313,36 @@ def split_member_name(name: str) -> tuple[str, str]:
 
 
 def read_tar_samples(path: Path) -> Iterator[Sample]:
-    """Group a WebDataset tar's members by key, in order of first appearance."""
-    current_key, parts = None, {}
-    with tarfile.open(path, "r") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            key, ext = split_member_name(member.name)
-            if key != current_key and current_key is not None:
-                yield _sample_from_parts(current_key, parts)
-                parts = {}
-            current_key = key
-            parts[ext] = tar.extractfile(member).read()
+    """Group a WebDataset tar's members by key, in order of first appearance; a cut or damaged tar is one line
+    (tarfile reads a tar cut inside a header as if it ended there: the end-of-archive blocks tell)."""
+    current_key, parts, count, problem = None, {}, 0, None
+    try:
+        with tarfile.open(path, "r") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, ext = split_member_name(member.name)
+                if key != current_key and current_key is not None:
+                    yield _sample_from_parts(current_key, parts)
+                    parts, count = {}, count + 1
+                current_key = key
+                parts[ext] = tar.extractfile(member).read()
+            problem = None if has_end_marker(path, tar.offset) else "it ends without its end-of-archive blocks"
+    except (tarfile.TarError, EOFError) as exc:
+        problem = str(exc)
+    if problem:
+        raise UserError(f"{path}: damaged shard, unreadable after {count} samples ({problem}); re-ingest the pool or "
+                        "restore this file")
     if current_key is not None:
         yield _sample_from_parts(current_key, parts)
+
+
+def has_end_marker(path: Path, end: int) -> bool:
+    """Whether the tar at `path` holds its two zero end-of-archive blocks at `end` (after its last member)."""
+    with open(path, "rb") as handle:
+        handle.seek(end)
+        block = handle.read(1024)
+    return len(block) == 1024 and not any(block)
 
 
 def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample:

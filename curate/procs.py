@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tierclip.curate.errors import UserError
@@ -47,6 +49,26 @@ def die_with_parent(parent_pid: int | None = None, *_ignored) -> None:
 def loader_worker_init(worker_id: int) -> None:
     """DataLoader `worker_init_fn`: the DataLoader forks its workers from the process that iterates it."""
     die_with_parent(None)
+
+
+@contextmanager
+def sigint_ignored_by_children() -> Iterator[None]:
+    """Ignore SIGINT while worker processes are started: an ignored signal stays ignored through fork and exec (a
+    blocked mask does not survive the spawn start method), so a Ctrl-C in the terminal, which signals the whole
+    process group, interrupts only the parent, which stops the run in one line (curate/cliutil.py) instead of every
+    worker printing its own KeyboardInterrupt; the workers then die with it. A Ctrl-C during the few milliseconds
+    of starting workers is lost (press again). Outside the main thread (where Python allows no signal handler) this
+    does nothing."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class RunLock:

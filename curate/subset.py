@@ -48,7 +48,10 @@ def tool_version() -> str:
 
 def write_subset(out: str | Path, uids: pl.Series | list[str], manifest: dict) -> Subset:
     """Write sorted unique uids and the manifest (n, tool version and created are filled in)."""
+    from tierclip.curate.pool import check_not_pool_files
+
     out = Path(out)
+    check_not_pool_files(out)
     frame = pl.DataFrame({"uid": pl.Series("uid", uids, dtype=pl.Utf8)}).unique().sort("uid")
     full = {**manifest, "n": frame.height, "tool_version": tool_version(),
             "created": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import polars as pl
+from tierclip.curate.errors import UserError
 from tierclip.curate.pool import META_COLUMNS, Pool, read_tar_samples
 from tierclip.curate.uids import is_uid
 
@@ -52,12 +53,20 @@ def _check_shard(pool: Pool, shard: int, report: Report, seen_uids: set[str], ch
             report.problems.append(f"{path}: row {row}: duplicate uid {uid}")
         seen_uids.add(uid)
     if check_shards and pool.tar_path(shard).is_file():
-        keys = [s.key for s in read_tar_samples(pool.tar_path(shard))]
+        try:
+            keys = [s.key for s in read_tar_samples(pool.tar_path(shard))]
+        except UserError as exc:
+            report.problems.append(str(exc))
+            return
         if keys != meta["key"].to_list():
             report.problems.append(f"{pool.tar_path(shard)}: keys do not match {path} row for row")
 
 
 def _check_sidecar(pool: Pool, stage: str, report: Report) -> None:
+    damaged = pool.sidecar_problems(stage)
+    if damaged:
+        report.problems.extend(f"{problem}; `curate score {pool.root} --stages {stage}` recomputes it" for problem in damaged)
+        return
     for shard in pool.shard_ids():
         uids = pl.read_parquet(pool.scores_path(stage, shard), columns=["uid"])["uid"]
         if not uids.equals(pool.meta(shard)["uid"]):

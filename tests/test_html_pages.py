@@ -49,7 +49,7 @@ def test_analysis_report_in_a_browser(browser, tmp_path):
     from tests.analysis.fake_runs import write_grid, write_run
 
     runs = tmp_path / "runs"
-    write_grid(runs, sizes=(1000, 3000, 10000), methods=("clip", "slip"), seeds=(0, 1))
+    write_grid(runs, sizes=(1000, 3000, 6000, 10000), methods=("clip", "slip"), seeds=(0, 1))  # 4 sizes: fits drawn
     config = StudyConfig(task="shape", metric="top1", n_boot=10)
     paths, _ = report([runs], ReportConfig(tmp_path / "report", "png", config))
     loaded = browser.load(paths["index"], PROBES)

@@ -12,7 +12,7 @@ Views (the keys methods list in `Method.views`):
 - `text_eda`, `text_mlm`: caption views (EDA, BERT masking) from train/text_views.py; they take the caption
   and need a `TextContext` (the tokenizer and the model's vocabulary size).
 
-Every knob lives in `AugmentConfig`; a run sets them through `MethodConfig.aug` (a dict of its fields).
+Every knob lives in `AugmentConfig`, a field each with its bounds; a run sets them with `--aug KEY=VALUE`.
 
 Gaussian blur on tiny images: SimCLR blurs with a kernel of ~10% of the image side (23 px at 224 px)
 and sigma drawn from [0.1, 2.0]. We keep the 10% rule (odd, at least 3): 3 px at 32 px, 7 px at 64 px.
@@ -25,47 +25,58 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked, option
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
-    # image_aug (CLIP+Aug): keep at least half the image so the caption still describes the crop.
-    crop_scale: tuple[float, float] = (0.5, 1.0)
-    # image_ssl1/2 (SimCLR, SLIP): crops down to 8% of the image.
-    ssl_crop_scale: tuple[float, float] = (0.08, 1.0)
-    # image_moco1/2 (MoCo v2, DeCLIP): crops down to 20% of the image.
-    moco_crop_scale: tuple[float, float] = (0.2, 1.0)
-    # Colour jitter strength s: brightness, contrast, saturation s, hue s/4 (SimCLR/SLIP: 0.4, 0.4, 0.4, 0.1).
-    jitter: float = 0.4
-    jitter_p: float = 0.8
-    grayscale_p: float = 0.2
-    blur_p: float = 0.5
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    # Horizontal flip: SimCLR views only (captions may say left/right).
-    flip_p: float = 0.5
+class AugmentConfig(Checked):
+    """The image views' knobs; `train run --aug KEY=VALUE` sets any of them (checked against these bounds)."""
+
+    crop_scale: tuple[float, float] = option((0.5, 1.0), "image_aug (CLIP+Aug) random-crop area range: keep at least half "
+                                             "the image so the caption still describes the crop.", gt=0, le=1)
+    ssl_crop_scale: tuple[float, float] = option((0.08, 1.0), "image_ssl1/2 (SimCLR, SLIP) crop area range.", gt=0, le=1)
+    moco_crop_scale: tuple[float, float] = option((0.2, 1.0), "image_moco1/2 (MoCo v2, DeCLIP) crop area range.", gt=0, le=1)
+    jitter: float = option(0.4, "colour jitter strength s: brightness, contrast, saturation s, hue s/4 (SimCLR/SLIP: 0.4).", ge=0)
+    jitter_p: float = option(0.8, "probability of the colour jitter.", ge=0, le=1)
+    grayscale_p: float = option(0.2, "probability of grayscale.", ge=0, le=1)
+    blur_p: float = option(0.5, "probability of the Gaussian blur.", ge=0, le=1)
+    blur_sigma: tuple[float, float] = option((0.1, 2.0), "Gaussian blur sigma range.", gt=0)
+    flip_p: float = option(0.5, "horizontal flip probability, SimCLR/MoCo views only (captions may say left/right).", ge=0, le=1)
 
     def __post_init__(self):
         for name in ("crop_scale", "ssl_crop_scale", "moco_crop_scale", "blur_sigma"):
             object.__setattr__(self, name, _pair(name, getattr(self, name)))
-        for name in ("crop_scale", "ssl_crop_scale", "moco_crop_scale"):
+        super().__post_init__()
+        for name in ("crop_scale", "ssl_crop_scale", "moco_crop_scale", "blur_sigma"):
             low, high = getattr(self, name)
-            if not 0.0 < low <= high <= 1.0:
-                raise UserError(f"aug: {name} must satisfy 0 < low <= high <= 1, got {(low, high)}")
-        for name in ("jitter_p", "grayscale_p", "blur_p", "flip_p"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UserError(f"aug: {name} is a probability in [0, 1], got {getattr(self, name)}")
-        if self.jitter < 0 or not 0.0 < self.blur_sigma[0] <= self.blur_sigma[1]:
-            raise UserError(f"aug: need jitter >= 0 and 0 < blur_sigma low <= high, got {self.jitter}, {self.blur_sigma}")
+            if low > high:
+                raise UserError(f"aug: {name} must be a range (low <= high), got {(low, high)}")
+
+    @classmethod
+    def option_name(cls, field_name: str) -> str:
+        return f"--aug {field_name}"
 
     @classmethod
     def from_options(cls, options: dict | None) -> AugmentConfig:
-        """From `MethodConfig.aug`: unknown keys are a user error naming the known ones."""
+        """From `--aug` KEY=VALUE pairs: unknown keys are a user error naming the known ones."""
         options = dict(options or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise UserError(f"aug: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**options)
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """What the loader's views need: the image augmentation, and the caption mask rate of `text_mlm` (the method's)."""
+
+    aug: AugmentConfig | None = None
+    mask_rate: float | None = None
+
+    @property
+    def augment(self) -> AugmentConfig:
+        return self.aug if self.aug is not None else AugmentConfig()
 
 
 def _pair(name: str, value) -> tuple[float, float]:
@@ -85,7 +96,7 @@ def blur_kernel_size(image_size) -> int:
 def _config(cfg) -> AugmentConfig:
     if isinstance(cfg, AugmentConfig):
         return cfg
-    return AugmentConfig.from_options(getattr(cfg, "aug", None))
+    return cfg.augment if cfg is not None else AugmentConfig()
 
 
 def _strong(image_size: int, mean, std, aug: AugmentConfig, crop_scale, flip_p: float):
@@ -137,7 +148,8 @@ def make_view_transform(view: str, image_size: int, mean, std, cfg=None, text=No
     """A callable for one loader view: PIL image -> normalised float tensor (3, image_size, image_size); for a
     text view (`TEXT_VIEWS` of train/text_views.py) caption -> token ids, which needs `text` (a TextContext).
 
-    `cfg` is a MethodConfig (its `aug` dict and text-view options), an AugmentConfig, or None for the defaults.
+    `cfg` is a ViewConfig (the augmentation and the text views' options, `Method.view_config`), an AugmentConfig,
+    or None for the defaults.
     """
     from tierclip.train.text_views import TEXT_VIEWS
 

@@ -11,26 +11,83 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 
 import numpy as np
 from tierclip.curate import atomic
+from tierclip.curate.errors import UserError
+
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6 is a zip archive
+
+
+class _WriteErrors:
+    """A file for torch.save that keeps the OSError of a failed write: torch's zip writer swallows it and then
+    reports "[enforce fail at inline_container.cc] unexpected pos", which names neither the file nor a full disk."""
+
+    def __init__(self, handle):
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def save(path: str | Path, obj: dict) -> None:
+    """Write atomically; a failed write (a full disk) is an OSError that atomic_path names with `path`."""
     import torch
 
     with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        # Through a Python file: a full disk is then OSError(ENOSPC), named by atomic_path; given a path,
-        # torch's C++ writer reports it as "[enforce fail at inline_container.cc] unexpected pos".
-        torch.save(obj, handle)
+        recorder = _WriteErrors(handle)
+        try:
+            torch.save(obj, recorder)
+        except RuntimeError:
+            if recorder.error is not None:
+                raise recorder.error from None
+            raise
 
 
 def load(path: str | Path) -> dict:
+    """`torch.load(weights_only=True)`; a cut or damaged file is one line naming it."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    check_readable(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise UserError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
+
+
+def check_readable(path: str | Path) -> None:
+    """A checkpoint in torch's zip format must open and every record must pass its CRC check (torch itself does not
+    check them): a file cut short or with damaged bytes is one line naming it, before torch is even imported.
+    Other formats (an older pickle checkpoint, safetensors) are left to their loaders."""
+    import zipfile
+
+    path = Path(path)
+    with open(path, "rb") as handle:
+        if handle.read(4) != ZIP_MAGIC:
+            return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise UserError(f"{path}: not a readable checkpoint (cut short or damaged: {exc}); "
+                        "write it again or use another one") from None
+    if bad is not None:
+        raise UserError(f"{path}: damaged checkpoint (record {bad} fails its CRC check); write it again or use another one")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 def model_checkpoint(model, name: str, step: int) -> dict:

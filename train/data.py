@@ -62,6 +62,7 @@ class SampleIndex:
     text_size: np.ndarray     # int64
     counts: dict              # subset, in_pool, not_success, missing_in_shard, usable
     decode: object = None     # curate.images.DecodeOptions of the pool (None = the defaults)
+    damaged: tuple[str, ...] = ()  # one line per shard whose tar lacks usable samples its meta lists (cut short, damaged)
 
     @property
     def n(self) -> int:
@@ -71,7 +72,7 @@ class SampleIndex:
 def build_index(pool: Pool, subset_uids: pl.Series | None) -> SampleIndex:
     """Index the pool's usable samples (all of them, or those whose uid is in `subset_uids`)."""
     wanted = None if subset_uids is None else pl.DataFrame({"uid": subset_uids})
-    tables, counts = [], {"subset": None if subset_uids is None else len(subset_uids), "in_pool": 0,
+    tables, damaged, counts = [], [], {"subset": None if subset_uids is None else len(subset_uids), "in_pool": 0,
                           "not_success": 0, "missing_in_shard": 0}
     for shard in pool.shard_ids():
         meta = pool.meta(shard).select("uid", "key", "status")
@@ -81,10 +82,13 @@ def build_index(pool: Pool, subset_uids: pl.Series | None) -> SampleIndex:
         usable = meta.filter(pl.col("status") == OK)
         counts["not_success"] += meta.height - usable.height
         if usable.height:
-            table = _locate_members(pool.tar_path(shard), dict(zip(usable["key"], usable["uid"], strict=True)))
+            table, problem = _locate_members(pool.tar_path(shard), dict(zip(usable["key"], usable["uid"], strict=True)))
             counts["missing_in_shard"] += usable.height - len(table)
             tables.append((str(pool.tar_path(shard)), table))
-    index = dataclasses.replace(_assemble(tables, counts), decode=pool.decode_options)
+            if usable.height > len(table):
+                damaged.append(f"{pool.tar_path(shard)}: {usable.height - len(table)} of its {usable.height} usable samples "
+                               f"are not in the tar ({problem or 'their members are missing'})")
+    index = dataclasses.replace(_assemble(tables, counts), decode=pool.decode_options, damaged=tuple(damaged))
     if index.n == 0:
         raise UserError(f"{pool.root}: no usable samples to train on ({_describe(counts)})")
     return index
@@ -94,26 +98,30 @@ def _describe(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items() if v is not None)
 
 
-def _locate_members(tar_path: Path, key_to_uid: dict[str, str]) -> list[tuple]:
-    """(uid, image offset, image size, text offset, text size) for each wanted key present with an image."""
+def _locate_members(tar_path: Path, key_to_uid: dict[str, str]) -> tuple[list[tuple], str | None]:
+    """(uid, image offset, image size, text offset, text size) for each wanted key present with an image, and what
+    broke the tar (None when it read to its end)."""
     if not tar_path.is_file():
         raise UserError(f"{tar_path}: missing shard (its meta lists usable samples)")
     found: dict[str, dict] = {}
+    problem, end = None, tar_path.stat().st_size
     try:
         with tarfile.open(tar_path, "r") as tar:
             for member in tar:
                 key, ext = split_member_name(member.name)
+                if member.offset_data + member.size > end:
+                    raise tarfile.ReadError(f"member {member.name} is cut mid-way")
                 if member.isfile() and key in key_to_uid:
                     found.setdefault(key, {})[ext] = (member.offset_data, member.size)
-    except tarfile.TarError:
-        pass  # a truncated shard: keep what was read before the damage
+    except (tarfile.TarError, EOFError) as exc:  # a truncated shard: keep what was read before the damage
+        problem = f"the tar breaks after {len(found)} of them: {exc}"
     rows = []
     for key, parts in found.items():
         image = next((parts[e] for e in IMAGE_EXTS if e in parts), None)
         if image is not None:
             text = parts.get("txt", (-1, 0))
             rows.append((key_to_uid[key], *image, *text))
-    return rows
+    return rows, problem
 
 
 def _assemble(tables: list[tuple[str, list[tuple]]], counts: dict) -> SampleIndex:

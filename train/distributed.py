@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tierclip.curate.devices import resolve_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -27,16 +29,6 @@ class DistContext:
         return self.world_size > 1 or self.launched
 
 
-def resolve_device(requested: str, local_rank: int = 0) -> str:
-    import torch
-
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        return f"cuda:{local_rank}"
-    return requested
-
-
 def setup(requested_device: str = "auto") -> DistContext:
     """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK, LOCAL_RANK)."""
     import torch
@@ -45,7 +37,7 @@ def setup(requested_device: str = "auto") -> DistContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     launched = "TORCHELASTIC_RUN_ID" in os.environ  # torchrun sets it; a plain process has none
-    device = resolve_device(requested_device, local_rank)
+    device = resolve_device(requested_device, local_rank)  # the one resolver (curate.devices)
     if (world_size > 1 or launched) and not dist.is_initialized():
         # On CUDA the group takes nccl for GPU tensors and gloo for CPU ones (all_sum's counters, objects).
         backend = "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"

@@ -5,25 +5,38 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from tierclip.curate.cliopts import checked
 from tierclip.curate.cliutil import new_app
+from tierclip.curate.devices import DEVICE_PATTERN
 
 make_evalset_app = new_app("Convert data into the eval-set format that `train eval` reads (one task list: evalset.json).")
 
 
 def eval_run(
     run: Path = typer.Argument(..., help="Run folder (config.json, checkpoint.pt, model_configs/) written by `train run`."),
-    eval_sets: list[Path] = typer.Option(..., "--eval", help="Eval-set folder (evalset.json); repeat for several."),
-    device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda or a device such as cuda:1."),
-    batch_size: int = typer.Option(256, help="Images (and captions) encoded per forward pass."),
+    eval: list[Path] = typer.Option(..., "--eval", help="Eval-set folder (evalset.json); repeat for several."),
+    device: str = checked("auto", "--device", kind=str, pattern=DEVICE_PATTERN,
+                          help="auto (cuda when available, else cpu), cpu, cuda or a device such as cuda:1."),
+    batch_size: int = checked(256, "--batch-size", ge=1, help="Images (and captions) encoded per forward pass."),
 ) -> None:
-    """Evaluate a run's final checkpoint zero-shot on eval sets; write RUN/eval.jsonl and print a table."""
+    """Evaluate a run's final checkpoint zero-shot on eval sets; merge the rows into RUN/eval.jsonl (earlier rows of
+    other eval sets are kept, a re-evaluated task is replaced), update results.json's metrics, print every row."""
     from tierclip.curate.cliutil import print_table
+    from tierclip.train.checkpoint import check_readable
     from tierclip.train.evaluate import evaluate_run
 
-    rows = evaluate_run(run, eval_sets, device=None if device == "auto" else device, batch_size=batch_size)
-    print_table([(r["task"], r["metric"], f"{r['value']:.4f}", f"{r['random_score']:.4f}", r["n"]) for r in rows],
-                ("task", "metric", "value", "random", "n"))
-    print(f"wrote {run / 'eval.jsonl'}")
+    if (run / "checkpoint.pt").is_file():  # a cut or damaged checkpoint: one line naming it, not a torch traceback
+        check_readable(run / "checkpoint.pt")
+    rows = evaluate_run(run, eval, device=device, batch_size=batch_size)
+    print_table([(r.get("evalset", "–"), r["task"], r["metric"], f"{r['value']:.4f}", _score(r.get("random_score")),
+                  _score(r.get("majority_score")), r.get("n", "–")) for r in rows],
+                ("eval set", "task", "metric", "value", "random", "majority", "n"))
+    tail = f"; updated the metrics of {run / 'results.json'}" if (run / "results.json").is_file() else ""
+    print(f"wrote {run / 'eval.jsonl'} ({len(rows)} rows){tail}")
+
+
+def _score(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
 
 
 def make_folder(
@@ -41,7 +54,7 @@ def make_folder(
 
 def make_fashion_mnist(
     out: Path = typer.Option(..., help="New eval-set folder to write."),
-    n: int = typer.Option(2000, help="Test images to take, class-balanced (the test split has 10,000)."),
+    n: int = checked(2000, "--n", ge=1, help="Test images to take, class-balanced (the test split has 10,000)."),
     source: Path = typer.Option(None, help="Folder with t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) "
                                 "(default: where Debian's dataset-fashion-mnist installs them)."),
 ) -> None:
@@ -56,7 +69,7 @@ def make_clip_benchmark(
     out: Path = typer.Option(..., help="New eval-set folder to write."),
     download_root: Path = typer.Option(Path("clip_benchmark_data"), help="Where clip_benchmark downloads the raw data."),
     split: str = typer.Option("test", help="Split to convert."),
-    n: int = typer.Option(None, help="Convert only the first N images (default: all)."),
+    n: int = checked(None, "--n", ge=1, help="Convert only the first N images (default: all)."),
 ) -> None:
     """A clip_benchmark data set by name (needs `pip install clip-benchmark` and a network)."""
     from tierclip.train.eval_convert import convert_clip_benchmark

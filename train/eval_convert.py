@@ -130,10 +130,10 @@ def convert_folder(source: Path, out: Path, name: str | None = None, templates_p
 
 
 def _copy_class_folders(source: Path, out: Path, folders: list[str], names: dict[str, str]):
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     files, labels, skipped = [], [], {"not_an_image_file": 0, "unreadable_image": 0}
-    for folder in tqdm(folders, desc="classes", unit="class"):
+    for folder in progress(folders, desc="classes", unit="class"):
         for path in sorted(p for p in (source / folder).iterdir() if p.is_file()):
             reason = _skip_reason(path)
             if reason:
@@ -183,14 +183,14 @@ def convert_clip_benchmark(dataset: str, out: Path, download_root: Path, split: 
 
 
 def _clip_benchmark_classification(data, dataset: str, out: Path, limit: int | None) -> ConvertReport:
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     if not isinstance(data.templates, list):
         raise UserError(f"clip-benchmark: {dataset!r} has class-specific templates, which the eval-set format does not hold")
     templates = [template.replace("{c}", "{}") for template in data.templates]  # clip_benchmark writes {c}
     classnames = list(data.classes)
     files, labels = [], []
-    for index in tqdm(range(min(len(data), limit or len(data))), desc=dataset, unit="image"):
+    for index in progress(range(min(len(data), limit or len(data))), desc=dataset, unit="image"):
         image, label = data[index]
         files.append(_save_image(image, out, index))
         labels.append(classnames[int(label)])
@@ -201,10 +201,10 @@ def _clip_benchmark_classification(data, dataset: str, out: Path, limit: int | N
 def _clip_benchmark_retrieval(data, dataset: str, out: Path, limit: int | None) -> ConvertReport:
     import polars as pl
     from tierclip.curate.evalset import write_evalset
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     files, captions = [], []
-    for index in tqdm(range(min(len(data), limit or len(data))), desc=dataset, unit="image"):
+    for index in progress(range(min(len(data), limit or len(data))), desc=dataset, unit="image"):
         image, texts = data[index]
         file = _save_image(image, out, index)
         files += [file] * len(texts)  # one row per caption: an image with several captions has several positives

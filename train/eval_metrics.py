@@ -34,6 +34,13 @@ def zeroshot_chance(n_classes: int, k: int) -> float:
     return min(1.0, k / n_classes)
 
 
+def majority_share(labels: list[int], k: int) -> float:
+    """Top-k accuracy of always answering the k most frequent classes: the majority-class baseline."""
+    from collections import Counter
+
+    return sum(count for _, count in Counter(labels).most_common(k)) / len(labels)
+
+
 def recall_at_k(scores, positives, k: int) -> float:
     """Share of queries (rows) with at least one positive among their k best-scored candidates (columns)."""
     top = scores.topk(k, dim=1).indices

@@ -9,7 +9,9 @@ every eval set given becomes rows of `eval.jsonl`:
   (per class: the L2-normalised text embeddings of every template, averaged and
   renormalised), then top-1 and, when there are more than 5 classes, top-5
   accuracy (with 5 or fewer classes top-5 is 1 by construction).
-  `random_score` = k / n_classes.
+  `random_score` = k / n_classes; `majority_score` = the share of images in
+  the k most frequent classes (always answering them: the majority baseline,
+  equal to k / n_classes on balanced classes).
 - `retrieval` tasks: recall@1/5/10 both ways, as clip_benchmark computes them,
   in two conventions (see `train/eval_metrics.py`): clip_benchmark's (one query
   per caption row; `image_retrieval_recall@k`, `text_retrieval_recall@k`) and
@@ -56,7 +58,7 @@ def evaluate_model(model, preprocess, tokenizer, eval_root, device="cpu", batch_
 def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
     import open_clip
     import torch
-    from tierclip.train.eval_metrics import topk_accuracy, zeroshot_chance
+    from tierclip.train.eval_metrics import majority_share, topk_accuracy, zeroshot_chance
 
     classnames = list(task["classnames"])
     labels, row_index = _label_indices(evalset, task, classnames)
@@ -64,7 +66,8 @@ def evaluate_zeroshot(model, tokenizer, evalset: EvalSet, task: dict, image_feat
     logits = image_features[row_index].to(device) @ classifier.float()
     targets = torch.tensor(labels, device=device)
     ks = (1, 5) if len(classnames) >= TOP5_MIN_CLASSES else (1,)
-    return [_row(f"top{k}", topk_accuracy(logits, targets, k), zeroshot_chance(len(classnames), k), len(labels)) for k in ks]
+    return [{**_row(f"top{k}", topk_accuracy(logits, targets, k), zeroshot_chance(len(classnames), k), len(labels)),
+             "majority_score": majority_share(labels, k)} for k in ks]
 
 
 def evaluate_retrieval(model, tokenizer, evalset: EvalSet, task: dict, image_features, device, batch_size) -> list[dict]:
@@ -93,22 +96,85 @@ def main_metrics(rows: list[dict]) -> dict[str, float]:
 
 
 def evaluate_run(run_dir, eval_roots, device=None, batch_size=256) -> list[dict]:
-    """Load RUN/checkpoint.pt, evaluate it on every eval set, write RUN/eval.jsonl atomically; return the rows."""
-    import torch
+    """Load RUN/checkpoint.pt, evaluate it on every eval set and merge the rows into RUN/eval.jsonl (`merge_eval_rows`:
+    a re-evaluated task replaces its old rows, other eval sets' rows are kept); rebuild results.json's `metrics`
+    from the merged rows when the run has one. Both files are written atomically. Returns the merged rows."""
+    from tierclip.curate.devices import resolve_device
 
     run_dir = Path(run_dir)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device or "auto")
     evalsets = [read_evalset(root) for root in eval_roots]  # fail on a bad eval set before loading a model
     _check_unique_task_names(evalsets)
+    earlier = read_eval_file(run_dir / EVAL_FILE)
+    _check_task_owners(run_dir / EVAL_FILE, earlier, evalsets)
     model, preprocess, tokenizer = load_run_model(run_dir, device)
     rows = [row for evalset in evalsets for row in evaluate_model(model, preprocess, tokenizer, evalset.root, device, batch_size)]
-    write_eval_rows(run_dir / "eval.jsonl", rows)
+    merged = merge_eval_rows(earlier, rows)
+    write_eval_rows(run_dir / EVAL_FILE, merged)
+    _rebuild_results_metrics(run_dir / RESULTS_FILE, merged)
+    return merged
+
+
+EVAL_FILE, RESULTS_FILE = "eval.jsonl", "results.json"
+
+
+def read_eval_file(path: Path) -> list[dict]:
+    """The rows of an existing eval.jsonl ([] when there is none); a line that is not an eval row is a UserError."""
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or not {"task", "metric", "value"} <= set(row):
+            raise UserError(f"{path}: line {number} is not an eval row; move the file aside to evaluate from scratch")
+        rows.append(row)
     return rows
+
+
+def merge_eval_rows(earlier: list[dict], new: list[dict]) -> list[dict]:
+    """Earlier rows of tasks not re-evaluated, then the new rows: a task re-evaluated on its eval set replaces every
+    earlier row of that (eval set, task), the newest wins (an earlier row without an eval set matches by task)."""
+    fresh = {(row["evalset"], row["task"]) for row in new}
+    fresh_tasks = {task for _, task in fresh}
+
+    def replaced(row: dict) -> bool:
+        return (row.get("evalset"), row["task"]) in fresh or (row.get("evalset") is None and row["task"] in fresh_tasks)
+
+    return [row for row in earlier if not replaced(row)] + new
+
+
+def _check_task_owners(path: Path, earlier: list[dict], evalsets: list[EvalSet]) -> None:
+    """A task name already in eval.jsonl from another eval set would give results.json two values for one key."""
+    owners = {row["task"]: row["evalset"] for row in earlier if row.get("evalset") is not None}
+    for evalset in evalsets:
+        for task in evalset.tasks:
+            other = owners.get(task["name"])
+            if other is not None and other != evalset.name:
+                raise UserError(f"{path}: task {task['name']!r} is already there from eval set {other!r}; eval set "
+                                f"{evalset.name!r} ({evalset.root}) uses the same task name: rename one")
+
+
+def _rebuild_results_metrics(path: Path, rows: list[dict]) -> None:
+    """results.json's `metrics` from the merged eval rows, so the two files agree (nothing when there is no results.json)."""
+    if not path.is_file():
+        return
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path}: not valid JSON, so its metrics cannot be updated; eval.jsonl was written") from None
+    if not isinstance(results, dict):
+        raise UserError(f"{path}: not a JSON object, so its metrics cannot be updated; eval.jsonl was written")
+    atomic.write_json(path, {**results, "metrics": main_metrics(rows)})
 
 
 def load_run_model(run_dir: Path, device: str):
     """(model, eval preprocess, tokenizer) of a run's final checkpoint, with the run's own model configs registered."""
-    import open_clip
+    from tierclip.curate.clipmodels import get_tokenizer, load_model, register_model_configs
 
     config_path, checkpoint = run_dir / "config.json", run_dir / "checkpoint.pt"
     if not config_path.is_file():
@@ -119,11 +185,10 @@ def load_run_model(run_dir: Path, device: str):
     if not model_name:
         raise UserError(f"{config_path}: no 'model' key")
     if (run_dir / "model_configs").is_dir():
-        open_clip.add_model_config(run_dir / "model_configs")
-    if model_name not in open_clip.list_models():
-        raise UserError(f"{config_path}: model {model_name!r} is neither an open_clip config nor in {run_dir / 'model_configs'}")
-    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=str(checkpoint), device=device)
-    return model, preprocess, open_clip.get_tokenizer(model_name)
+        register_model_configs(run_dir / "model_configs")
+    model, _, preprocess = load_model(model_name, str(checkpoint), device=device, flag=f"{config_path}: model",
+                                      hint=f"neither an open_clip config nor in {run_dir / 'model_configs'}")
+    return model, preprocess, get_tokenizer(model_name)
 
 
 def write_eval_rows(path: Path, rows: list[dict]) -> None:
@@ -137,11 +202,11 @@ def _row(metric: str, value: float, random_score: float, n: int) -> dict:
 def _image_features(model, preprocess, evalset: EvalSet, device, batch_size):
     """L2-normalised image embeddings of every row of samples.parquet, in row order (float32, on CPU)."""
     import torch
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     files = evalset.samples["file"].to_list()
     chunks = []
-    for start in tqdm(range(0, len(files), batch_size), desc=f"eval {evalset.name}: images", unit="batch", leave=False):
+    for start in progress(range(0, len(files), batch_size), desc=f"eval {evalset.name}: images", unit="batch", leave=False):
         batch = torch.stack([_load_image(evalset, preprocess, start + i, f) for i, f in enumerate(files[start:start + batch_size])])
         chunks.append(model.encode_image(batch.to(device), normalize=True).float().cpu())
     return torch.cat(chunks)

@@ -82,7 +82,7 @@ def balanced_indices(labels, n: int) -> list[int]:
 
 def convert_fashion_mnist(out: Path, n: int = 2000, source: Path | None = None) -> ConvertReport:
     from PIL import Image
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     out = Path(out)
     images, labels = read_test_set(Path(source) if source else debian_source_dir())
@@ -90,7 +90,7 @@ def convert_fashion_mnist(out: Path, n: int = 2000, source: Path | None = None) 
         raise UserError(f"--n {n}: choose between 1 and {len(labels)} test images")
     with staged_out(out) as work:
         files, names = [], []
-        for index in tqdm(balanced_indices(labels, n), desc="fashion-mnist", unit="image"):
+        for index in progress(balanced_indices(labels, n), desc="fashion-mnist", unit="image"):
             relative = f"images/{index:05d}.png"
             Image.fromarray(images[index]).save(work / relative)  # uint8 H×W: a grayscale ("L") PNG
             files.append(relative)

@@ -56,7 +56,8 @@ def method_gflops_per_sample(method, model, image_size, context_length: int, bat
     With `global_batch`, a method's parts that grow as batch² (`method.pairwise_flops(n, model)`: FILIP's
     token interaction) are counted at that batch instead of the small counting batch.
     """
-    inputs = _blank_batch(model, image_size, context_length, batch, method.views, getattr(method, "cfg", None))
+    views_cfg = method.view_config() if hasattr(method, "view_config") else None
+    inputs = _blank_batch(model, image_size, context_length, batch, method.views, views_cfg)
     forward = _count(lambda: method(model, inputs), model, method) / batch
     pairwise = getattr(method, "pairwise_flops", None)
     if pairwise is not None and global_batch is not None:

@@ -7,7 +7,7 @@ the position dataset and a `RunConfig`, and runs optimizer steps
 on gains, biases and logit_scale), linear warmup then cosine decay, bf16
 autocast on CUDA (fp32 on CPU), gradient accumulation, gradient clipping,
 logit-scale clamp, checkpoints every `checkpoint_every` steps and at the end,
-exact resume from `resume.pt`, `metrics.jsonl`, and a tqdm bar.
+exact resume from `resume.pt`, `metrics.jsonl`, and progress output (curate/progress.py).
 
 Gradient accumulation sums the gradients of `accum_steps` micro-batches, each
 with its own contrastive loss (its negatives are the micro-batch, not the
@@ -115,10 +115,10 @@ def train_loop(model, method, dataset: PositionDataset, cfg: RunConfig, ctx: Dis
 def _run_steps(trainable, step_module, optimizer, scheduler, loader, cfg: RunConfig, ctx: DistContext, out: Path,
                state: LoopState) -> None:
     import torch
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     model, method = step_module.model, step_module.method
-    bar = tqdm(total=cfg.steps, initial=state.step, desc="train", unit="step", disable=not ctx.is_main, dynamic_ncols=True)
+    bar = progress(total=cfg.steps, initial=state.step, desc="train", unit="step", disable=not ctx.is_main, dynamic_ncols=True)
     batches = iter(loader)
     window_start, window_samples = time.perf_counter(), 0
     while state.step < cfg.steps:
@@ -177,8 +177,11 @@ def _log(path: Path, state: LoopState, optimizer, parts: dict, rate: float) -> N
     row = {"step": state.step, "samples_seen": state.samples_seen, "lr": optimizer.param_groups[0]["lr"],
            **{k: round(v, 6) for k, v in parts.items()}, "samples_per_s": round(rate, 1),
            "corrupt_skipped": state.n_corrupt}
-    with open(path, "a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    try:
+        with open(path, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+    except OSError as exc:  # a full disk: name the file (the console says `error: PATH: reason`)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -27,47 +27,38 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tierclip.curate.errors import UserError
-
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 
 
 def register_model_configs() -> None:
     """Make the project's configs known to open_clip (idempotent)."""
-    import open_clip
-    from open_clip import factory
+    from tierclip.curate.clipmodels import register_model_configs as register
 
-    if CONFIG_DIR not in factory._MODEL_CONFIG_PATHS:
-        open_clip.add_model_config(CONFIG_DIR)
+    register(CONFIG_DIR)
 
 
-def model_config(name: str) -> dict:
-    """The open_clip config of a model name; a clear error for an unknown one."""
-    import open_clip
+def model_config(name: str) -> dict | None:
+    """The open_clip config of a model name (None for an hf-hub: model); a clear error for an unknown one."""
+    from tierclip.curate.clipmodels import model_config as open_clip_config
 
     register_model_configs()
-    config = open_clip.get_model_config(name)
-    if config is None:
-        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
-        raise UserError(f"--model {name}: unknown model (project models: {known}; or any of open_clip.list_models())")
-    return config
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+    return open_clip_config(name, hint=f"project models: {known}; or any of open_clip.list_models()")
 
 
 def create_model(name: str, pretrained: str | None = None, overrides: dict | None = None, device: str = "cpu"):
-    """`open_clip.create_model_and_transforms` after registering our configs: (model, preprocess_train, preprocess_val)."""
-    import open_clip
+    """The one loader (curate.clipmodels) with the project's configs registered: (model, preprocess_train, preprocess_val)."""
+    from tierclip.curate.clipmodels import load_model
 
     model_config(name)
-    if pretrained and not Path(pretrained).is_file() and pretrained not in open_clip.list_pretrained_tags_by_model(name):
-        raise UserError(f"--pretrained {pretrained}: neither a checkpoint file nor a pretrained tag of {name}")
-    return open_clip.create_model_and_transforms(name, pretrained=pretrained or None, device=device, **(overrides or {}))
+    return load_model(name, pretrained, device=device, overrides=overrides, flag="--model")
 
 
 def get_tokenizer(name: str):
-    import open_clip
+    from tierclip.curate.clipmodels import get_tokenizer as tokenizer
 
     register_model_configs()
-    return open_clip.get_tokenizer(name)
+    return tokenizer(name)
 
 
 def write_model_config(name: str, folder: str | Path) -> Path:

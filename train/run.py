@@ -10,6 +10,7 @@ RUN/
   eval.jsonl               when --eval was given (train/evaluate.py)
   results.json             the summary analysis reads
   DONE                     written last
+  .run.lock                flock of the run writing here (a second run into the folder is refused)
 ```
 """
 
@@ -20,13 +21,17 @@ import json
 import math
 import platform
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
+from tierclip.curate.procs import RunLock
+from tierclip.train.checkpoint import check_readable
 from tierclip.train.config import RunConfig
 
 DONE, CONFIG, RESULTS = "DONE", "config.json", "results.json"
+RUN_LOCK = ".run.lock"  # flock held by the run writing this folder (curate/procs.py RunLock)
 # Fields a resumed run must share with the run it continues.
 RESUME_KEYS = ("pool", "subset", "method", "model", "seed", "batch_size", "samples_seen", "accum_steps")
 
@@ -59,7 +64,10 @@ def check_inputs(cfg: RunConfig) -> tuple[object, object | None]:
     if cfg.pretrained and Path(cfg.pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") \
             and not Path(cfg.pretrained).is_file():
         raise UserError(f"--pretrained {cfg.pretrained}: no such checkpoint file")
+    for weights in _checkpoints_read(cfg):
+        check_readable(weights)
     pool = Pool(cfg.pool)
+    pool.require_rows("train on")
     if not pool.has_images():
         raise UserError(f"{pool.tar_path(0)}: missing shard; train needs a pool with images")
     subset = read_subset(cfg.subset) if cfg.subset else None
@@ -71,6 +79,13 @@ def check_inputs(cfg: RunConfig) -> tuple[object, object | None]:
     return pool, subset
 
 
+def _checkpoints_read(cfg: RunConfig) -> list[Path]:
+    """The checkpoint files this run will load: --pretrained (a file), and resume.pt with --resume."""
+    found = [Path(cfg.pretrained)] if cfg.pretrained and Path(cfg.pretrained).is_file() else []
+    resume = Path(cfg.out) / "resume.pt"
+    return found + ([resume] if cfg.resume and resume.is_file() else [])
+
+
 def open_data(cfg: RunConfig, pool=None, subset=None) -> RunData:
     """Index the samples to train on; subset uids the pool lacks are refused unless --allow-pool-mismatch."""
     import sys
@@ -80,6 +95,13 @@ def open_data(cfg: RunConfig, pool=None, subset=None) -> RunData:
     if pool is None:
         pool, subset = check_inputs(cfg)
     index = build_index(pool, subset.uids["uid"] if subset is not None else None)
+    if index.damaged:
+        lost = index.counts["missing_in_shard"]
+        if not cfg.allow_damaged_shards:
+            raise UserError(f"{index.damaged[0]}; {lost} usable samples in {len(index.damaged)} damaged shard(s): re-ingest "
+                            "or repair the pool, or pass --allow-damaged-shards to train without them")
+        print(f"WARNING: training without {lost} usable samples of {len(index.damaged)} damaged shard(s) "
+              f"(--allow-damaged-shards); first: {index.damaged[0]}", file=sys.stderr)
     missing = index.counts["subset"] - index.counts["in_pool"] if subset is not None else 0
     if missing:
         problem = f"{subset.path}: {missing} of {subset.n} subset uids are not rows of pool {pool.root}"
@@ -97,7 +119,13 @@ def resolve_budget(cfg: RunConfig, usable: int) -> RunConfig:
 
 
 def check_out_folder(cfg: RunConfig) -> None:
+    from tierclip.curate.pool import check_not_pool_files
+
     out = Path(cfg.out)
+    check_not_pool_files(out)
+    if (out / RUN_LOCK).exists():  # a run writing here now: say so before anything else about the folder
+        with RunLock(out / RUN_LOCK, "`train run`"):
+            pass
     if (out / DONE).exists():
         raise UserError(f"{out}: this run is finished (DONE exists); choose another --out")
     if (out / "resume.pt").exists() and not cfg.resume:
@@ -130,16 +158,18 @@ def run_training(cfg: RunConfig) -> Path:
     cfg = resolve_budget(cfg, data.index.n)
     check_same_run(cfg)
     ctx = distributed.setup(cfg.device)
+    held = ExitStack()
     try:
+        if ctx.is_main:  # one run writes here at a time: a second one (or --resume of this one) is refused in one line
+            held.enter_context(RunLock(out / RUN_LOCK, "`train run`"))
         from tierclip.train.data import StreamPlan
 
         StreamPlan(cfg.batch_size, cfg.accum_steps, ctx.rank, ctx.world_size)  # a batch that does not split: fail now
-        method_cfg = dataclasses.replace(cfg.method_cfg, name=cfg.method, rank=ctx.rank, world_size=ctx.world_size)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         model, _, _ = models.create_model(cfg.model, cfg.pretrained, overrides, device=ctx.device)
-        method = methods.build_method(cfg.method, model, method_cfg).to(ctx.device)
+        method = methods.build_method(cfg.method, model, cfg.method_cfg).to(ctx.device)
         model_info = _model_info(model)
-        dataset = _dataset(model, method, method_cfg, cfg, data.index)
+        dataset = _dataset(model, method, cfg, data.index)
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
             models.write_model_config(cfg.model, out / "model_configs")
@@ -151,14 +181,15 @@ def run_training(cfg: RunConfig) -> Path:
         state = train_loop(model, method, dataset, cfg, ctx, out)
         flops_end = _gflops(model, method, cfg.batch_size)  # on every rank: a method's losses gather across ranks
         if ctx.is_main:
-            _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg), model_info)
+            _finish(cfg, data, ctx, state, _run_gflops(flops_start, flops_end, cfg, method), model_info)
         distributed.barrier(ctx)
     finally:
+        held.close()
         distributed.teardown(ctx)
     return out
 
 
-def _dataset(model, method, method_cfg, cfg: RunConfig, index):
+def _dataset(model, method, cfg: RunConfig, index):
     import open_clip
     from tierclip.train.augment import make_view_transform
     from tierclip.train.data import PositionDataset
@@ -169,7 +200,8 @@ def _dataset(model, method, method_cfg, cfg: RunConfig, index):
     pre = open_clip.get_model_preprocess_cfg(model)
     tokenizer = get_tokenizer(cfg.model)
     text = TextContext(tokenizer, vocab_size(model))  # the vocabulary read from the model, never assumed
-    views = {v: make_view_transform(v, pre["size"], pre["mean"], pre["std"], method_cfg, text) for v in method.views if v != "text"}
+    views_cfg = method.view_config(cfg.aug)
+    views = {v: make_view_transform(v, pre["size"], pre["mean"], pre["std"], views_cfg, text) for v in method.views if v != "text"}
     return PositionDataset(index, views, tokenizer, cfg.seed)
 
 
@@ -206,10 +238,10 @@ def _gflops(model, method, global_batch: int) -> float:
                                     global_batch=global_batch)
 
 
-def _run_gflops(start: float, end: float, cfg: RunConfig) -> tuple[float, float]:
+def _run_gflops(start: float, end: float, cfg: RunConfig, method) -> tuple[float, float]:
     """(per-sample, total) GFLOPs. A method whose cost changes at the end (FLIP's unmasked tuning) is counted
-    per phase: the count at progress 0 for the first (1 - unmasked_tuning) of training, the count at progress 1 after."""
-    tail = cfg.method_cfg.unmasked_tuning if start != end else 0.0
+    per phase: the count at progress 0 for the first (1 - final share) of training, the count at progress 1 after."""
+    tail = method.final_phase_share() if start != end else 0.0
     per_sample = start * (1 - tail) + end * tail
     return per_sample, per_sample * cfg.steps * cfg.batch_size
 
@@ -223,7 +255,7 @@ def _finish(cfg: RunConfig, data: RunData, ctx, state, gflops: tuple, model_info
         from tierclip.train.evaluate import evaluate_run, main_metrics
 
         started = time.perf_counter()
-        metrics = main_metrics(evaluate_run(out, list(cfg.eval_roots), device=ctx.device.split(":")[0]))
+        metrics = main_metrics(evaluate_run(out, list(cfg.eval_roots), device=ctx.device))
         eval_time = time.perf_counter() - started
     manifest = data.subset.manifest if data.subset is not None else {}
     results = {

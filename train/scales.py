@@ -22,16 +22,16 @@ class Scale:
     model: str
     batch_size: int
     lr: float
-    warmup: int          # optimizer steps of linear warmup
+    warmup_steps: int    # optimizer steps of linear warmup
     samples_seen: int
     weight_decay: float
 
 
 SCALES: dict[str, Scale] = {
-    "debug": Scale(model="tc-rn-tiny", batch_size=16, lr=1e-3, warmup=2, samples_seen=256, weight_decay=0.1),
-    "cpu-small": Scale(model="tc-rn-tiny", batch_size=128, lr=2e-3, warmup=38, samples_seen=48_000, weight_decay=0.1),
-    "small": Scale(model="ViT-B-32", batch_size=4096, lr=5e-4, warmup=500, samples_seen=12_800_000, weight_decay=0.2),
-    "medium": Scale(model="ViT-B-32", batch_size=4096, lr=5e-4, warmup=500, samples_seen=128_000_000, weight_decay=0.2),
+    "debug": Scale(model="tc-rn-tiny", batch_size=16, lr=1e-3, warmup_steps=2, samples_seen=256, weight_decay=0.1),
+    "cpu-small": Scale(model="tc-rn-tiny", batch_size=128, lr=2e-3, warmup_steps=38, samples_seen=48_000, weight_decay=0.1),
+    "small": Scale(model="ViT-B-32", batch_size=4096, lr=5e-4, warmup_steps=500, samples_seen=12_800_000, weight_decay=0.2),
+    "medium": Scale(model="ViT-B-32", batch_size=4096, lr=5e-4, warmup_steps=500, samples_seen=128_000_000, weight_decay=0.2),
 }
 
 

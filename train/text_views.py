@@ -155,9 +155,11 @@ def mask_tokens(ids, rate: float, text: TextContext, generator=None):
     return torch.stack([ids, labels])
 
 
-def check_mask_rate(rate: float) -> float:
-    if not 0.0 < float(rate) < 1.0:
-        raise UserError(f"declip: declip_mask_rate must be in (0, 1), got {rate} (DeCLIP uses 0.15)")
+def mask_rate_of(cfg) -> float:
+    """The `text_mlm` mask rate of a `train.augment.ViewConfig` (the method's: DeCLIP's `--declip-mask-rate`)."""
+    rate = getattr(cfg, "mask_rate", None)
+    if rate is None:
+        raise UserError("text view 'text_mlm' needs a mask rate (a ViewConfig from the method, Method.view_config)")
     return float(rate)
 
 
@@ -177,7 +179,7 @@ def eda_view(cfg, text: TextContext) -> EdaView:
 
 
 def mlm_view(cfg, text: TextContext) -> MlmView:
-    return MlmView(text, check_mask_rate(getattr(cfg, "declip_mask_rate", 0.15)))
+    return MlmView(text, mask_rate_of(cfg))
 
 
 TEXT_VIEWS = {"text_eda": eda_view, "text_mlm": mlm_view}
@@ -186,7 +188,7 @@ TEXT_VIEWS = {"text_eda": eda_view, "text_mlm": mlm_view}
 def blank_text_view(view: str, batch: int, context_length: int, cfg=None):
     """Zero token ids shaped like `view`'s output, for FLOP counting (train/flops.py).
 
-    `text_mlm`: `declip_mask_rate` of the positions between start and end carry a label, i.e. as many as a
+    `text_mlm`: the mask rate (`mask_rate_of(cfg)`) of the positions between start and end carry a label, i.e. as many as a
     caption filling the whole context would have: an upper bound for shorter captions (the MLM head's cost).
     """
     import torch
@@ -195,6 +197,6 @@ def blank_text_view(view: str, batch: int, context_length: int, cfg=None):
     if view != "text_mlm":
         return ids
     labels = torch.full_like(ids, IGNORE)
-    chosen = round(float(getattr(cfg, "declip_mask_rate", 0.15)) * max(0, context_length - 2))
+    chosen = round(mask_rate_of(cfg) * max(0, context_length - 2))
     labels[:, 1:1 + chosen] = 0
     return torch.stack([ids, labels], dim=1)

@@ -13,6 +13,8 @@ from tierclip.curate.images import DEFAULT_MAX_PIXELS, RESIZE_MODES, WHITE, Imag
 from tierclip.curate.pool import IMAGE_EXTS
 
 PIL_FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+ENCODE_FORMATS = tuple(PIL_FORMAT_EXT.values())
+PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16", "I;16B")  # modes Pillow writes as PNG
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class ImageOptions:
     image_size: int = 0                    # 0 = store images at their source size
     resize_mode: str = "keep_ratio_largest"
     background: tuple[int, int, int] = WHITE
+    encode_format: str | None = None       # jpg, png or webp: store every image in it (None = keep the source format)
 
     def __post_init__(self):
         if self.max_pixels < 0:
@@ -31,10 +34,13 @@ class ImageOptions:
             raise UserError(f"--image-size {self.image_size}: must be 0 (keep the source size) or positive")
         if self.resize_mode not in RESIZE_MODES:
             raise UserError(f"--resize-mode '{self.resize_mode}': choose from {', '.join(RESIZE_MODES)}")
+        if self.encode_format not in (None, *ENCODE_FORMATS):
+            raise UserError(f"--encode-format '{self.encode_format}': choose from {', '.join(ENCODE_FORMATS)}")
 
     def to_json(self) -> dict:
+        encode = {"encode_format": self.encode_format} if self.encode_format else {}  # only when set: older pools resume
         return {"max_pixels": self.max_pixels, "image_size": self.image_size, "resize_mode": self.resize_mode,
-                "background": list(self.background)}
+                "background": list(self.background), **encode}
 
 
 @dataclass(frozen=True)
@@ -64,18 +70,28 @@ def check_image(data: bytes, source_ext: str | None, options: ImageOptions = Ima
     try:
         image = load_upright(data, options.max_pixels)
         ext = PIL_FORMAT_EXT.get(image.format, "png")
+        target = options.encode_format or ext
         if needs_resize(image.width, image.height, options.image_size, options.resize_mode):
             small = resize_image(to_rgb(image, options.background), options.image_size, options.resize_mode, options.background)
-            return ImageCheck(image.width, image.height, ext, encode_image(small, ext), None, stored_size=small.size)
-        stored = data if image.format in PIL_FORMAT_EXT else _to_png(image)
+            return ImageCheck(image.width, image.height, target, encode_image(small, target), None, stored_size=small.size)
+        if target != ext:  # --encode-format: the decoder's upright RGB, in that format
+            return ImageCheck(image.width, image.height, target, encode_image(to_rgb(image, options.background), target), None)
+        stored = data if image.format in PIL_FORMAT_EXT else _to_png(image, options.background)
         return ImageCheck(image.width, image.height, ext, stored, None)
     except ImageDecodeError as exc:
         return ImageCheck(None, None, fallback_ext, data, str(exc), exc.status)
 
 
-def _to_png(image) -> bytes:
+def _to_png(image, background: tuple[int, int, int]) -> bytes:
+    """A format the pool does not hold (TIFF, GIF, BMP) as PNG: in its own mode where PNG has it, else (CMYK, 32-bit
+    float, YCbCr, LAB) as the RGB every reader decodes it to (curate.images.to_rgb)."""
+    from tierclip.curate.images import CORRUPT, ImageDecodeError, reason_of, to_rgb
+
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    try:
+        (image if image.mode in PNG_MODES else to_rgb(image, background)).save(buffer, format="PNG")
+    except Exception as exc:  # Pillow raises OSError/ValueError for a mode it cannot convert or write
+        raise ImageDecodeError(CORRUPT, f"image decodes but cannot be stored as PNG: {reason_of(exc)}") from None
     return buffer.getvalue()
 
 

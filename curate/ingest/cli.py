@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from tierclip.curate.cliopts import checked
+from tierclip.curate.cliutil import new_app
 
-ingest_app = typer.Typer(help="Build a pool from img2dataset output, a folder of images, or DataComp metadata.",
-                         no_args_is_help=True, rich_markup_mode=None)
+ingest_app = new_app("Build a pool from img2dataset output, a folder of images, or DataComp metadata.")
 
 OUT = typer.Option(..., "--out", "-o", help="Pool folder to write (created; an interrupted ingest into it resumes).")
-SHARD_SIZE = typer.Option(10_000, "--shard-size", help="Samples per pool shard.")
+SHARD_SIZE = checked(10_000, "--shard-size", ge=1, help="Samples per pool shard.")
 NAME = typer.Option(None, "--name", help="Pool name in pool.json (default: the --out folder's name).")
-MAX_PIXELS = typer.Option(178_956_970, "--max-pixels", help="Images with more pixels get status too_large (read from the "
+MAX_PIXELS = checked(178_956_970, "--max-pixels", ge=0, help="Images with more pixels get status too_large (read from the "
                           "header, before decoding; 0 = no limit). Recorded in pool.json: every reader applies the same limit.")
-IMAGE_SIZE = typer.Option(0, "--image-size", help="Resize larger images once, here (0 = store them as they are); meta "
+IMAGE_SIZE = checked(0, "--image-size", ge=0, help="Resize larger images once, here (0 = store them as they are); meta "
                           "width/height keep the source size, the sample's json gets stored_width/stored_height.")
 RESIZE_MODE = typer.Option("keep_ratio_largest", "--resize-mode", help="With --image-size, img2dataset's modes: keep_ratio_largest "
                            "(longer side = N), keep_ratio (shorter side = N), center_crop (N x N), border (N x N, padded) or no. "
@@ -65,6 +66,9 @@ def ingest_folder(
     path_col: str = typer.Option("path", "--path-col", help="Column holding the image path."),
     caption_col: str = typer.Option("caption", "--caption-col", help="Column holding the caption."),
     uid_col: str = typer.Option("uid", "--uid-col", help="Optional column of 32-hex uids to keep (ignored when absent)."),
+    follow_links: bool = typer.Option(False, "--follow-links", help="Read images behind symbolic links that lead outside "
+                                      "the folder (default: such rows get status outside_folder and are not read; "
+                                      "absolute and ../ paths are never read)."),
     shard_size: int = SHARD_SIZE,
     name: str = NAME,
     max_pixels: int = MAX_PIXELS,
@@ -77,7 +81,7 @@ def ingest_folder(
     from tierclip.curate.ingest.run import run_ingest
 
     images = _images(max_pixels, image_size, resize_mode, background)
-    cfg = FolderConfig(source, captions, path_col, caption_col, uid_col)
+    cfg = FolderConfig(source, captions, path_col, caption_col, uid_col, follow_links)
     _finish(run_ingest(open_folder(cfg), out, shard_size, name, images), out)
 
 
@@ -85,7 +89,7 @@ def ingest_folder(
 def ingest_datacomp(
     source: Path = typer.Argument(..., help="DataComp metadata: a .parquet file or a folder of them (searched recursively)."),
     out: Path = OUT,
-    shard_size: int = typer.Option(100_000, "--shard-size", help="Rows per pool shard."),
+    shard_size: int = checked(100_000, "--shard-size", ge=1, help="Rows per pool shard."),
     embeddings: str = typer.Option("l14", "--embeddings",
         help="CLIP features to import from the .npz beside each parquet as the pool's embeddings: l14 (OpenAI ViT-L-14, "
              "what DataComp's image-based baseline uses), b32 (OpenAI ViT-B-32), or none (metadata only)."),
@@ -102,19 +106,22 @@ def ingest_datacomp(
 def download(
     urls: Path = typer.Argument(..., help="URL list: .txt (one URL a line), .csv, .tsv, .json, .jsonl or .parquet."),
     out: Path = OUT,
-    workers: int = typer.Option(1, "--workers", help="img2dataset worker processes (its processes_count)."),
-    download_threads: int = typer.Option(16, "--download-threads",
-                                         help="Download threads per worker process (img2dataset's thread_count)."),
-    image_size: int = typer.Option(256, "--image-size", help="Resize target in pixels."),
-    resize_mode: str = typer.Option("border", "--resize-mode", help="no, border, keep_ratio, keep_ratio_largest or center_crop."),
-    retries: int = typer.Option(0, "--retries", help="Retries per failed download."),
-    timeout: int = typer.Option(10, "--timeout", help="Seconds before a download is given up."),
+    workers: int = checked(1, "--workers", ge=1, help="img2dataset worker processes (its processes_count)."),
+    download_threads: int = checked(16, "--download-threads", ge=1,
+                                    help="Download threads per worker process (img2dataset's thread_count)."),
+    image_size: int = checked(256, "--image-size", ge=1, help="Resize larger images to this size at ingest (never upscales; "
+                              "EXIF orientation applied first)."),
+    resize_mode: str = typer.Option("border", "--resize-mode", help="no, border, keep_ratio, keep_ratio_largest or center_crop "
+                                    "(img2dataset's modes; border pads only the images it shrank)."),
+    retries: int = checked(0, "--retries", ge=0, help="Retries per failed download."),
+    timeout: int = checked(10, "--timeout", ge=1, help="Seconds before a download is given up."),
     url_col: str = typer.Option("url", "--url-col", help="Column holding the URL (table inputs)."),
     caption_col: str = typer.Option("caption", "--caption-col", help="Column holding the caption (used when present)."),
     input_format: str = typer.Option(None, "--input-format", help="txt, csv, tsv, json, jsonl or parquet (default: from the extension)."),
-    encode_format: str = typer.Option("jpg", "--encode-format", help="Stored image format: jpg, png or webp."),
+    encode_format: str = typer.Option("jpg", "--encode-format", help="Stored image format: jpg, png or webp (images in another "
+                                      "format are re-encoded from the decoded RGB; transparency onto white)."),
     extra_col: list[str] = typer.Option([], "--extra-col", help="More input columns to keep (repeatable; `uid` is kept automatically)."),
-    samples_per_shard: int = typer.Option(10_000, "--samples-per-shard", help="img2dataset's own shard size."),
+    samples_per_shard: int = checked(10_000, "--samples-per-shard", ge=1, help="img2dataset's own shard size."),
     shard_size: int = SHARD_SIZE,
     name: str = NAME,
     keep_raw: bool = typer.Option(False, "--keep-raw", help="Keep img2dataset's output in OUT/_img2dataset after ingest."),

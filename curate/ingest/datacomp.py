@@ -307,10 +307,8 @@ def uid_hashes(uids: list[str]) -> np.ndarray:
 
 
 def _write_sidecar(out: Path, shard: int, uids: pl.DataFrame, frame: pl.DataFrame) -> None:
-    """The `datacomp` stage's sidecar, in the layout of `Pool.write_scores` (the pool has no pool.json yet)."""
+    """The `datacomp` stage's sidecar, written as every stage's is (the pool has no pool.json yet)."""
+    from tierclip.curate.sidecars import StageFiles
+
     scores = uids.with_columns(frame.select(SCORE_COLUMNS))
-    stage_dir = out / "scores" / STAGE
-    atomic.write_parquet(stage_dir / f"{shard_name(shard)}.parquet", scores)
-    atomic.write_json(stage_dir / "_stats" / f"{shard_name(shard)}.json",
-                      {"rows": scores.height, **{f"{c}_null": scores[c].null_count() for c in SCORE_COLUMNS}})
-    atomic.write_bytes(stage_dir / "_done" / shard_name(shard), b"")
+    StageFiles.of(out, STAGE).write(shard, scores, {"rows": scores.height, **{f"{c}_null": scores[c].null_count() for c in SCORE_COLUMNS}})

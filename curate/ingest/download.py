@@ -2,7 +2,10 @@
 
 img2dataset writes webdataset shards into `POOL/_img2dataset/` (its `incremental` mode
 makes a re-run skip shards it finished), then `open_img2dataset` + `run_ingest` turn
-them into the pool. The raw output is removed after a successful ingest unless
+them into the pool. img2dataset stores the bytes as downloaded (`disable_all_reencoding`):
+its OpenCV resizer ignores EXIF orientation and upscales small images, so the resize to
+`--image-size` (never upscaling) and `--encode-format` happen at ingest with the project's
+decoder (curate/images.py), as `curate ingest --image-size` does. The raw output is removed after a successful ingest unless
 `keep_raw`. img2dataset runs worker processes with the `spawn` start method, so a
 script calling `download` must guard its entry point with `if __name__ == "__main__"`.
 """
@@ -14,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tierclip.curate.errors import UserError
+from tierclip.curate.ingest.checks import ImageOptions
 from tierclip.curate.ingest.img2dataset import open_img2dataset
 from tierclip.curate.ingest.report import IngestReport
 from tierclip.curate.ingest.run import run_ingest
 
 RAW_FOLDER = "_img2dataset"
 INPUT_FORMATS = ("txt", "csv", "tsv", "json", "jsonl", "parquet")
-RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,14 @@ class DownloadConfig:
 
 
 def download(cfg: DownloadConfig) -> IngestReport:
+    images = ImageOptions(image_size=cfg.image_size, resize_mode=cfg.resize_mode, encode_format=cfg.encode_format)
     input_format = _input_format(cfg)
     columns = _input_columns(cfg.urls, input_format)
     caption_col = _checked_columns(cfg, input_format, columns)
     extra = list(cfg.extra_columns) + (["uid"] if "uid" in columns and "uid" not in cfg.extra_columns else [])
     raw = cfg.out / RAW_FOLDER
     _run_img2dataset(cfg, input_format, caption_col, extra, raw)
-    report = run_ingest(open_img2dataset(raw, "webdataset"), cfg.out, cfg.shard_size, cfg.name)
+    report = run_ingest(open_img2dataset(raw, "webdataset"), cfg.out, cfg.shard_size, cfg.name, images)
     if not cfg.keep_raw:
         shutil.rmtree(raw)
     return report
@@ -64,8 +68,10 @@ def _run_img2dataset(cfg: DownloadConfig, input_format: str, caption_col: str | 
     img2dataset_download(
         url_list=str(cfg.urls), output_folder=str(raw), output_format="webdataset", input_format=input_format,
         url_col=cfg.url_col, caption_col=caption_col, save_additional_columns=extra or None,
-        processes_count=cfg.workers, thread_count=cfg.download_threads, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
-        retries=cfg.retries, timeout=cfg.timeout, encode_format=cfg.encode_format,
+        processes_count=cfg.workers, thread_count=cfg.download_threads,
+        # the bytes as downloaded: img2dataset's OpenCV resizer ignores EXIF orientation and upscales small images;
+        # our ingest resizes with the project's decoder instead (run_ingest's ImageOptions)
+        disable_all_reencoding=True, retries=cfg.retries, timeout=cfg.timeout,
         number_sample_per_shard=cfg.samples_per_shard, enable_wandb=False, incremental_mode="incremental",
     )
 
@@ -76,8 +82,6 @@ def _input_format(cfg: DownloadConfig) -> str:
     fmt = cfg.input_format or cfg.urls.suffix.lower().lstrip(".")
     if fmt not in INPUT_FORMATS:
         raise UserError(f"{cfg.urls}: unknown URL list format {fmt!r}; use --input-format with one of {', '.join(INPUT_FORMATS)}")
-    if cfg.resize_mode not in RESIZE_MODES:
-        raise UserError(f"--resize-mode {cfg.resize_mode!r}: use one of {', '.join(RESIZE_MODES)}")
     return fmt
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
-from tierclip.curate.pool import PoolInfo, write_pool_info
+from tierclip.curate.pool import PoolInfo, check_not_pool_files, write_pool_info
 
 INGEST_FILE = "ingest.json"
 
@@ -26,6 +26,7 @@ def start(out: Path, config: dict) -> None:
     """Create `out` (or resume into it) and remove temporary files a killed run left."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
+    check_not_pool_files(out, allow_pool_root=True)  # a pool resumed in place, never one inside another's files
     recorded = _recorded_config(out)
     if recorded is None and out.is_dir() and any(p.name != "_img2dataset" for p in out.iterdir()):
         raise UserError(f"{out}: folder is not empty and holds no {INGEST_FILE}; choose a new --out")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from tierclip.curate.ingest import layout
@@ -14,7 +13,7 @@ from tierclip.curate.ingest.writer import WriterConfig, write_records
 
 def run_ingest(source: Source, out: Path, shard_size: int = 10_000, name: str | None = None,
                images: ImageOptions = ImageOptions()) -> IngestReport:
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     if shard_size < 1:
         from tierclip.curate.errors import UserError
@@ -25,7 +24,7 @@ def run_ingest(source: Source, out: Path, shard_size: int = 10_000, name: str | 
     cfg = WriterConfig(out=out, shard_size=shard_size, images=images)
     write = source.write or write_records
     report = IngestReport()
-    with tqdm(total=source.total, unit="rows", desc=f"ingest {source.kind}", file=sys.stderr, mininterval=1.0) as bar:
+    with progress(total=source.total, unit="rows", desc=f"ingest {source.kind}", mininterval=1.0) as bar:
         write(source.records, cfg, report, bar)
     decode = {"max_pixels": images.max_pixels, "background": list(images.background)}
     layout.finish(out, name or out.resolve().name, source.kind, report.to_json(),

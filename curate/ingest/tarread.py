@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tierclip.curate.pool import split_member_name
+from tierclip.curate.pool import has_end_marker
 
 
 @dataclass
@@ -44,7 +44,7 @@ def read_tar(path: Path) -> TarContents:
             for member in tar:
                 if not member.isfile():
                     continue
-                key, ext = split_member_name(member.name)
+                key, ext = input_member_key(member.name)
                 if key != current_key or current is None or ext in current:
                     current_key, current = key, {}
                     contents.parts.setdefault(key, deque()).append(current)
@@ -59,13 +59,15 @@ def read_tar(path: Path) -> TarContents:
     except (tarfile.TarError, EOFError, OSError) as exc:
         contents.problem = f"{path}: unreadable tar after {len(contents.order)} samples ({exc})"
         return contents
-    if not _has_end_marker(path, end):
+    if not has_end_marker(path, end):
         contents.problem = f"{path}: tar ends without its end-of-archive blocks after {len(contents.order)} samples (truncated)"
     return contents
 
 
-def _has_end_marker(path: Path, end: int) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(end)
-        block = handle.read(1024)
-    return len(block) == 1024 and not any(block)
+def input_member_key(name: str) -> tuple[str, str]:
+    """WebDataset's rule for a tar from elsewhere: the key is the member's whole path up to the first dot of its
+    base name (`sub/dir.jpg` -> `sub/dir`, so it meets its parquet row; a leading `./` is dropped); the writer
+    maps keys that are not safe member names."""
+    folder, _, base = name.removeprefix("./").rpartition("/")
+    key, _, ext = base.partition(".")
+    return (f"{folder}/{key}" if folder else key), ext.lower()

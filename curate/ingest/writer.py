@@ -2,7 +2,8 @@
 
 A source yields `Record`s in a deterministic order; `write_records` cuts them into
 shards of `shard_size`, checks each sample (image decodes? caption valid UTF-8 and
-not empty? key and uid unique?), derives uids where the source has none, and writes
+not empty? key and uid unique?), maps a key that is not a safe tar member name to one that is
+(curate/ingest/keys.py; the original goes into the sample's json as `source_key`), derives uids where the source has none, and writes
 each shard with `curate.pool.write_shard` (tar first, meta last). Only one shard's
 records are in memory at a time. A shard whose meta file exists is skipped (its keys,
 uids and counts are read back), so a killed ingest resumes to a byte-identical pool.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import polars as pl
 from tierclip.curate.ingest.checks import ImageOptions, check_caption, check_image
+from tierclip.curate.ingest.keys import safe_key
 from tierclip.curate.ingest.report import IngestReport
 from tierclip.curate.ingest.seen import SeenSet, hash64
 from tierclip.curate.pool import OK, Sample, meta_frame, shard_name, write_shard
@@ -145,7 +147,7 @@ def _write_one_shard(shard: int, chunk: list[Record], cfg: WriterConfig, uniques
 
 
 def _prepare(record: Record, shard: int, uniques: _Uniques, options: ImageOptions = ImageOptions()) -> tuple[Sample, dict]:
-    key, key_problem = uniques.claim_key(record.key)
+    key, key_problem = uniques.claim_key(safe_key(record.key))
     caption = check_caption(record.caption)
     image = check_image(record.image, record.image_ext, options) if record.image is not None else None
     raw_caption = caption.raw.encode("utf-8", errors="surrogateescape") if caption.raw is not None else None
@@ -166,7 +168,7 @@ def _prepare(record: Record, shard: int, uniques: _Uniques, options: ImageOption
                width=record.width if record.width is not None else (image.width if image else None),
                height=record.height if record.height is not None else (image.height if image else None),
                status=status, error=error)
-    extra = record.extra
+    extra = record.extra if safe_key(record.key) == record.key else {**record.extra, "source_key": record.key}
     if image is not None and image.stored_size is not None:  # resized at ingest: meta keeps the source size
         extra = {**extra, "stored_width": image.stored_size[0], "stored_height": image.stored_size[1]}
     sample = Sample(key, image_bytes, image.ext if image else None, caption.raw, extra)

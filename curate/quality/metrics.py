@@ -96,7 +96,7 @@ def own_rejects(flags: pl.DataFrame, selected: Plan, spec: FilterSpec) -> np.nda
     names = [c.name for c in selected.clauses if c.name != "status"] or ["status"]
     passes = pl.all_horizontal([pl.col(f"pass_{n}") for n in names])
     if selected.config.fraction is not None:
-        passes = passes & (pl.col(selected.config.score_column) >= pl.col("threshold")).fill_null(False)
+        passes = passes & (pl.col(selected.config.score) >= pl.col("threshold")).fill_null(False)
     return ~flags.select(passes.alias("p"))["p"].to_numpy()
 
 
@@ -299,7 +299,7 @@ def score_aucs(pool: Pool, score_column: str = "clip_score") -> dict[str, tuple[
     """{defect: (ROC-AUC of clean vs that defect, rows of it with a score)} for one score column."""
     index = ColumnIndex(pool)
     defects = defect_names(index)
-    selected = plan(pool, FilterConfig(score_column=score_column, min_score=float("-inf")))
+    selected = plan(pool, FilterConfig(score=score_column, min_score=float("-inf")))
     flags = collect_flags(selected, all_uids=True)
     score = flags[score_column].cast(pl.Float64).fill_null(np.nan).to_numpy()
     clean = flags[CLEAN].to_numpy()

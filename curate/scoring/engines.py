@@ -25,9 +25,15 @@ class LocalEngine:
             return
         from concurrent.futures import as_completed
 
-        futures = [self._executor().submit(fn, task) for task in tasks]
+        from tierclip.curate.procs import sigint_ignored_by_children
+
+        with sigint_ignored_by_children():  # workers spawned now ignore SIGINT: Ctrl-C stops this process alone
+            futures = [self._executor().submit(fn, task) for task in tasks]
         try:
             yield from (future.result() for future in as_completed(futures))
+        except BaseException:  # Ctrl-C, a failed shard, an abandoned run: the tasks still running are not waited for
+            self.stop_workers()
+            raise
         finally:
             for future in futures:
                 future.cancel()
@@ -47,6 +53,17 @@ class LocalEngine:
     def close(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=True)
+
+    def stop_workers(self) -> None:
+        """End the worker processes now (the outputs they were writing are atomic: nothing half-made is kept).
+        Written by hand: `ProcessPoolExecutor.terminate_workers()` arrives in Python 3.14; before it the
+        processes are reachable only as the executor's `_processes`."""
+        if self.executor is None:
+            return
+        for process in list((self.executor._processes or {}).values()):
+            process.terminate()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.executor = None
 
 
 class RayEngine:

@@ -29,10 +29,11 @@ import numpy as np
 import polars as pl
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
-from tierclip.curate.pool import Pool, shard_name
+from tierclip.curate.pool import Pool
 from tierclip.curate.procs import RunLock
+from tierclip.curate.sidecars import SIDE_OUTPUTS, hidden
 from tierclip.curate.stages import STAGES
-from tierclip.curate.stages.base import EMBEDDINGS, IMAGES, ShardContext, Stage, global_dir, parts_path
+from tierclip.curate.stages.base import EMBEDDINGS, IMAGES, ShardContext, Stage, parts_path
 
 SCORE_LOCK = ".score.lock"  # beside scores/, so sidecar folders stay byte-identical between runs
 
@@ -123,6 +124,7 @@ def score_pool(root: str | Path, stages: list[str], configs: dict[str, Any] | No
     from tierclip.curate.scoring.engines import ENGINES
 
     pool = Pool(root)
+    pool.require_rows("score")
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}' (known engines: {', '.join(ENGINES)})")
     if workers < 0:
@@ -155,15 +157,8 @@ def run_stage(pool: Pool, stage: Stage, cfg: Any, engine, force: bool = False, p
     return report
 
 
-SIDE_OUTPUTS = "_side_outputs.json"  # in scores/.previous-STAGE: the side-output folders set aside with it
-
-
 def set_aside_dir(pool: Pool, stage: str, kind: str = "previous") -> Path:
-    return pool.root / "scores" / f".{kind}-{stage}"
-
-
-def hidden(folder: Path) -> Path:
-    return folder.with_name(f".previous-{folder.name}")
+    return pool.stage_files(stage).set_aside(kind)
 
 
 def set_aside(pool: Pool, stage: Stage, cfg: Any) -> Path | None:
@@ -224,6 +219,7 @@ def _run_stage(pool: Pool, stage: Stage, cfg: Any, engine, progress: bool = True
     for leftover in pool.scores_dir(stage.name).rglob(".tmp-*"):  # half-written files of a killed run
         leftover.unlink()
     record_config(pool, stage, cfg)
+    redo_damaged(pool, stage.name)
     complete = set(pool.stages())
     joined = tuple(dep for dep in (*stage.stage_deps, *stage.uses) if dep in STAGES and dep in complete)
     images = stage.reads_images and pool.has_images()
@@ -236,7 +232,7 @@ def _run_stage(pool: Pool, stage: Stage, cfg: Any, engine, progress: bool = True
         todo = [s for s in pool.shard_ids() if not parts_done_path(pool, stage.name, s).exists()]
         _drain(engine.map(run_shard, tasks("prepare", todo, images), stage.max_workers), f"{stage.name} prepare", len(todo), progress)
         images = False  # the prepare phase read them
-    if not (global_dir(pool, stage.name) / "_done").exists():
+    if not pool.stage_files(stage.name).global_done.exists():
         for phase in stage.phases:
             todo = [t for t in phase.tasks(pool, cfg, joined) if not phase_done_path(pool, stage.name, phase.name, t).exists()]
             work = [PhaseTask(str(pool.root), stage.name, cfg, phase.name, t, joined) for t in todo]
@@ -249,16 +245,29 @@ def _run_stage(pool: Pool, stage: Stage, cfg: Any, engine, progress: bool = True
 
 
 def _drain(results: Iterator, desc: str, total: int, progress: bool) -> None:
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress as progress_bar
 
-    with tqdm(total=total, desc=desc, unit="shard", disable=not progress or total == 0) as bar:
+    with progress_bar(total=total, desc=desc, unit="shard", disable=not progress or total == 0) as bar:
         for rows in results:
             bar.update(1)
             bar.set_postfix(rows=rows, refresh=False)
 
 
+def redo_damaged(pool: Pool, stage: str) -> None:
+    """A completed shard whose sidecar is not whole (cut, overwritten, wrong row count) loses its marker and is
+    computed again; each is named on stderr."""
+    import sys
+
+    files = pool.stage_files(stage)
+    for shard in (s for s in pool.shard_ids() if files.is_done(s)):
+        problem = files.problem(shard, pool.meta_rows(shard))
+        if problem:
+            print(f"{problem}; computing it again", file=sys.stderr)
+            files.done(shard).unlink()
+
+
 def run_build(pool: Pool, stage: Stage, cfg: Any, joined: tuple[str, ...]) -> dict:
-    marker = global_dir(pool, stage.name) / "_done"
+    marker = pool.stage_files(stage.name).global_done
     if marker.exists():
         return json.loads(marker.read_text())
     stats = stage.build(pool, cfg, joined)
@@ -267,18 +276,18 @@ def run_build(pool: Pool, stage: Stage, cfg: Any, joined: tuple[str, ...]) -> di
 
 
 def phase_done_path(pool: Pool, stage: str, phase: str, task: str) -> Path:
-    return global_dir(pool, stage) / "_tasks" / phase / f"{task}.json"
+    return pool.stage_files(stage).task_done(phase, task)
 
 
 def parts_done_path(pool: Pool, stage: str, shard: int) -> Path:
-    return pool.scores_dir(stage) / "_parts" / "_done" / shard_name(shard)
+    return pool.stage_files(stage).parts_done(shard)
 
 
 def record_config(pool: Pool, stage: Stage, cfg: Any) -> None:
     """Write the stage's options on first run; refuse to mix shards computed with other options."""
     if not isinstance(cfg, stage.config):
         raise TypeError(f"stage '{stage.name}' takes a {stage.config.__name__}, not {type(cfg).__name__}")
-    path = pool.scores_dir(stage.name) / "_config.json"
+    path = pool.stage_files(stage.name).config
     record = {"stage": stage.name, "options": dataclasses.asdict(cfg)}
     if not path.is_file():
         atomic.write_json(path, record)
@@ -340,7 +349,7 @@ def iter_images(pool: Pool, shard: int, keys: list[str]) -> Iterator[bytes | Non
 def write_parts(pool: Pool, stage: Stage, shard: int, arrays: dict[str, np.ndarray], rows: int) -> None:
     for name, array in arrays.items():
         if isinstance(array, pl.DataFrame):  # a long table (e.g. LSH band keys), not row-aligned
-            atomic.write_parquet(parts_path(pool, stage.name, name, shard).with_suffix(".parquet"), array)
+            atomic.write_parquet(pool.stage_files(stage.name).parts(name, shard, ".parquet"), array)
             continue
         if len(array) != rows:
             raise StageOutputError(f"stage '{stage.name}' prepared {len(array)} rows of '{name}' for {rows} meta rows")

@@ -23,9 +23,19 @@ def bar_counts(counts: dict[str, int], title: str, path: Path) -> Path:
     ax.barh(labels[::-1], [counts[k] for k in labels][::-1], color="#4c72b0")
     ax.set_title(title)
     ax.set_xlabel("rows")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> Path:
+    """Atomically (a full disk is an OSError naming `path`), then the figure is closed."""
+    from tierclip.curate import atomic
+
+    try:
+        fig.tight_layout()
+        with atomic.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -44,7 +54,4 @@ def overlaid_histograms(groups: dict[str, np.ndarray], title: str, xlabel: str, 
     ax.set_ylabel("density")
     if any(v.size for v in values):
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked, option
 from tierclip.curate.pool import OK
 
 DEDUP_KINDS = {"text": "dup_keep", "image": "image_dup_keep"}
+MAX_WHERE_OPERATORS = 512  # a 256-term OR (511 operators) takes ~0.1 s to plan and run
 FRACTION_BASES = ("remaining", "pool")
 
 # DataComp's basic filter (baselines/apply_filter.py: load_uids_with_basic_filter_helper):
@@ -28,27 +30,35 @@ BASIC_MIN_SIDE = 200
 BASIC_MAX_ASPECT = 3.0
 
 
+SCORE_HELP = ("Score column for --min-score/--fraction/tiers: clip_score (stage clip), or for DataComp metadata pools "
+              "clip_b32_similarity_score / clip_l14_similarity_score (sidecar datacomp); found in meta or any sidecar.")
+
+
 @dataclass(frozen=True)
-class FilterConfig:
-    score_column: str = "clip_score"
-    min_score: float | None = None
-    fraction: float | None = None
-    fraction_of: str = "remaining"
-    lang: str | None = None
-    min_lang_prob: float | None = None
-    dedup: tuple[str, ...] = ()
-    semdedup: bool = False
-    basic: bool = False
-    where: str | None = None
+class FilterConfig(Checked):
+    """The clauses of `curate filter` (every field an option); `curate tiers` takes all but the fraction ones as its base."""
+
+    score: str = option("clip_score", SCORE_HELP)
+    # -inf stays allowed ("any row that has a score", curate quality uses it); nan and inf would select nothing.
+    min_score: float | None = option(None, "Keep rows whose score is >= this value (null scores fail).", finite=False, lt=math.inf)
+    fraction: float | None = option(None, "Keep the top fraction by score, DataComp's top-k rule: threshold = the "
+                                          "(int(n*F)+1)-th highest score, keep score >= threshold (ties kept).", gt=0, le=1)
+    fraction_of: str = option("remaining", "Rank for --fraction among 'remaining' rows (those passing every other clause) "
+                                           "or the whole 'pool' (DataComp's intersection semantics).", choices=FRACTION_BASES)
+    lang: str | None = option(None, "Keep captions in this language (fastText lid.176 code from the lang stage, e.g. en).")
+    min_lang_prob: float | None = option(None, "With --lang: also require lang_prob >= this.", ge=0, le=1)
+    dedup: tuple[str, ...] = option((), "Comma list of text,image: keep one row per duplicate group (dup_keep / "
+                                        "image_dup_keep).", choices=tuple(DEDUP_KINDS), comma=True)
+    semdedup: bool = option(False, "Keep rows with semdedup_keep (cluster stage).")
+    basic: bool = option(False, "DataComp's basic filter: English (fastText), > 2 words, > 5 characters, shorter side "
+                                ">= 200 px, aspect ratio <= 3.")
+    where: str | None = option(None, 'Extra SQL-style condition on any meta/sidecar column, e.g. "width >= 200 AND '
+                                     'caption_words > 3" (parsed by polars.sql_expr, never evaluated as Python).')
 
     def __post_init__(self):
-        if self.fraction is not None and not 0 < self.fraction <= 1:
-            raise UserError(f"--fraction: {self.fraction} is not in (0, 1]")
-        if self.fraction_of not in FRACTION_BASES:
-            raise UserError(f"--fraction-of: '{self.fraction_of}' is not one of {', '.join(FRACTION_BASES)}")
-        unknown = [kind for kind in self.dedup if kind not in DEDUP_KINDS]
-        if unknown:
-            raise UserError(f"--dedup: unknown kind '{unknown[0]}' (choose from {', '.join(DEDUP_KINDS)})")
+        if isinstance(self.dedup, str):  # "text,image" from Python or a sweep of rules
+            object.__setattr__(self, "dedup", tuple(k.strip() for k in self.dedup.split(",") if k.strip()))
+        super().__post_init__()
         if self.min_lang_prob is not None and self.lang is None:
             raise UserError("--min-lang-prob needs --lang (e.g. --lang en)")
         self._check_values()
@@ -57,11 +67,6 @@ class FilterConfig:
         """Values that would silently select nothing (or everything) are refused up front."""
         from tierclip.curate.langcodes import LID176_LANGS
 
-        if self.min_score is not None and (math.isnan(self.min_score) or self.min_score == math.inf):
-            # -inf stays allowed: "any row that has a score" (curate quality uses it)
-            raise UserError(f"--min-score {self.min_score}: must be a number (nan and inf select nothing)")
-        if self.min_lang_prob is not None and not 0 <= self.min_lang_prob <= 1:
-            raise UserError(f"--min-lang-prob {self.min_lang_prob}: must be a probability in [0, 1]")
         if self.lang is not None and self.lang not in LID176_LANGS:
             close = sorted(code for code in LID176_LANGS if code.startswith(self.lang[:1].lower()))[:8]
             raise UserError(f"--lang '{self.lang}': not a fastText lid.176 language code (the lang stage's labels"
@@ -123,11 +128,24 @@ BASIC_TEXT = (f'basic(lang_datacomp == "en", words > 2, chars > {BASIC_MIN_CHARS
 
 
 def parse_where(text: str) -> pl.Expr:
-    """A user's `--where` as a polars SQL expression: parsed, never evaluated as Python."""
+    """A user's `--where` as a polars SQL expression: parsed, never evaluated as Python, at most MAX_WHERE_OPERATORS
+    operators (polars' optimiser takes time quadratic in a chain's length: 2,000 ORs took 27 s and 1.5 GB)."""
     try:
-        return pl.sql_expr(text)
+        expr = pl.sql_expr(text)
     except Exception as exc:  # polars raises several SQL error types; all mean "bad expression"
         raise UserError(f"--where: cannot parse {text!r} as a SQL condition ({_first_words(exc)})") from None
+    operators = where_operators(expr)
+    if operators > MAX_WHERE_OPERATORS:
+        raise UserError(f"--where: {operators} operators, more than {MAX_WHERE_OPERATORS}; for a list of values write "
+                        "`column IN (v1, v2, ...)` (one operator however long the list)")
+    return expr
+
+
+def where_operators(expr: pl.Expr) -> int:
+    """Operator nodes (binary operators and functions) in a parsed expression, counted in polars' own serialisation
+    (a 2,000-term chain is ~2,000 levels deep: too deep to walk as nested JSON objects)."""
+    plan = expr.meta.serialize(format="json")
+    return plan.count('{"BinaryExpr"') + plan.count('{"Function"')
 
 
 def _first_words(exc: Exception, limit: int = 120) -> str:
@@ -156,6 +174,6 @@ def clauses(config: FilterConfig) -> list[Clause]:
     if config.where is not None:
         found.append(_clause("where", parse_where(config.where), f"where({config.where})", "--where"))
     if config.min_score is not None:
-        found.append(_clause("min_score", pl.col(config.score_column) >= config.min_score,
-                             f"{config.score_column} >= {config.min_score}", "--min-score"))
+        found.append(_clause("min_score", pl.col(config.score) >= config.min_score,
+                             f"{config.score} >= {config.min_score}", "--min-score"))
     return found

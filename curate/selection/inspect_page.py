@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from tierclip.curate import atomic
-from tierclip.curate.pool import Pool, gt_flag_columns
+from tierclip.curate.pool import Pool, check_not_pool_files, gt_flag_columns
 from tierclip.curate.selection import charts
 from tierclip.curate.selection.inspect_rows import (
     InspectConfig,
@@ -38,6 +38,7 @@ td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}td.n{text-align:ri
 def write_report(target: str | Path, out: str | Path, config: InspectConfig, pool_path: str | Path | None = None) -> Path:
     """OUT/index.html and its chart PNGs for a pool or a subset."""
     pool, subset = open_target(target, pool_path)
+    check_not_pool_files(out)
     rows = row_table(pool, subset)
     out = Path(out)
     created = not out.exists()

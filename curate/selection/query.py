@@ -56,7 +56,7 @@ class Plan:
     def rule_text(self) -> str:
         parts = [c.text for c in self.clauses]
         if self.config.fraction is not None:
-            parts.append(f"top {self.config.fraction:g} of {self.config.fraction_of} by {self.config.score_column} "
+            parts.append(f"top {self.config.fraction:g} of {self.config.fraction_of} by {self.config.score} "
                          "(DataComp top-k: score >= threshold)")
         return " AND ".join(parts)
 
@@ -74,7 +74,7 @@ def plan(pool: Pool, config: FilterConfig, extra_columns: tuple[str, ...] = ()) 
     found = clauses(config)
     needed = {col for clause in found for col in _clause_columns(index, clause)} | set(extra_columns) | set(index.gt_flags())
     if config.uses_score():
-        needed.add(_check_score_column(index, config.score_column))
+        needed.add(_check_score_column(index, config.score))
     frame = scan_columns(index, needed).with_columns([c.expr for c in found])
     _check_where(frame, found)
     alive = pl.all_horizontal([f"pass_{c.name}" for c in found])
@@ -90,7 +90,7 @@ def collect_flags(plan: Plan, all_uids: bool = False, extra_columns: tuple[str, 
     """
     config = plan.config
     uid = pl.col("uid") if all_uids else pl.when(pl.col("alive")).then(pl.col("uid")).alias("uid")
-    score = [config.score_column] if config.uses_score() else []
+    score = [config.score] if config.uses_score() else []
     keep_cols = dict.fromkeys([*score, *plan.index.gt_flags(), *extra_columns])
     narrow = plan.frame.select(uid, *[f"pass_{c.name}" for c in plan.clauses], "alive", *keep_cols,
                                alignment_check(plan.frame))
@@ -107,7 +107,7 @@ def collect_flags(plan: Plan, all_uids: bool = False, extra_columns: tuple[str, 
 def _with_keep(flags: pl.DataFrame, config: FilterConfig) -> pl.DataFrame:
     if config.fraction is None:
         return flags.with_columns(pl.lit(None, dtype=pl.Float64).alias("threshold"), pl.col("alive").alias("keep"))
-    score = pl.col(config.score_column)
+    score = pl.col(config.score)
     population = (pl.col("alive") & score.is_not_null()) if config.fraction_of == "remaining" else None
     flags = flags.with_columns(topk_threshold(score, population, config.fraction).cast(pl.Float64).alias("threshold"))
     return flags.with_columns((pl.col("alive") & (score >= pl.col("threshold")).fill_null(False)).alias("keep"))
@@ -157,7 +157,7 @@ class Selection:
         config = plan.config
         manifest = {
             "pool": pool_ref(plan.pool), "rule": self.rule, "thresholds": self.thresholds,
-            "score_column": config.score_column if config.uses_score() else None,
+            "score_column": config.score if config.uses_score() else None,
             "fraction": config.fraction, "fraction_of": config.fraction_of if config.fraction is not None else None,
             "parent": None, "drop_counts": self.drop_counts, "clause_order": list(self.drop_counts),
             "n_pool": self.n_pool, "filter_config": config.to_json(),

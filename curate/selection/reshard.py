@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
-from tierclip.curate.pool import Pool, PoolInfo, Sample, write_meta, write_pool_info, write_shard
+from tierclip.curate.pool import Pool, PoolInfo, Sample, check_not_pool_files, write_meta, write_pool_info, write_shard
 from tierclip.curate.subset import check_subset_pool, read_subset
 
 
@@ -54,18 +54,21 @@ def _complete_embeddings(pool: Pool) -> list[str]:
 
 
 def reshard(subset_path: str | Path, pool: Pool, out: str | Path, config: ReshardConfig) -> Pool:
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress
 
     out = Path(out)
     if (out / "pool.json").exists():
         raise UserError(f"{out}: already holds a pool; choose another --out or remove it")
+    check_not_pool_files(out)
     subset = read_subset(subset_path)
+    if subset.n == 0:
+        raise UserError(f"{subset.path / 'uids.parquet'}: empty subset (0 uids); nothing to reshard")
     check_subset_pool(subset, pool)
     wanted = subset.uids["uid"]
     stages, models = pool.stages(), _complete_embeddings(pool)
     buffer = _Buffer([], [], {s: [] for s in stages}, {m: [] for m in models})
     written = found = 0
-    for shard in tqdm(pool.shard_ids(), desc="reshard", unit="shard"):
+    for shard in progress(pool.shard_ids(), desc="reshard", unit="shard"):
         found += _take_shard(pool, shard, wanted, buffer)
         while buffer.rows >= config.shard_size:
             _flush(out, written, buffer, config.shard_size)

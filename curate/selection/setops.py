@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 from tierclip.curate.errors import UserError
 from tierclip.curate.npyio import load_user_npy
-from tierclip.curate.pool import Pool
+from tierclip.curate.pool import Pool, check_not_pool_files
 from tierclip.curate.selection.uidorder import sort_uids
 from tierclip.curate.subset import Subset, check_subset_pool, pool_ref, read_subset, write_subset
 
@@ -85,6 +85,7 @@ def export_npy(subset_path: str | Path, out: str | Path) -> int:
     from tierclip.curate import atomic
 
     subset = read_subset(subset_path)
+    check_not_pool_files(out)
     pairs = uids_to_u8_pairs(subset.uids["uid"])
     pairs.sort()
     atomic.write_npy(out, pairs)

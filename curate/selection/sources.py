@@ -45,21 +45,28 @@ def stage_command(pool: Pool, stage: str) -> str:
 
 
 def meta_schema(pool: Pool) -> pl.Schema:
+    pool.require_rows("select or inspect")
     if not pool.meta_path(0).is_file():
         raise UserError(f"{pool.meta_path(0)}: missing meta file for shard 0 of pool {pool.root}")
     return pl.read_parquet_schema(pool.meta_path(0))
 
 
 def sidecar_schemas(pool: Pool) -> dict[str, pl.Schema]:
-    """{stage: schema} for every stage folder that has a first-shard sidecar (complete or not)."""
-    scores = pool.root / "scores"
-    if not scores.is_dir():
-        return {}
-    return {
-        stage.name: pl.read_parquet_schema(pool.scores_path(stage.name, 0))
-        for stage in sorted(scores.iterdir())
-        if stage.is_dir() and pool.scores_path(stage.name, 0).is_file()
-    }
+    """{stage: schema} for every stage folder that has a readable first-shard sidecar (complete or not);
+    set-aside dot folders (`.previous-STAGE`) are not read."""
+    from tierclip.curate.sidecars import stage_names
+
+    return {name: _sidecar_schema(pool, name) for name in stage_names(pool.root) if pool.scores_path(name, 0).is_file()}
+
+
+def _sidecar_schema(pool: Pool, stage: str) -> pl.Schema:
+    path = pool.scores_path(stage, 0)
+    try:
+        return pl.read_parquet_schema(path)
+    except Exception as exc:  # polars raises ComputeError/OSError for a cut or overwritten file
+        from tierclip.curate.images import reason_of
+
+        raise UserError(f"{path}: damaged sidecar ({reason_of(exc)}); `{stage_command(pool, stage)}` recomputes it") from None
 
 
 class ColumnIndex:

@@ -26,31 +26,32 @@ from pathlib import Path
 import polars as pl
 from tierclip.curate import atomic
 from tierclip.curate.errors import UserError
-from tierclip.curate.pool import Pool, gt_flag_columns
+from tierclip.curate.fields import Checked, option
+from tierclip.curate.pool import Pool, check_not_pool_files, gt_flag_columns
 from tierclip.curate.selection.config import FilterConfig
 from tierclip.curate.selection.query import collect_flags, drop_counts, gt_shares, plan, topk_threshold
 from tierclip.curate.selection.uidorder import sort_uids
 from tierclip.curate.subset import pool_ref, write_subset
 
+TIER_BASE_EXCLUDED = ("fraction", "fraction_of")  # FilterConfig fields a tier set does not take (its tiers rank instead)
+
 
 @dataclass(frozen=True)
-class TierConfig:
-    base: FilterConfig
-    fractions: tuple[float, ...] = ()
-    bins: int | None = None
-    equal_size: int | None = None
-    random_control: bool = False
-    seed: int = 0
+class TierConfig(Checked):
+    """`curate tiers`: the tiers' own options, and the base clauses (FilterConfig's options but --fraction and --fraction-of)."""
+
+    base: FilterConfig = FilterConfig()
+    fractions: tuple[float, ...] = option((), "Nested top-k tiers, e.g. 0.1,0.3,0.5,1.0 (DataComp's rule each).", gt=0, le=1,
+                                          comma=True)
+    bins: int | None = option(None, "Instead of --fractions: this many disjoint equal-count quality bins.", ge=1)
+    equal_size: int | None = option(None, "Draw exactly N rows (seeded) from each tier: quality without quantity.", ge=1)
+    random_control: bool = option(False, "Also write random_<tier>: a uniform draw of the same size.")
+    seed: int = option(0, "Seed of the --equal-size and --random-control draws.", ge=0, le=2**32 - 1)
 
     def __post_init__(self):
+        super().__post_init__()
         if bool(self.fractions) == (self.bins is not None):
             raise UserError("tiers: give either --fractions or --bins (one of them)")
-        if any(not 0 < f <= 1 for f in self.fractions):
-            raise UserError(f"--fractions: every fraction must be in (0, 1], got {list(self.fractions)}")
-        if self.bins is not None and self.bins < 1:
-            raise UserError(f"--bins: need at least 1 bin, got {self.bins}")
-        if self.equal_size is not None and self.equal_size < 1:
-            raise UserError(f"--equal-size: need a positive size, got {self.equal_size}")
         if self.base.fraction is not None:
             raise UserError("tiers: --fraction is for `curate filter`; use --fractions here")
 
@@ -100,7 +101,7 @@ def draw(rows: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
 
 def build_tiers(pool: Pool, config: TierConfig) -> tuple[list[Tier], list[Tier], dict]:
     """Quality tiers (best first), random controls, and the base drop counts."""
-    score = config.base.score_column
+    score = config.base.score
     base_plan = plan(pool, config.base, extra_columns=(score,))
     flags = collect_flags(base_plan, extra_columns=(score,))
     base_counts = {**drop_counts(flags, base_plan), "no_score": int((flags["alive"] & flags[score].is_null()).sum())}
@@ -127,6 +128,7 @@ def _equal_size(tier: Tier, n: int, seed: int) -> Tier:
 def write_tier_set(pool: Pool, config: TierConfig, out: str | Path) -> dict:
     """Write every tier and control as a subset under `out`, then `tiers.json` (best first)."""
     out = Path(out)
+    check_not_pool_files(out)
     tiers, controls, context = build_tiers(pool, config)
     entries = {"tiers": [], "controls": []}
     for group, members in (("tiers", tiers), ("controls", controls)):
@@ -135,7 +137,7 @@ def write_tier_set(pool: Pool, config: TierConfig, out: str | Path) -> dict:
             manifest = _tier_manifest(pool, config, tier, rank, out.name, context, kind)
             write_subset(out / tier.name, sort_uids(tier.rows["uid"]), manifest)
             entries[group].append({"name": tier.name, "path": tier.name, "n": tier.rows.height, **tier.threshold})
-    index = {"pool": pool_ref(pool), "kind": config.kind, "score_column": config.base.score_column,
+    index = {"pool": pool_ref(pool), "kind": config.kind, "score_column": config.base.score,
              "base_rule": context["plan"].rule_text(), "n_pool": context["n_pool"], "n_candidates": context["n_candidates"],
              "base_drop_counts": context["base_counts"], "equal_size": config.equal_size, "seed": config.seed,
              "created": datetime.now(UTC).isoformat(timespec="seconds"), **entries}
@@ -149,7 +151,7 @@ def _tier_manifest(pool: Pool, config: TierConfig, tier: Tier, rank: int, tier_s
     gt_flags = gt_flag_columns(tier.rows.schema)
     manifest = {
         "pool": pool_ref(pool), "rule": f"{context['plan'].rule_text()} AND {tier.rule}",
-        "thresholds": tier.threshold, "score_column": config.base.score_column,
+        "thresholds": tier.threshold, "score_column": config.base.score,
         "fraction": tier.threshold.get("fraction"), "parent": None, "n_pool": context["n_pool"],
         "drop_counts": counts, "clause_order": list(counts),
         "tier": tier.name, "tier_set": tier_set, "tier_rank": rank, "tier_kind": kind,

@@ -26,13 +26,16 @@ Their `compute` then slices the global per-row arrays for one shard.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from tierclip.curate.fields import NoOptions, option
 from tierclip.curate.pool import Pool
+
+__all__ = ["EMBEDDINGS", "IMAGES", "GlobalPhase", "NoOptions", "ShardContext", "Stage", "option"]  # option: for stage configs
 
 IMAGES = "images"  # in `needs`: the stage cannot run without image shards; in `uses`: it reads them when present
 EMBEDDINGS = "image_embeddings"  # in `needs`: the pool's image embeddings (clip stage, or imported; see stages/embeddings.py)
@@ -72,14 +75,14 @@ class Stage:
     max_workers: int | None = None  # e.g. 1 for a stage that holds one big model and its own loader workers
     doc: str = ""
     scores: tuple[str, ...] = ()  # produced columns that are scores (listed by inspect and the report)
-    option_prefix: str = ""  # `curate score` option prefix of its config fields (default: the name, dashed)
     # (pool, cfg) -> folders the stage writes besides scores/STAGE (clip: its embeddings); `--force` sets them
     # aside with the sidecars and puts them back unless the new run completes.
     side_outputs: Callable[..., list[Path]] | None = None
 
     @property
     def prefix(self) -> str:
-        return self.option_prefix or self.name.replace("_", "-")
+        """`curate score`'s options of this stage are `--PREFIX-FIELD` (docs/cli.md, the naming rule)."""
+        return self.name.replace("_", "-")
 
     @property
     def stage_deps(self) -> tuple[str, ...]:
@@ -96,34 +99,19 @@ def _is_meta_column(name: str) -> bool:
     return name in META_COLUMNS or name.startswith("gt_")
 
 
-def option(default: Any, help: str, flag: str | None = None, path: bool = False) -> Any:
-    """A config field that `curate score` exposes as `flag` (default --PREFIX-FIELD) with this help text.
-
-    `path`: the value names a file or folder; it is made absolute when it exists (else kept, e.g. a pretrained tag).
-    """
-    return field(default=default, metadata={"help": help, "flag": flag, "path": path})
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A stage without options."""
-
-
 def global_dir(pool: Pool, stage: str) -> Path:
-    return pool.scores_dir(stage) / "_global"
+    return pool.stage_files(stage).global_dir
 
 
 def parts_path(pool: Pool, stage: str, name: str, shard: int) -> Path:
-    from tierclip.curate.pool import shard_name
-
-    return pool.scores_dir(stage) / "_parts" / name / f"{shard_name(shard)}.npy"
+    return pool.stage_files(stage).parts(name, shard)
 
 
 def phase_stats(pool: Pool, stage: str, phase: str) -> list[dict]:
     """The stats every task of a phase returned, in task-name order."""
     import json
 
-    folder = global_dir(pool, stage) / "_tasks" / phase
+    folder = pool.stage_files(stage).tasks_dir(phase)
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 

@@ -1,9 +1,9 @@
 """`clip`: open_clip image and text embeddings and their cosine similarity (the CLIP score).
 
-Any open_clip model: `--model NAME --pretrained TAG` (downloads, for users
-with a network) or `--pretrained PATH` to a local checkpoint, including a
+Any open_clip model: `--clip-model NAME --clip-pretrained TAG` (downloads, for
+users with a network) or `--clip-pretrained PATH` to a local checkpoint, including a
 `train run` checkpoint. Extra JSON model configs are registered from
-`--model-config PATH` (a file or folder) and from a `model_configs/` folder
+`--clip-model-config PATH` (a file or folder) and from a `model_configs/` folder
 next to a local checkpoint or one level up (where `train run` puts a copy).
 
 Images are decoded and preprocessed by a torch DataLoader with worker
@@ -26,7 +26,10 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 from tierclip.curate import atomic
+from tierclip.curate.clipmodels import CHECKPOINT_SUFFIXES
+from tierclip.curate.devices import DEVICE_PATTERN
 from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked
 from tierclip.curate.stages.base import IMAGES, ShardContext, Stage, images_required, option
 
 PRODUCES = {"clip_score": pl.Float32}
@@ -34,53 +37,45 @@ _MODELS: dict[tuple, tuple] = {}  # (model, pretrained, model_config, device) ->
 
 
 @dataclass(frozen=True)
-class ClipConfig:
-    model: str = option("ViT-B-32", "open_clip model name (a built-in config or one from --model-config).", "--model")
+class ClipConfig(Checked):
+    model: str = option("ViT-B-32", "open_clip model name (a built-in config or one from --clip-model-config).")
     pretrained: str = option("openai", "an open_clip pretrained tag (needs a network) or a local checkpoint file, e.g. "
                              "RUN/checkpoint.pt; a model_configs/ folder next to it or one level up is registered automatically.",
-                             "--pretrained", path=True)
-    model_config: str | None = option(None, "a JSON open_clip model config file (or a folder of them) to register.",
-                                      "--model-config", path=True)
-    batch_size: int = option(256, "images and captions per forward pass.", "--batch-size")
-    loader_workers: int = option(2, "DataLoader processes decoding images (0 = decode in the main process).", "--loader-workers")
-    device: str = option("auto", "cuda, cpu, or auto (cuda with bf16 autocast when available).", "--device")
-    threads: int = option(0, "torch CPU threads for the model (0 = torch's default; 1 is faster on a busy machine).",
-                          "--torch-threads")
+                             path=True)
+    model_config: str | None = option(None, "a JSON open_clip model config file (or a folder of them) to register.", path=True)
+    batch_size: int = option(256, "images and captions per forward pass.", ge=1)
+    loader_workers: int = option(2, "DataLoader processes decoding images (0 = decode in the main process).", ge=0)
+    device: str = option("auto", "auto (cuda with bf16 autocast when available), cpu, cuda or cuda:N.", pattern=DEVICE_PATTERN)
+    torch_threads: int = option(0, "torch CPU threads for the model (0 = torch's default; 1 is faster on a busy machine).", ge=0)
     jpeg_draft: bool = option(False, "decode JPEGs of at least twice the model's input size at 1/2, 1/4 or 1/8 scale "
-                              "(libjpeg's DCT scaling): faster, but the embeddings differ slightly from a full decode.",
-                              "--jpeg-draft")
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "loader_workers", "threads")  # do not change the results
+                              "(libjpeg's DCT scaling): faster, but the embeddings differ slightly from a full decode.")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "loader_workers", "torch_threads")  # do not change the results
 
 
 def embeddings_tag(cfg: ClipConfig) -> str:
     """Folder name under embeddings/: model and pretrained tag, or model and `<run folder>-<file stem>` for a checkpoint."""
     path = Path(cfg.pretrained)
-    label = f"{path.parent.name}-{path.stem}" if path.suffix in (".pt", ".pth", ".bin", ".safetensors") else cfg.pretrained
+    label = f"{path.parent.name}-{path.stem}" if path.suffix in CHECKPOINT_SUFFIXES else cfg.pretrained
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cfg.model}-{label}")
 
 
 def register_model_configs(cfg: ClipConfig) -> None:
-    import open_clip
+    """--clip-model-config, and a `model_configs/` folder next to a checkpoint or one level up (where `train run` puts one)."""
+    from tierclip.curate.clipmodels import register_model_configs as register
 
     if cfg.model_config:
         if not Path(cfg.model_config).exists():
-            raise UserError(f"{cfg.model_config}: no such model config file or folder (--model-config)")
-        open_clip.add_model_config(cfg.model_config)
+            raise UserError(f"{cfg.model_config}: no such model config file or folder (--clip-model-config)")
+        register(cfg.model_config)
     checkpoint = Path(cfg.pretrained)
     if checkpoint.is_file():
-        for folder in (checkpoint.parent / "model_configs", checkpoint.parent.parent / "model_configs"):
-            if folder.is_dir():
-                open_clip.add_model_config(folder)
-
-
-def resolve_device(name: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+        register(*(f for f in (checkpoint.parent / "model_configs", checkpoint.parent.parent / "model_configs") if f.is_dir()))
 
 
 def load_model(cfg: ClipConfig) -> tuple:
     """The model, its eval preprocess and tokenizer, loaded once per worker process."""
+    from tierclip.curate.devices import resolve_device
+
     device = resolve_device(cfg.device)
     key = (cfg.model, cfg.pretrained, cfg.model_config, device)
     if key not in _MODELS:
@@ -89,21 +84,14 @@ def load_model(cfg: ClipConfig) -> tuple:
 
 
 def _create(cfg: ClipConfig, device: str) -> tuple:
-    import open_clip
+    from tierclip.curate.clipmodels import get_tokenizer
+    from tierclip.curate.clipmodels import load_model as load_open_clip
 
     register_model_configs(cfg)
-    if not cfg.model.startswith("hf-hub:") and cfg.model not in open_clip.list_models():
-        raise UserError(f"clip stage: unknown open_clip model '{cfg.model}'; pass --model-config PATH for a custom JSON config")
-    is_file = Path(cfg.pretrained).is_file()
-    if not is_file and cfg.pretrained not in open_clip.list_pretrained_tags_by_model(cfg.model):
-        raise UserError(f"{cfg.pretrained}: neither a checkpoint file nor a pretrained tag of {cfg.model} "
-                        f"(tags: {', '.join(open_clip.list_pretrained_tags_by_model(cfg.model)) or 'none'})")
-    try:
-        model, _, preprocess = open_clip.create_model_and_transforms(cfg.model, pretrained=cfg.pretrained, device=device)
-    except (RuntimeError, KeyError) as exc:
-        raise UserError(f"{cfg.pretrained}: cannot load into {cfg.model} ({str(exc).splitlines()[0]})") from None
+    model, _, preprocess = load_open_clip(cfg.model, cfg.pretrained, device=device, flag="--clip-model",
+                                          hint="pass --clip-model-config PATH for a custom JSON config")
     model.eval()
-    return model, preprocess, open_clip.get_tokenizer(cfg.model)
+    return model, preprocess, get_tokenizer(cfg.model)
 
 
 class PairDecoder:
@@ -202,7 +190,7 @@ def shard_loader(cfg: ClipConfig, decode, pinned: bool) -> tuple:
 
 
 def draft_size(cfg: ClipConfig, model) -> int:
-    """With `--jpeg-draft`, the model's input side (JPEGs of twice that are decoded reduced); 0 without."""
+    """With `--clip-jpeg-draft`, the model's input side (JPEGs of twice that are decoded reduced); 0 without."""
     if not cfg.jpeg_draft:
         return 0
     import open_clip
@@ -304,9 +292,9 @@ def encode(cfg: ClipConfig, blobs: Iterable[bytes | None], captions: list[str] |
     import torch
 
     model, _, _, device = load_model(cfg)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
     images, texts = [], []
     try:
         with torch.inference_mode(), autocast:

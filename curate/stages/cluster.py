@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked
 from tierclip.curate.npyio import load_user_npy
 from tierclip.curate.stages.base import EMBEDDINGS, GlobalPhase, ShardContext, Stage, option, save_global, shard_offsets, shard_slice
 
@@ -33,22 +34,17 @@ PRODUCES = {"cluster_id": pl.Int32, "cluster_dist": pl.Float32, "semdedup_keep":
 
 
 @dataclass(frozen=True)
-class ClusterConfig:
-    k: int = option(100, "k of k-means (capped at the number of images).", "--clusters")
-    niter: int = option(20, "k-means iterations.", "--kmeans-iters")
-    seed: int = option(1234, "k-means seed.", "--kmeans-seed")
+class ClusterConfig(Checked):
+    k: int = option(100, "k of k-means (capped at the number of images).", ge=1)
+    niter: int = option(20, "k-means iterations.", ge=1)
+    seed: int = option(1234, "k-means seed.", ge=0, le=2**31 - 1)
     semdedup_eps: float = option(0.05, "SemDeDup drops a point whose cosine to a kept one in its cluster exceeds 1 - eps.",
-                                 "--semdedup-eps")
+                                 ge=0, le=2)
     reference: str | None = option(None, "reference image embeddings (.npy, shape N x dim) or an eval set folder (embedded "
-                                   "with the pool's embedding model) for DataComp's image-based filter flag.",
-                                   "--reference-embeddings", path=True)
-    ref_nearest: int = option(1, "clusters each reference embedding selects (cluster_near_ref).", "--ref-nearest")
+                                   "with the pool's embedding model) for DataComp's image-based filter flag.", path=True)
+    ref_nearest: int = option(1, "clusters each reference embedding selects (cluster_near_ref).", ge=1)
     max_points_per_centroid: int = option(256, "k-means trains on a sample of at most k x this many embeddings "
-                                          "(FAISS's cap), then assigns every image shard by shard.", "--kmeans-max-points")
-
-    def __post_init__(self):
-        if self.k < 1 or self.niter < 1 or self.ref_nearest < 1 or not 0 <= self.semdedup_eps <= 2 or self.max_points_per_centroid < 1:
-            raise UserError("cluster: need --clusters >= 1, --kmeans-iters >= 1, --ref-nearest >= 1 and 0 <= --semdedup-eps <= 2")
+                                          "(FAISS's cap), then assigns every image shard by shard.", ge=1)
 
 
 def greedy_keep(vectors: np.ndarray, max_sim: float, block: int = 1024) -> np.ndarray:

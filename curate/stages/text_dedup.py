@@ -36,11 +36,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import polars as pl
-from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked
 from tierclip.curate.stages.base import (
     GlobalPhase,
     ShardArrays,
@@ -64,21 +63,14 @@ VERIFY_BATCH = 500_000  # candidate pairs verified at once
 
 
 @dataclass(frozen=True)
-class TextDedupConfig:
-    shingle: str = option("char", "shingle captions into 'char' or 'word' n-grams.")
-    ngram: int = option(5, "n-gram length of a shingle.")
-    num_perm: int = option(128, "MinHash permutations.")
-    threshold: float = option(0.8, "Jaccard similarity at or above which captions are near-duplicates.")
-    seed: int = option(1, "MinHash seed.")
+class TextDedupConfig(Checked):
+    shingle: str = option("char", "shingle captions into 'char' or 'word' n-grams.", choices=("char", "word"))
+    ngram: int = option(5, "n-gram length of a shingle.", ge=1)
+    num_perm: int = option(128, "MinHash permutations.", ge=2)
+    threshold: float = option(0.8, "Jaccard similarity at or above which captions are near-duplicates.", gt=0, le=1)
+    seed: int = option(1, "MinHash seed.", ge=0, le=2**32 - 1)
     max_bucket: int = option(200, "distinct signatures a caption is paired with inside one LSH bucket "
-                                  "(bounds the pairs of huge buckets; capped buckets are counted in the stats).")
-    SHINGLES: ClassVar[tuple[str, ...]] = ("char", "word")
-
-    def __post_init__(self):
-        if self.shingle not in self.SHINGLES:
-            raise UserError(f"text_dedup: --dedup-shingle must be one of {self.SHINGLES}, not {self.shingle!r}")
-        if not 0 < self.threshold <= 1 or self.ngram < 1 or self.num_perm < 2 or self.max_bucket < 1:
-            raise UserError("text_dedup: need 0 < threshold <= 1, ngram >= 1, num_perm >= 2 and max_bucket >= 1")
+                                  "(bounds the pairs of huge buckets; capped buckets are counted in the stats).", ge=1)
 
 
 def shingles(caption: str | None, cfg: TextDedupConfig) -> list[bytes]:
@@ -268,6 +260,6 @@ def compute(meta: pl.DataFrame, images: Iterator | None, cfg: TextDedupConfig, c
 
 
 STAGE = Stage(name="text_dedup", produces=PRODUCES, compute=compute, config=TextDedupConfig, needs=("uid", "caption"),
-              uses=("clip",), option_prefix="dedup", prepare=prepare,
+              uses=("clip",), prepare=prepare,
               phases=(GlobalPhase("buckets", bucket_tasks, bucket_edges),), build=build,
               doc="MinHash+LSH near-duplicate caption groups; one kept per group (highest clip_score, else first uid)")

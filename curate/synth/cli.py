@@ -5,30 +5,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from tierclip.curate.cliopts import checked
+from tierclip.curate.synth.config import MIN_IMAGE_SIZE
 
 RATE_HELP = "Share of samples with this defect (default: the profile's rate)."
 
 
+def _rate(flag: str, what: str):
+    return checked(None, flag, kind=float, ge=0, le=1, help=f"{RATE_HELP} {what}")
+
+
 def synth(
-    n: int = typer.Option(..., "--n", help="Number of samples in the pool."),
+    n: int = checked(..., "--n", ge=1, help="Number of samples in the pool."),
     out: Path = typer.Option(..., "--out", help="Pool folder to create (must be new or an unfinished run of the same recipe)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed and options give the same bytes."),
-    image_size: int = typer.Option(64, "--image-size", help="Image side in pixels (at least 16)."),
-    shard_size: int = typer.Option(1000, "--shard-size", help="Samples per shard."),
+    seed: int = checked(0, "--seed", ge=0, le=2**32 - 1, help="Random seed; the same seed and options give the same bytes."),
+    image_size: int = checked(64, "--image-size", ge=MIN_IMAGE_SIZE, help="Image side in pixels."),
+    shard_size: int = checked(1000, "--shard-size", ge=1, help="Samples per shard."),
     profile: str = typer.Option("web", "--profile", help="Defect rates: 'web' (about 65% of samples have a defect) or 'clean' (none)."),
-    max_objects: int = typer.Option(3, "--max-objects", help="Most objects per image (1 to 3)."),
-    rate_misaligned: float = typer.Option(None, "--rate-misaligned", help=RATE_HELP + " Another sample's caption."),
-    rate_attribute_swap: float = typer.Option(None, "--rate-attribute-swap", help=RATE_HELP + " One colour or shape wrong."),
-    rate_boilerplate: float = typer.Option(None, "--rate-boilerplate", help=RATE_HELP + " Alt-text like 'IMG_0412.JPG'."),
-    rate_non_english: float = typer.Option(None, "--rate-non-english", help=RATE_HELP + " Caption in fr/de/es/it/pt."),
-    rate_exact_dup: float = typer.Option(None, "--rate-exact-dup", help=RATE_HELP + " Same image and caption as an earlier sample."),
-    rate_near_dup: float = typer.Option(None, "--rate-near-dup", help=RATE_HELP + " Shifted or re-encoded image, edited caption."),
-    rate_tiny: float = typer.Option(None, "--rate-tiny", help=RATE_HELP + " Image of 6-12 px a side."),
-    rate_corrupt: float = typer.Option(None, "--rate-corrupt", help=RATE_HELP + " Image bytes that do not decode."),
-    rate_empty_caption: float = typer.Option(None, "--rate-empty-caption", help=RATE_HELP + " Empty or blank caption."),
-    eval_n: int = typer.Option(1000, "--eval-n", help="Images in the held-out eval set (0: none)."),
+    max_objects: int = checked(3, "--max-objects", ge=1, le=3, help="Most objects per image."),
+    rate_misaligned: float = _rate("--rate-misaligned", "Another sample's caption."),
+    rate_attribute_swap: float = _rate("--rate-attribute-swap", "One colour or shape wrong."),
+    rate_boilerplate: float = _rate("--rate-boilerplate", "Alt-text like 'IMG_0412.JPG'."),
+    rate_non_english: float = _rate("--rate-non-english", "Caption in fr/de/es/it/pt."),
+    rate_exact_dup: float = _rate("--rate-exact-dup", "Same image and caption as an earlier sample."),
+    rate_near_dup: float = _rate("--rate-near-dup", "Shifted or re-encoded image, edited caption."),
+    rate_tiny: float = _rate("--rate-tiny", "Image of 6-12 px a side."),
+    rate_corrupt: float = _rate("--rate-corrupt", "Image bytes that do not decode."),
+    rate_empty_caption: float = _rate("--rate-empty-caption", "Empty or blank caption."),
+    eval_n: int = checked(1000, "--eval-n", ge=0, help="Images in the held-out eval set (0: none)."),
     eval_out: Path = typer.Option(None, "--eval-out", help="Eval set folder (default: POOL/eval)."),
-    workers: int = typer.Option(0, "--workers", help="Worker processes (0: one per CPU core)."),
+    workers: int = checked(0, "--workers", ge=0, help="Worker processes (0: one per CPU core)."),
 ) -> None:
     """Write a synthetic pool of shapes and captions with injected defects (gt_* columns) and a clean eval set."""
     from tierclip.curate.cliutil import print_table

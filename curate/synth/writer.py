@@ -9,7 +9,6 @@ shards whose meta file exists.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,9 +86,9 @@ def _jobs(config: SynthConfig, labels: list[str]) -> list[ShardJob]:
 
 
 def _run(jobs: list[ShardJob], workers: int, progress: bool) -> None:
-    from tqdm import tqdm
+    from tierclip.curate.progress import progress as progress_bar
 
-    bar = tqdm(total=sum(len(job.labels) for job in jobs), unit="sample", desc="synth", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=sum(len(job.labels) for job in jobs), unit="sample", desc="synth", disable=not progress)
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
             make_shard(job)

@@ -21,7 +21,7 @@ GT_SHARES = {
     "full": {"gt_clean": 0.40, "gt_misaligned": 0.40, "gt_boilerplate": 0.10, "gt_attribute_swap": 0.10},
 }
 METHOD_GAIN = {"clip": 0.0, "slip": 0.02, "flip": -0.01, "clip-aug": 0.01}
-GFLOPS_PER_SAMPLE = {"clip": 0.05, "slip": 0.12, "flip": 0.03, "clip-aug": 0.05}
+GFLOPS_PER_SAMPLE = {"clip": 0.05, "slip": 0.12, "flip": 0.03, "clip-aug": 0.05, "declip": 0.15}
 RANDOM_SHAPE = 0.125
 # What train run records about a model (train.models.describe_model), for a few fake models.
 MODELS = {
@@ -47,15 +47,20 @@ def true_accuracy(tier: str, method: str, subset_size: int, samples_seen: int) -
 
 def write_run(root: Path, *, tier: str, method: str, subset_size: int, samples_seen: int, seed: int,
               shape_top1: float, name: str | None = None, done: bool = True, model: str = "tiny-rn",
-              gflops_per_sample: float | None = None, samples_per_s: float | None = None) -> Path:
+              gflops_per_sample: float | None = None, samples_per_s: float | None = None, aug: dict | None = None,
+              extra_rows: tuple[dict, ...] = (), manifest: dict | None = None) -> Path:
+    """One finished run; `aug` is stored as `train run --aug` stores it (config.json run.method_cfg.aug), `extra_rows`
+    are more eval.jsonl rows, `manifest` more subset-manifest keys (fraction, tier_kind, ...)."""
     name = name or f"{tier}-n{subset_size}-s{samples_seen}-{method}-{model}-seed{seed}"
     run = root / name
     run.mkdir(parents=True)
     manifest = {"tier": tier, "tier_set": "tiers", "rule": f"clip_score top fraction ({tier})", "n": subset_size,
-                "gt_shares": GT_SHARES.get(tier, {})}
-    (run / "config.json").write_text(json.dumps({"method": method, "subset_manifest": manifest, "seed": seed}))
+                "gt_shares": GT_SHARES.get(tier, {}), **(manifest or {})}
+    run_config = {"method": method, "method_cfg": {"name": method, "aug": dict(aug or {})}, "seed": seed}
+    (run / "config.json").write_text(json.dumps({"method": method, "subset_manifest": manifest, "seed": seed, "run": run_config}))
     rows = [{"task": "shape", "metric": "top1", "value": shape_top1, "random_score": RANDOM_SHAPE},
-            {"task": "color", "metric": "top1", "value": min(1.0, shape_top1 + 0.3), "random_score": RANDOM_SHAPE}]
+            {"task": "color", "metric": "top1", "value": min(1.0, shape_top1 + 0.3), "random_score": RANDOM_SHAPE},
+            *extra_rows]
     (run / "eval.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     per_sample = gflops_per_sample if gflops_per_sample is not None else GFLOPS_PER_SAMPLE[method]
     results = {"run": name, "method": method, "model": model, **MODELS[model], "samples_per_s": samples_per_s,

@@ -192,7 +192,7 @@ def test_architecture_panels_show_every_mean(axes_report, tmp_path, monkeypatch)
     low_panel = clip_rows.with_columns(pl.lit("clip-aug").alias("method"), pl.col("mean") - 0.25,
                                        pl.col("ci_lo") - 0.25, pl.col("ci_hi") - 0.25)
     rows = pl.concat([clip_rows, low_panel])
-    two_panels = SimpleNamespace(architecture=SimpleNamespace(rows=rows), random_score=study.random_score,
+    two_panels = SimpleNamespace(architecture=SimpleNamespace(rows=rows), random_score=study.random_score, majority_score=None,
                                  task=study.task, metric=study.metric)
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or out)

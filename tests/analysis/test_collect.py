@@ -83,3 +83,16 @@ def test_cli_collect_writes_parquet(tmp_path):
     result = CliRunner().invoke(app, ["collect", str(tmp_path / "runs"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert pl.read_parquet(out)["run"].to_list() == ["a", "a"]
+
+
+def test_data_card_names_the_pool_and_its_source(tmp_path):
+    run = one_run(tmp_path, "emoji")
+    config = json.loads((run / "config.json").read_text())
+    source = "packages: emoji-datasource-google (Apache-2.0), openclipart-png (public domain)"
+    (run / "config.json").write_text(json.dumps({**config, "pool_info": {"name": "real", "source": source}}))
+    table, problems = collect([tmp_path])
+    assert problems == [] and set(table["pool_source"].to_list()) == {source}
+    from tierclip.analysis.tables import data_cards
+
+    card = data_cards(table).row(0, named=True)
+    assert (card["pool"], card["pool_source"]) == ("synthetic", source)

@@ -95,7 +95,7 @@ def test_family_section_numbers_are_the_runs_means(swept):
     for model_name in MODELS:
         values = [_metric(swept, f"all-clip-{model_name}-n64-s{s}") for s in (0, 1)]
         means[model_name] = statistics.mean(values)
-        cell = f"{means[model_name]:.3f} ± {statistics.stdev(values):.3f} ["
+        cell = f"{means[model_name]:.3f} ± {statistics.stdev(values):.3f} "  # then its interval, or why it is not shown
         assert cell in family_table, (cell, family_table)
     assert f"{means['tc-vit-xs'] - means['tc-rn-xs']:.3f} [" in family_table  # the ViT - ConvNet column
 

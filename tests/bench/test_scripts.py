@@ -34,16 +34,18 @@ def positive(value) -> bool:
 def test_bench_speed_prints_every_limit_and_both_ratios(tmp_path):
     out = run("bench_speed.py", "--out", tmp_path, "--pairs", 48, "--shard-size", 24, "--image-size", 64, "--model", "tc-vit-xs",
               "--workers", 1, "--threads", 1, "--batch-size", 8, "--model-batches", 1, "--decode-pairs", 24,
-              "--train-batch", 8, "--steps", 3, "--skip", 1, "--bare-steps", 2, "--draft-pairs", 8)
+              "--train-batch", 8, "--steps", 3, "--skip", 1, "--bare-steps", 2, "--draft-pairs", 8,
+              "--baseline", BENCH.parent)  # this checkout as its own baseline: the S0 row
     for row in ("D decode limit", "M model limit", "S clip stage", "S' clip stage after its first shard", "L training loader",
-                "T `train run`", "B bare training step", "S/min(D,M)", "T/min(L,B)", "S/shared(D,M)", "T/shared(L,B)"):
+                "T `train run`", "B bare training step", "S0 clip stage", "S/min(D,M)", "T/min(L,B)", "S/shared(D,M)",
+                "T/shared(L,B)", "S/S0"):
         assert f"| {row}" in out
     result = json.loads((tmp_path / "bench_speed.json").read_text())
     best = result["best"]
     assert all(positive(best[k]["pairs_per_s"]) for k in "DMS") and all(positive(best[k]["samples_per_s"]) for k in "LTB")
     assert all(positive(best[k]["cpu_s_per_1000"]) for k in "DMSLBT") and positive(best["start_up_cpu_s"]["S"])
     assert set(best["cpu_s_per_1000_without_start_up"]) == {"S", "T"}
-    assert best["S"]["scored"] == best["S"]["pairs"] == 48
+    assert best["S"]["scored"] == best["S"]["pairs"] == 48 and best["S0"]["score_mean"] == best["S"]["score_mean"]
     run_losses = [row["loss"] for row in benchlib_metrics(tmp_path / "run")]
     assert best["B"]["losses"] == pytest.approx(run_losses[:2], abs=1e-5)  # the bare step is the run's step, on its batches
     draft = result["draft"]
@@ -121,8 +123,9 @@ def test_curation_quality_reports_on_a_scored_synthetic_pool(tmp_path):
 
     pool = benchlib.synth_pool(tmp_path / "pool", 200, 32, 1, profile="web", eval_n=16)
     checkpoint = benchlib.save_random_checkpoint(tmp_path / "run", "tc-rn-xs")
+    options = {**benchlib.stage_options("clip", model="tc-rn-xs", pretrained=checkpoint, loader_workers=0),
+               **benchlib.stage_options("cluster", k=4, reference=pool / "eval")}
     benchlib.run_command(benchlib.command("curate", "score", pool, stages="basic,lang,text_dedup,clip,image_dedup,cluster",
-                                          model="tc-rn-xs", pretrained=checkpoint, workers=1, loader_workers=0, clusters=4,
-                                          reference_embeddings=pool / "eval"))
+                                          workers=1, **options))
     out = run("curation_quality.py", "--pool", pool, "--filter-run", tmp_path / "run")
     assert out.startswith("## Curation quality on the synthetic pool") and "clip_score" in out

@@ -116,9 +116,14 @@ def write_datacomp(path: Path, n: int, seed: int = 0) -> pl.DataFrame:
 
 # -- a local web server for img2dataset ------------------------------------------------------------
 def web_files() -> dict[str, tuple[bytes, str]]:
-    """10 good images (PNG and JPEG), an HTML page and garbage bytes served as JPEG."""
+    """12 good images (PNG and JPEG; one JPEG whose EXIF says rotate, one 16-px PNG), an HTML page and garbage
+    bytes served as JPEG."""
+    from tests.curate.robust_util import exif_rotated_jpeg
+
     files = {f"/good{i}.png": (png_bytes((i * 40, 0, 90), (32, 24)), "image/png") for i in range(6)}
     files.update({f"/photo{i}.jpg": (jpeg_bytes((0, i * 50, 90), (40, 30)), "image/jpeg") for i in range(4)})
+    files["/rotated.jpg"] = (exif_rotated_jpeg(64, 40), "image/jpeg")  # stored landscape, upright it is portrait
+    files["/tiny.png"] = (png_bytes((10, 200, 10), (16, 16)), "image/png")
     files["/page.html"] = (b"<html><body>not an image</body></html>", "text/html")
     files["/garbage.jpg"] = (bytes(range(256)) * 3, "image/jpeg")
     return files

@@ -124,7 +124,7 @@ def test_set_operations_refuse_subsets_of_two_pools_with_one_name(tmp_path):
 # -- 8. values that would select nothing -------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [(["--min-score", "nan"], "--min-score nan: must be a number"),
                                            (["--min-score", "inf"], "--min-score inf: must be a number"),
-                                           (["--lang", "en", "--min-lang-prob", "2"], "--min-lang-prob 2.0: must be a probability"),
+                                           (["--lang", "en", "--min-lang-prob", "2"], "--min-lang-prob 2: must be a number in [0, 1]"),
                                            (["--lang", "xx"], "--lang 'xx': not a fastText lid.176 language code")])
 def test_filter_refuses_values_that_select_nothing(tmp_path, monkeypatch, capsys, args, message):
     pool = pool_of(tmp_path / "pool", shards=1)
@@ -179,9 +179,9 @@ def test_bad_numbers_are_one_line_before_anything_is_written(tmp_path, monkeypat
     assert "--per-reason -3" in line and not out.exists()
     line = refused(curate_main, ["score", str(pool.root), "--stages", "basic", "--workers", "-1"], monkeypatch, capsys)
     assert "--workers -1" in line and not (pool.root / "scores").exists()
-    for args, message in ((["--lr", "nan"], "--lr nan"), (["--wd", "nan"], "--wd nan: must be a finite number >= 0"),
-                          (["--loader-workers", "-1"], "--loader-workers -1: must be 0 or more"), (["--lr", "-1"], "--lr -1.0"),
-                          (["--declip-mask-rate", "2"], "--declip-mask-rate 2.0: must be in (0, 1)"),
+    for args, message in ((["--lr", "nan"], "--lr nan"), (["--weight-decay", "nan"], "--weight-decay nan: must be a finite number >= 0"),
+                          (["--loader-workers", "-1"], "--loader-workers -1: must be an integer >= 0"), (["--lr", "-1"], "--lr -1"),
+                          (["--declip-mask-rate", "2"], "--declip-mask-rate 2: must be a number in (0, 1)"),
                           (["--filip-weight", "nan"], "--filip-weight nan: must be a finite number >= 0")):
         line = refused(train_main, ["run", str(pool.root), "--out", str(out), *args], monkeypatch, capsys, "train")
         assert message in line and "lower --lr" not in line, line
@@ -200,7 +200,7 @@ def test_a_where_with_python_is_one_short_line(tmp_path, monkeypatch, capsys):
 def test_train_run_reports_a_wrong_pool_path_without_importing_torch(tmp_path):
     probe = ("import sys\n"
              "from tierclip.train.cli import main\n"
-             f"sys.argv = ['train', 'run', '--pool', {str(tmp_path / 'no-such-pool')!r}, '--out', {str(tmp_path / 'run')!r}]\n"
+             f"sys.argv = ['train', 'run', {str(tmp_path / 'no-such-pool')!r}, '--out', {str(tmp_path / 'run')!r}]\n"
              "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code, 'torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.stdout.strip() == "exit 2 False", done.stdout + done.stderr

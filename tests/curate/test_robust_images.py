@@ -147,7 +147,7 @@ def test_bad_resize_mode_is_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and "--resize-mode 'stretch'" in err and not (tmp_path / "pool").exists()
 
 
-# -- reduced-size JPEG decoding (`draft_to`, the clip stage's --jpeg-draft) -----------------------------
+# -- reduced-size JPEG decoding (`draft_to`, the clip stage's --clip-jpeg-draft) -----------------------------
 def test_jpeg_draft_reduces_only_jpegs_of_twice_the_target_and_keeps_the_guarantees():
     from PIL import Image
 

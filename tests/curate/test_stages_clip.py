@@ -30,9 +30,9 @@ def scored(tmp_path_factory):
     write_evalset(evalset, "ref", [{"name": "retrieval", "kind": "retrieval", "caption_column": "caption"}],
                   pl.DataFrame({"file": ["images/blue.png"], "caption": ["blue"]}))
     result = CliRunner().invoke(app, [
-        "score", str(pool), "--stages", "cluster,image_dedup,clip", "--model", TINY_MODEL, "--pretrained", str(checkpoint),
-        "--workers", "1", "--batch-size", "2", "--loader-workers", "2", "--clusters", "2", "--semdedup-eps", "0.01",
-        "--reference-embeddings", str(evalset)])
+        "score", str(pool), "--stages", "cluster,image_dedup,clip", "--clip-model", TINY_MODEL, "--clip-pretrained", str(checkpoint),
+        "--workers", "1", "--clip-batch-size", "2", "--clip-loader-workers", "2", "--cluster-k", "2", "--cluster-semdedup-eps", "0.01",
+        "--cluster-reference", str(evalset)])
     assert result.exit_code == 0, result.output
     frames = {s: pl.read_parquet(pool / "scores" / s / "*.parquet") for s in ("clip", "image_dedup", "cluster")}
     return pool, checkpoint, frames, result.output
@@ -197,11 +197,11 @@ def test_jpeg_draft_is_an_option_recorded_with_the_scores_and_moves_only_large_j
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(buffer, "JPEG")
     large, small = buffer.getvalue(), image_bytes((200, 120, 20), (48, 48), "JPEG")
     pool = make_pool(tmp_path / "pool", [[(large, "a green square"), (small, "an orange square"), (RED, "a red square")]])
-    common = ["score", str(pool.root), "--stages", "clip", "--model", TINY_MODEL, "--pretrained", str(checkpoint),
-              "--workers", "1", "--loader-workers", "0"]
+    common = ["score", str(pool.root), "--stages", "clip", "--clip-model", TINY_MODEL, "--clip-pretrained", str(checkpoint),
+              "--workers", "1", "--clip-loader-workers", "0"]
     tag = embeddings_tag(ClipConfig(model=TINY_MODEL, pretrained=str(checkpoint)))
     runs = []
-    for extra in ([], ["--jpeg-draft", "--force"]):
+    for extra in ([], ["--clip-jpeg-draft", "--force"]):
         result = CliRunner().invoke(app, [*common, *extra])
         assert result.exit_code == 0, result.output
         runs.append(np.load(pool.root / "embeddings" / tag / "00000.npy"))

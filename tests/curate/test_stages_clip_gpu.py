@@ -31,8 +31,8 @@ def vit_b32_checkpoint(run_dir):
 def score(tmp_path, model, checkpoint, device):
     pool = tmp_path / f"pool-{device}"
     make_pool(pool, [PAIRS[:6], PAIRS[6:]])
-    result = CliRunner().invoke(app, ["score", str(pool), "--stages", "clip", "--model", model, "--pretrained",
-                                      str(checkpoint), "--device", device, "--workers", "1", "--batch-size", "4"])
+    result = CliRunner().invoke(app, ["score", str(pool), "--stages", "clip", "--clip-model", model, "--clip-pretrained",
+                                      str(checkpoint), "--clip-device", device, "--workers", "1", "--clip-batch-size", "4"])
     assert result.exit_code == 0, result.output
     scores = pl.read_parquet(pool / "scores" / "clip" / "*.parquet")["clip_score"].to_numpy()
     embeddings = np.concatenate([np.load(f) for f in sorted((pool / "embeddings").glob("*/*.npy"))]).astype(np.float32)

@@ -23,6 +23,17 @@ def color_pool(root: Path, shards: int = 2, per_shard: int = 16, name: str = "ti
     return make_pool(root, [color_pairs(per_shard, s * per_shard) for s in range(shards)], name=name)
 
 
+def queue_values(method: str, size: int) -> dict:
+    """`declip_queue_size` for the methods that have a nearest-neighbour queue (another method refuses the option)."""
+    from tierclip.train.methods import method_option_keys
+
+    return {"declip_queue_size": size} if "declip_queue_size" in method_option_keys(method) else {}
+
+
+def queue_option(method: str, size: int) -> list[str]:
+    return [arg for key, value in queue_values(method, size).items() for arg in (f"--{key.replace('_', '-')}", str(value))]
+
+
 class TinyClip:
     """A minimal CLIP method (open_clip's ClipLoss) to test the loop without train/methods."""
 
@@ -45,7 +56,7 @@ class TinyClip:
                 from open_clip.loss import ClipLoss
 
                 image, text, scale = model(batch["image"], batch["text"])
-                loss = ClipLoss(gather_with_grad=True, rank=self.cfg.rank, world_size=self.cfg.world_size)(image, text, scale)
+                loss = ClipLoss()(image, text, scale)  # one process: the loop tests run no process group
                 return {"loss": loss, "clip_loss": loss}
 
             def on_progress(self, model, progress):
@@ -95,7 +106,7 @@ def clip_scores_with_checkpoint(pool_root: Path, checkpoint: Path, model: str):
     from tierclip.curate.pool import Pool
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(app, ["score", str(pool_root), "--stages", "clip", "--model", model,
-                                      "--pretrained", str(checkpoint), "--workers", "1"])
+    result = CliRunner().invoke(app, ["score", str(pool_root), "--stages", "clip", "--clip-model", model,
+                                      "--clip-pretrained", str(checkpoint), "--workers", "1"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return Pool(pool_root).scan_scores("clip").collect()

@@ -9,8 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from tierclip.curate.errors import UserError
-from tierclip.train.augment import VIEWS, AugmentConfig, blur_kernel_size, make_view_transform
-from tierclip.train.methods import MethodConfig
+from tierclip.train.augment import VIEWS, AugmentConfig, ViewConfig, blur_kernel_size, make_view_transform
 
 MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
@@ -26,7 +25,7 @@ def picture(width=48, height=40, seed=0) -> Image.Image:
 @pytest.mark.parametrize("view", sorted(VIEWS))
 @pytest.mark.parametrize("size", [32, 64])
 def test_every_view_gives_a_normalised_tensor_of_the_model_size(view, size):
-    tensor = make_view_transform(view, size, MEAN, STD, MethodConfig())(picture())
+    tensor = make_view_transform(view, size, MEAN, STD, AugmentConfig())(picture())
     assert tensor.shape == (3, size, size) and tensor.dtype == torch.float32
     assert torch.isfinite(tensor).all()
 
@@ -47,7 +46,7 @@ def test_augmented_views_differ_from_the_plain_view_and_between_draws(view):
     torch.manual_seed(0)
     image = picture()
     plain = make_view_transform("image", 32, MEAN, STD)(image)
-    augment = make_view_transform(view, 32, MEAN, STD, MethodConfig())
+    augment = make_view_transform(view, 32, MEAN, STD, AugmentConfig())
     first, second = augment(image), augment(image)
     assert not torch.allclose(first, plain, atol=1e-3)
     assert not torch.allclose(first, second, atol=1e-3)
@@ -55,11 +54,11 @@ def test_augmented_views_differ_from_the_plain_view_and_between_draws(view):
 
 
 def test_aug_options_reach_the_transform():
-    always_gray = MethodConfig(aug={"grayscale_p": 1.0, "jitter_p": 0.0, "blur_p": 0.0})
+    always_gray = AugmentConfig(grayscale_p=1.0, jitter_p=0.0, blur_p=0.0)
     tensor = make_view_transform("image_aug", 32, MEAN, STD, always_gray)(picture())
     pixels = tensor * torch.tensor(STD)[:, None, None] + torch.tensor(MEAN)[:, None, None]
     assert torch.allclose(pixels[0], pixels[1], atol=1e-5) and torch.allclose(pixels[1], pixels[2], atol=1e-5)
-    never = MethodConfig(aug={"crop_scale": [1.0, 1.0], "jitter_p": 0, "grayscale_p": 0, "blur_p": 0})
+    never = ViewConfig(aug=AugmentConfig.from_options({"crop_scale": [1.0, 1.0], "jitter_p": 0, "grayscale_p": 0, "blur_p": 0}))
     colour = make_view_transform("image_aug", 32, MEAN, STD, never)(picture())
     assert not torch.allclose(colour[0], colour[1], atol=1e-2)
     assert AugmentConfig.from_options({"crop_scale": [0.3, 0.9]}).crop_scale == (0.3, 0.9)   # JSON lists become tuples
@@ -82,7 +81,7 @@ def test_unknown_view_and_bad_options_are_user_errors():
     with pytest.raises(UserError, match="text is tokenised"):
         make_view_transform("text", 32, MEAN, STD)
     with pytest.raises(UserError, match="unknown option.*blur_prob"):
-        make_view_transform("image_aug", 32, MEAN, STD, MethodConfig(aug={"blur_prob": 0.5}))
+        AugmentConfig.from_options({"blur_prob": 0.5})
     with pytest.raises(UserError, match="grayscale_p"):
         AugmentConfig(grayscale_p=1.5)
     with pytest.raises(UserError, match="crop_scale"):

@@ -8,7 +8,7 @@ import pytest
 from tierclip.train.config import make_run_config
 from tierclip.train.run import run_training
 
-from tests.train.helpers import color_pool, metrics, torchrun_train
+from tests.train.helpers import color_pool, metrics, queue_option, queue_values, torchrun_train
 
 # A ViT tower: LayerNorm only. (A ResNet tower's BatchNorm normalises each process's share of the batch,
 # so its loss under DDP differs from one process's by design; see docs/train.md.)
@@ -23,16 +23,14 @@ METHODS = ["clip", pytest.param("declip", marks=pytest.mark.slow), pytest.param(
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("method", METHODS)
 def test_two_gloo_processes_match_one_process(tmp_path, method):
-    from tierclip.train.config import MethodConfig
-
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=8)
     args = [str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", method,
             "--model", "tc-vit-tiny", "--samples-seen", "32", "--batch-size", "8", "--seed", "5", "--log-every", "1",
-            "--loader-workers", "0", "--device", "cpu", "--declip-queue-size", "16"]
+            "--loader-workers", "0", "--device", "cpu", *queue_option(method, 16)]
     done = torchrun_train(args, 2, {"OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     run_training(make_run_config(tmp_path / "single", pool.root, log_every=1, loader_workers=0, device="cpu", method=method,
-                                 method_cfg=MethodConfig(declip_queue_size=16), **COMMON))
+                                 **queue_values(method, 16), **COMMON))
 
     assert len(metrics(tmp_path / "ddp")) == len(metrics(tmp_path / "single")) == 4
     assert metrics(tmp_path / "ddp") == pytest.approx(metrics(tmp_path / "single"), rel=1e-4)

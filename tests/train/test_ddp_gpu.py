@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from tierclip.train.config import MethodConfig, make_run_config
+from tierclip.train.config import make_run_config
 from tierclip.train.run import run_training
 
-from tests.train.helpers import color_evalset, color_pool, metrics, torchrun_train
+from tests.train.helpers import color_evalset, color_pool, metrics, queue_option, queue_values, torchrun_train
 
 pytestmark = pytest.mark.gpu
 
@@ -32,12 +32,12 @@ def test_torchrun_nccl_matches_one_cuda_process(tmp_path, method):
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=16)
     args = [str(pool.root), "--out", str(tmp_path / "ddp"), "--scale", "debug", "--method", method, "--model", "tc-vit-tiny",
             "--samples-seen", "64", "--batch-size", "16", "--seed", "5", "--log-every", "1", "--loader-workers", "1",
-            "--device", "cuda", "--declip-queue-size", "16"]
+            "--device", "cuda", *queue_option(method, 16)]
     done = torchrun_train(args, n)
     assert done.returncode == 0, done.stderr[-3000:]
     run_training(make_run_config(tmp_path / "single", pool.root, scale="debug", method=method, model="tc-vit-tiny",
                                  samples_seen=64, batch_size=16, seed=5, log_every=1, loader_workers=1, device="cuda",
-                                 method_cfg=MethodConfig(declip_queue_size=16)))
+                                 **queue_values(method, 16)))
     ddp, single = metrics(tmp_path / "ddp"), metrics(tmp_path / "single")
     assert len(ddp) == len(single) == 4
     assert ddp == pytest.approx(single, rel=2e-2)  # bf16 autocast on both sides: reductions differ in order

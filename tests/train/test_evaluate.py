@@ -202,7 +202,8 @@ def test_evaluate_model_tiny_open_clip(tmp_path, tiny_model):
                  for k in (1, 5, 10)} | {"i2t_recall_merged@1", "i2t_recall_merged@5"}  # 6 distinct captions: no k=10
     assert set(by_key) == {("color", "top1"), ("color", "top5")} | {("retrieval", metric) for metric in retrieval}
     for row in rows:
-        assert set(row) == {"task", "metric", "value", "random_score", "evalset", "n"}
+        zeroshot = {"majority_score"} if row["task"] == "color" else set()
+        assert set(row) == {"task", "metric", "value", "random_score", "evalset", "n"} | zeroshot
         assert 0.0 <= row["value"] <= 1.0 and 0.0 < row["random_score"] <= 1.0
     assert by_key["color", "top1"]["random_score"] == pytest.approx(1 / 6)
     assert by_key["color", "top5"]["random_score"] == pytest.approx(5 / 6)
@@ -259,7 +260,7 @@ def test_evaluate_run_bad_inputs(tmp_path, tiny_model):
         evaluate_run(run, [tmp_path / "eval", tmp_path / "eval"], device="cpu")
     (run / "config.json").write_text(json.dumps({"model": "no-such-model"}))
     torch.save({"state_dict": model.state_dict()}, run / "checkpoint.pt")
-    with pytest.raises(UserError, match="model 'no-such-model'"):
+    with pytest.raises(UserError, match="config.json: model no-such-model: unknown open_clip model"):
         evaluate_run(run, [tmp_path / "eval"], device="cpu")
     assert not (run / "eval.jsonl").exists()
 
@@ -274,6 +275,65 @@ def test_train_eval_cli_prints_table(tmp_path, tiny_model):
     assert result.exit_code == 0, result.output
     assert "image_retrieval_recall@10" in result.output and "t2i_recall_merged@10" in result.output and "random" in result.output
     assert len((tmp_path / "run/eval.jsonl").read_text().splitlines()) == 13
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_train_eval_keeps_what_earlier_evaluations_wrote(tmp_path, tiny_model):
+    """`train eval RUN --eval B` after `--eval A`: eval.jsonl keeps A's rows beside B's, results.json's metrics
+    are rebuilt from the merged rows (the two files agree), a re-evaluated task replaces its rows."""
+    from tierclip.train.cli import app
+    from typer.testing import CliRunner
+
+    write_color_evalset(tmp_path / "colors")
+    letters = [{"name": "letter", "kind": "zeroshot", "label_column": "label", "classnames": ["a", "b", "c"], "templates": ["{}"]}]
+    write_gray_evalset(tmp_path / "letters", ["a", "b", "c", "a"], [None] * 4, letters)
+    run = tmp_path / "run"
+    make_fake_run(run, tiny_model[0], "evaltest-vit")
+    (run / "results.json").write_text(json.dumps({"method": "clip", "samples_seen": 10, "metrics": {}}))
+    first = evaluate_run(run, [tmp_path / "colors"], device="cpu")
+    assert len(first) == 13 and _lines(run / "eval.jsonl") == first
+    result = CliRunner().invoke(app, ["eval", str(run), "--eval", str(tmp_path / "letters"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = _lines(run / "eval.jsonl")
+    assert [r for r in rows if r["evalset"] == "colors"] == first  # kept, unchanged
+    assert [(r["evalset"], r["task"], r["metric"]) for r in rows if r["evalset"] == "hand"] == [("hand", "letter", "top1")]
+    letter = next(r for r in rows if r["task"] == "letter")
+    assert letter["majority_score"] == pytest.approx(0.5)  # "a" is 2 of 4 images
+    results = json.loads((run / "results.json").read_text())
+    assert results["metrics"] == main_metrics(rows) and len(results["metrics"]) == 14 and results["samples_seen"] == 10
+    assert "colors" in result.output and "letter" in result.output  # every row eval.jsonl holds is printed
+    # evaluating colors again replaces its rows (no duplicates), letters stay
+    again = evaluate_run(run, [tmp_path / "colors"], device="cpu")
+    assert len(again) == 14 and [(r["evalset"], r["task"]) for r in again].count(("colors", "color")) == 2  # top1, top5
+    assert _lines(run / "eval.jsonl") == again and json.loads((run / "results.json").read_text())["metrics"] == main_metrics(again)
+
+
+def test_train_eval_refuses_a_task_name_from_another_eval_set_and_a_bad_eval_jsonl(tmp_path, tiny_model):
+    write_color_evalset(tmp_path / "colors")
+    clash = [{"name": "color", "kind": "zeroshot", "label_column": "label", "classnames": ["a", "b"], "templates": ["{}"]}]
+    write_gray_evalset(tmp_path / "other", ["a", "b"], [None, None], clash)  # eval set "hand", task "color" again
+    run = tmp_path / "run"
+    make_fake_run(run, tiny_model[0], "evaltest-vit")
+    evaluate_run(run, [tmp_path / "colors"], device="cpu")
+    before = (run / "eval.jsonl").read_bytes()
+    with pytest.raises(UserError, match="task 'color' is already there from eval set 'colors'"):
+        evaluate_run(run, [tmp_path / "other"], device="cpu")
+    assert (run / "eval.jsonl").read_bytes() == before
+    (run / "eval.jsonl").write_bytes(before + b"{not json\n")
+    with pytest.raises(UserError, match="eval.jsonl: line 14 is not an eval row"):
+        evaluate_run(run, [tmp_path / "colors"], device="cpu")
+
+
+def test_merge_eval_rows_newest_wins_per_eval_set_and_task():
+    from tierclip.train.evaluate import merge_eval_rows
+
+    old = [{"evalset": "a", "task": "t", "metric": "top1", "value": 0.1}, {"evalset": "a", "task": "t", "metric": "top5", "value": 0.5},
+           {"evalset": "b", "task": "u", "metric": "top1", "value": 0.2}, {"task": "v", "metric": "top1", "value": 0.3}]
+    new = [{"evalset": "a", "task": "t", "metric": "top1", "value": 0.9}, {"evalset": "c", "task": "v", "metric": "top1", "value": 0.4}]
+    assert merge_eval_rows(old, new) == [old[2]] + new  # a/t replaced whole (its top5 too), v's unnamed old row replaced
 
 
 # ---- folder-of-classes conversion --------------------------------------------------------------------

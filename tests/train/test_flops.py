@@ -83,14 +83,13 @@ def test_counting_leaves_the_model_untouched():
 
 def test_method_count_includes_extra_views_and_heads(make_model):
     """SLIP's two SimCLR views and MLP head cost more than CLIP; CLIP's method count is the model count plus its tiny loss."""
-    from tierclip.train.config import MethodConfig
     from tierclip.train.flops import method_gflops_per_sample
-    from tierclip.train.methods import build_method
+    from tierclip.train.methods import build_method, method_config
 
     model = make_model("flopstest-vit-2", vit_config(layers=2))
     model_count = gflops_per_sample(model, IMAGE, CONTEXT)
-    clip = method_gflops_per_sample(build_method("clip", model, MethodConfig()), model, IMAGE, CONTEXT)
-    slip_method = build_method("slip", model, MethodConfig(name="slip", ssl_mlp_dim=64, ssl_emb_dim=16))
+    clip = method_gflops_per_sample(build_method("clip", model), model, IMAGE, CONTEXT)
+    slip_method = build_method("slip", model, method_config("slip", {"slip_mlp_dim": 64, "slip_emb_dim": 16}))
     slip_method.train()
     slip = method_gflops_per_sample(slip_method, model, IMAGE, CONTEXT)
     assert all(module.training for module in slip_method.modules())  # modes restored

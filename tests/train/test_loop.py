@@ -6,7 +6,8 @@ import json
 import math
 
 import pytest
-from tierclip.train.config import MethodConfig, OptimConfig, RunConfig
+from tierclip.curate.fields import NoOptions
+from tierclip.train.config import OptimConfig, RunConfig
 from tierclip.train.distributed import DistContext
 from tierclip.train.loop import CHECKPOINT, METRICS, RESUME, build_optimizer, lr_factor, train_loop
 
@@ -25,7 +26,7 @@ def _dataset(pool, seed=0):
 def _config(out, **changes) -> RunConfig:
     base = dict(out=str(out), pool="unused", subset=None, method="tiny-clip", model="tc-rn-tiny", pretrained=None,
                 scale="debug", samples_seen=64, batch_size=8, optim=OptimConfig(lr=1e-3, warmup_steps=2),
-                method_cfg=MethodConfig(), checkpoint_every=3, log_every=2, loader_workers=0)
+                method_cfg=NoOptions(), checkpoint_every=3, log_every=2, loader_workers=0)
     return RunConfig(**{**base, **changes})
 
 
@@ -37,7 +38,7 @@ def test_loop_trains_logs_and_writes_an_open_clip_checkpoint(tmp_path):
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=12)
     torch.manual_seed(0)
     model, _, _ = create_model("tc-rn-tiny")
-    method = TinyClip.build(model, MethodConfig())
+    method = TinyClip.build(model, None)
     cfg = _config(tmp_path / "run")
     (tmp_path / "run").mkdir()
     state = train_loop(model, method, _dataset(pool), cfg, DistContext(), tmp_path / "run")
@@ -88,5 +89,5 @@ def test_logit_scale_is_clamped_with_accumulated_gradients(tmp_path):
     cfg = _config(tmp_path / "run", samples_seen=8, accum_steps=2,  # two micro-batches of 4 per step
                   optim=OptimConfig(lr=1e-3, warmup_steps=1, max_logit_scale=100))
     (tmp_path / "run").mkdir()
-    train_loop(model, TinyClip.build(model, MethodConfig()), _dataset(pool), cfg, DistContext(), tmp_path / "run")
+    train_loop(model, TinyClip.build(model, None), _dataset(pool), cfg, DistContext(), tmp_path / "run")
     assert model.logit_scale.exp().item() == pytest.approx(100, rel=1e-4)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 from tierclip.curate.errors import UserError
-from tierclip.train.methods import METHODS, MethodConfig, MethodStep, build_method, model_overrides
+from tierclip.train.methods import METHODS, MethodStep, build_method, method_config, model_overrides
 
 RN, VIT = "tc-test-rn", "tc-test-vit"
 TEXT_CFG = {"context_length": 8, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1}
@@ -34,10 +34,11 @@ def tiny_model_configs(tmp_path_factory):
     return folder
 
 
-def make(method: str, arch: str, **cfg_options):
+def make(method: str, arch: str, **options):
+    """Model and method built with `train run`'s option values (`flip_mask_ratio=0.75`); options of other methods unused."""
     import open_clip
 
-    cfg = MethodConfig(name=method, **{"ssl_mlp_dim": 64, "ssl_emb_dim": 16, **cfg_options})
+    cfg = method_config(method, {"slip_mlp_dim": 64, "slip_emb_dim": 16, **options})
     model, _, _ = open_clip.create_model_and_transforms(arch, **model_overrides(method, cfg, arch))
     return model, build_method(method, model, cfg), cfg
 
@@ -78,7 +79,7 @@ def train_steps(model, method, params: dict, batch: dict, steps: int) -> tuple[l
 @pytest.mark.parametrize("name, arch", [("clip", RN), ("clip-aug", RN), ("slip", RN), ("slip", VIT), ("flip", VIT)])
 def test_method_trains_and_its_gradients_reach_every_parameter(name, arch):
     torch.manual_seed(0)
-    model, method, _ = make(name, arch, unmasked_tuning=0.2)
+    model, method, _ = make(name, arch, flip_unmasked_tuning=0.2)
     model.train()
     method.train()
     params = trainable(model, method)
@@ -91,7 +92,7 @@ def test_method_trains_and_its_gradients_reach_every_parameter(name, arch):
 def test_slip_has_its_head_its_loss_parts_and_feeds_the_head_trunk_features():
     torch.manual_seed(0)
     for arch, trunk_dim in ((RN, 8 * 32), (VIT, 48)):
-        model, method, _ = make("slip", arch, ssl_scale=0.5)
+        model, method, _ = make("slip", arch, slip_ssl_scale=0.5)
         head = method.image_mlp
         assert head.layer1.in_features == trunk_dim          # before the CLIP projection (32)
         assert (head.layer1.out_features, head.layer3.out_features) == (64, 16)
@@ -103,13 +104,13 @@ def test_slip_has_its_head_its_loss_parts_and_feeds_the_head_trunk_features():
 
 
 def test_slip_head_size_defaults_scale_with_the_clip_width():
-    from tierclip.train.methods.slip import ssl_dims
+    from tierclip.train.methods.slip import SlipConfig, ssl_dims
 
-    unset = MethodConfig(ssl_mlp_dim=None, ssl_emb_dim=None)
+    unset = SlipConfig(mlp_dim=None, emb_dim=None)
     assert ssl_dims(unset, 512) == (4096, 256)   # SLIP's own ViT-B/16 head
     assert ssl_dims(unset, 128) == (1024, 64)
-    assert ssl_dims(MethodConfig(ssl_mlp_dim=300, ssl_emb_dim=20), 128) == (300, 20)
-    model, method, _ = make("slip", RN, ssl_mlp_dim=None, ssl_emb_dim=None)
+    assert ssl_dims(SlipConfig(mlp_dim=300, emb_dim=20), 128) == (300, 20)
+    model, method, _ = make("slip", RN, slip_mlp_dim=None, slip_emb_dim=None)
     assert (method.image_mlp.layer1.out_features, method.image_mlp.layer3.out_features) == (256, 16)
 
 
@@ -131,7 +132,7 @@ def token_counts(model) -> list[int]:
 
 
 def test_flip_drops_patches_while_training_and_tunes_unmasked_at_the_end():
-    model, method, cfg = make("flip", VIT, unmasked_tuning=0.1)
+    model, method, cfg = make("flip", VIT, flip_unmasked_tuning=0.1)
     assert model_overrides("flip", cfg) == {"force_patch_dropout": 0.5}
     counts = token_counts(model)
     images = torch.randn(2, 3, 32, 32)
@@ -148,7 +149,7 @@ def test_flip_drops_patches_while_training_and_tunes_unmasked_at_the_end():
 
 
 def test_flip_mask_ratio_075_and_no_tuning_phase_by_default():
-    model, method, _ = make("flip", VIT, mask_ratio=0.75)
+    model, method, _ = make("flip", VIT, flip_mask_ratio=0.75)
     counts = token_counts(model)
     model.train()
     method.on_progress(model, 1.0)
@@ -158,17 +159,18 @@ def test_flip_mask_ratio_075_and_no_tuning_phase_by_default():
 
 def test_flip_refuses_a_resnet_tower_and_a_bad_mask_ratio():
     import open_clip
+    from tierclip.train.methods.flip import FlipConfig
 
-    cfg = MethodConfig(name="flip")
+    cfg = FlipConfig()
     with pytest.raises(UserError, match="ResNet"):
         model_overrides("flip", cfg, RN)
     resnet = open_clip.create_model(RN, **model_overrides("flip", cfg))   # open_clip ignores patch dropout here
     with pytest.raises(UserError, match="patch dropout"):
         build_method("flip", resnet, cfg)
-    with pytest.raises(UserError, match="mask_ratio"):
-        model_overrides("flip", MethodConfig(mask_ratio=1.0))
-    with pytest.raises(UserError, match="unmasked_tuning"):
-        model_overrides("flip", MethodConfig(unmasked_tuning=1.5))
+    with pytest.raises(UserError, match="--flip-mask-ratio 1.0: must be a number in \\(0, 1\\)"):
+        FlipConfig(mask_ratio=1.0)  # the field's bounds: checked once, wherever the config is made
+    with pytest.raises(UserError, match="--flip-unmasked-tuning"):
+        method_config("flip", {"flip_unmasked_tuning": 1.5})
 
 
 def test_registry_contract_and_unknown_method():
@@ -179,12 +181,12 @@ def test_registry_contract_and_unknown_method():
         assert set(method.views) <= set(VIEWS) | set(TEXT_VIEWS) | {"text"}, name
         assert any(view.startswith("text") for view in method.views) and isinstance(method.model_overrides, dict)
         assert callable(method.on_progress) and callable(method.forward)
-    assert model_overrides("clip", MethodConfig()) == {}
-    assert METHODS["flip"].model_overrides == {"force_patch_dropout": 0.5}
+    assert model_overrides("clip") == {}
+    assert model_overrides("flip") == {"force_patch_dropout": 0.5}
     with pytest.raises(UserError, match="clip, clip-aug, slip, flip, declip, filip, defilip"):
-        build_method("siglip", None, MethodConfig())
+        build_method("siglip", None)
     with pytest.raises(UserError, match="unknown method 'nope'"):
-        model_overrides("nope", MethodConfig())
+        model_overrides("nope")
 
 
 def test_method_step_holds_model_and_heads_for_ddp():
@@ -208,7 +210,7 @@ def _distributed_losses(rank, world_size, rendezvous, features, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
         local = {k: v.chunk(world_size)[rank].clone().requires_grad_(True) for k, v in features.items()}
-        cfg = MethodConfig()
+        cfg = None
         clip = clip_loss({"image_features": local["image"], "text_features": local["text"],
                           "logit_scale": torch.tensor(10.0)}, cfg)
         ssl = nt_xent(local["a"], local["b"], 0.1, rank, world_size)
@@ -232,7 +234,7 @@ def test_losses_under_two_gloo_processes_match_one_process(tmp_path):
 
     whole = {k: v.clone().requires_grad_(True) for k, v in features.items()}
     clip = clip_loss({"image_features": whole["image"], "text_features": whole["text"],
-                      "logit_scale": torch.tensor(10.0)}, MethodConfig())
+                      "logit_scale": torch.tensor(10.0)}, None)
     ssl = nt_xent(whole["a"], whole["b"], 0.1)
     (clip + ssl).backward()
     for rank in range(2):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from tierclip.curate.errors import UserError
-from tierclip.train.methods import MethodConfig, build_method, model_overrides
+from tierclip.train.methods import build_method, method_config, model_overrides
 from tierclip.train.text_views import IGNORE, TextContext, mask_tokens
 
 from tests.train.test_methods import PATCHES, RN, TEXT_CFG, VIT, tiny_model_configs, train_steps, trainable  # noqa: F401  (autouse fixture)
@@ -35,8 +35,8 @@ CAPTIONS = ["a photo of a red circle", "a blue square", "two small yellow stars"
 def make(method: str, arch: str, **options):
     import open_clip
 
-    cfg = MethodConfig(name=method, **{"declip_queue_size": 32, "declip_simsiam_dim": 64, "declip_simsiam_pred_dim": 16,
-                                       "filip_dim": 24, **options})
+    cfg = method_config(method, {"declip_queue_size": 32, "declip_simsiam_dim": 64, "declip_simsiam_pred_dim": 16,
+                                 "filip_dim": 24, **options})
     model, _, _ = open_clip.create_model_and_transforms(arch, **model_overrides(method, cfg, arch))
     return model, build_method(method, model, cfg), cfg
 
@@ -141,11 +141,11 @@ def test_filip_keeps_the_top_k_valid_tokens_as_keys():
 
 def test_filip_and_defilip_refuse_a_resnet_tower_declip_takes_it():
     with pytest.raises(UserError, match="filip: model tc-test-rn has a ResNet image tower"):
-        model_overrides("filip", MethodConfig(), RN)
+        model_overrides("filip", None, RN)
     with pytest.raises(UserError, match="defilip: .*ResNet"):
-        model_overrides("defilip", MethodConfig(), RN)
-    assert model_overrides("declip", MethodConfig(), RN) == {}
-    with pytest.raises(UserError, match="declip_mask_rate"):
+        model_overrides("defilip", None, RN)
+    assert model_overrides("declip", None, RN) == {}
+    with pytest.raises(UserError, match="--declip-mask-rate 0.0: must be a number in"):
         make("declip", VIT, declip_mask_rate=0.0)
 
 
@@ -198,12 +198,12 @@ def test_flop_count_covers_views_heads_and_token_interaction():
 
 def _filip_on_two_ranks(rank, world_size, rendezvous, inputs, out_dir):
     import torch.distributed as dist
-    from tierclip.train.methods.filip import FilipHead
+    from tierclip.train.methods.filip import FilipHead, FilipHeadConfig
 
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
         torch.manual_seed(0)
-        head = FilipHead(6, 5, MethodConfig(filip_dim=8, filip_topk=2, rank=rank, world_size=world_size))
+        head = FilipHead(6, 5, FilipHeadConfig(dim=8, topk=2))  # rank and world size: the process group's
         image, text = (inputs[k].chunk(world_size)[rank].clone().requires_grad_(True) for k in ("image", "text"))
         loss = head(image, text, inputs["valid"].chunk(world_size)[rank])
         loss.backward()
@@ -218,7 +218,7 @@ def _filip_on_two_ranks(rank, world_size, rendezvous, inputs, out_dir):
 def test_filip_under_two_gloo_processes_matches_one_process(tmp_path):
     """A regression test: gloo's all_to_all (the all-gather's backward) garbles the non-contiguous gradients an
     einsum produces unless they are made contiguous (train.methods.common._contiguous_grad)."""
-    from tierclip.train.methods.filip import FilipHead
+    from tierclip.train.methods.filip import FilipHead, FilipHeadConfig
 
     generator = torch.Generator().manual_seed(1)
     inputs = {"image": torch.randn(8, 4, 6, generator=generator), "text": torch.randn(8, 3, 5, generator=generator),
@@ -226,7 +226,7 @@ def test_filip_under_two_gloo_processes_matches_one_process(tmp_path):
     inputs["valid"][::2, 2] = False
     torch.multiprocessing.spawn(_filip_on_two_ranks, args=(2, tmp_path / "rendezvous", inputs, tmp_path), nprocs=2)
     torch.manual_seed(0)
-    head = FilipHead(6, 5, MethodConfig(filip_dim=8, filip_topk=2))
+    head = FilipHead(6, 5, FilipHeadConfig(dim=8, topk=2))
     image, text = inputs["image"].clone().requires_grad_(True), inputs["text"].clone().requires_grad_(True)
     loss = head(image, text, inputs["valid"])
     loss.backward()

@@ -14,7 +14,7 @@ import torch
 from tierclip.train.config import make_run_config
 from tierclip.train.run import run_training
 
-from tests.train.helpers import color_pool
+from tests.train.helpers import color_pool, queue_option, queue_values
 
 # FLIP on the tiny ViT: patch dropout draws from the torch RNG every step, so the RNG restore is exercised too.
 # DeCLIP, FILIP, DeFILIP: their heads, FILIP's temperature and DeCLIP's nearest-neighbour queue (method state in
@@ -29,7 +29,7 @@ QUEUE = 64
 def _cli_args(pool, out, method) -> list[str]:
     return [str(pool), "--out", str(out), "--scale", "debug", "--method", method, "--model", "tc-vit-tiny",
             "--samples-seen", "192", "--batch-size", "8", "--seed", "3", "--checkpoint-every", "3", "--log-every", "1",
-            "--loader-workers", "0", "--declip-queue-size", str(QUEUE)]
+            "--loader-workers", "0", *queue_option(method, QUEUE)]
 
 
 def _kill_after_first_checkpoint(pool, out, method) -> int:
@@ -60,8 +60,6 @@ def one_thread():
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("method", METHODS)
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, one_thread, method):
-    from tierclip.train.config import MethodConfig
-
     pool = color_pool(tmp_path / "pool", shards=2, per_shard=16)
     killed_at = _kill_after_first_checkpoint(pool.root, tmp_path / "resumed", method)
     assert 0 < killed_at < 24 and not (tmp_path / "resumed" / "DONE").exists()
@@ -69,7 +67,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, one_threa
         queue = torch.load(tmp_path / "resumed" / "resume.pt", weights_only=True)["method"]
         assert int(queue["nn_queue.filled"]) == min(QUEUE, 8 * killed_at)
 
-    args = dict(ARGS, method=method, method_cfg=MethodConfig(declip_queue_size=QUEUE))
+    args = dict(ARGS, method=method, **queue_values(method, QUEUE))
     run_training(make_run_config(tmp_path / "resumed", pool.root, resume=True, checkpoint_every=3, log_every=1, loader_workers=0, **args))
     run_training(make_run_config(tmp_path / "straight", pool.root, checkpoint_every=3, log_every=1, loader_workers=0, **args))
 

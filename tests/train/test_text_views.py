@@ -107,6 +107,8 @@ def test_text_views_need_a_text_context():
 
     with pytest.raises(UserError, match="text view 'text_mlm' needs the tokenizer"):
         make_view_transform("text_mlm", 32, (0.5,) * 3, (0.5,) * 3)
+    with pytest.raises(UserError, match="text view 'text_mlm' needs a mask rate"):
+        make_view_transform("text_mlm", 32, (0.5,) * 3, (0.5,) * 3, None, TextContext(Specials(), 49408))
 
 
 class Specials:
@@ -141,6 +143,8 @@ def test_mlm_masking_follows_bert_and_never_touches_start_end_or_padding():
 
 
 def test_blank_mlm_view_labels_the_mask_rate_of_the_context():
-    blank = blank_text_view("text_mlm", 2, 16, None)
+    from tierclip.train.augment import ViewConfig
+
+    blank = blank_text_view("text_mlm", 2, 16, ViewConfig(mask_rate=0.15))
     assert blank.shape == (2, 2, 16) and int((blank[:, 1] != IGNORE).sum()) == 2 * round(0.15 * 14)
     assert blank_text_view("text_eda", 2, 16).shape == (2, 16)

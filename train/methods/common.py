@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import torch
+import functools
 
 
 def unwrap(model):
@@ -75,22 +75,27 @@ def normalized_clip_loss(image_features, text_features, logit_scale, cfg):
                       "text_features": F.normalize(text_features, dim=-1), "logit_scale": logit_scale.exp()}, cfg)
 
 
-class _ContiguousGrad(torch.autograd.Function):
-    """Identity whose gradient is made contiguous on the way back.
+@functools.cache
+def _contiguous_grad_function():
+    """Identity whose gradient is made contiguous on the way back (made on first use: this module imports no torch).
 
     torch.distributed.nn's all_gather sends the gradient slices back with gloo's all_to_all, which garbles
     non-contiguous tensors: an einsum's gradient (FILIP's token interaction) is a permuted view, and without
     this the ranks' summed gradients were wrong (ClipLoss's matmul gradients happen to be contiguous).
     """
+    import torch
 
-    @staticmethod
-    def forward(ctx, x):
-        return x.view_as(x)
+    class ContiguousGrad(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.view_as(x)
 
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.contiguous()
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.contiguous()
+
+    return ContiguousGrad
 
 
 def _contiguous_grad(tensor):
-    return _ContiguousGrad.apply(tensor)
+    return _contiguous_grad_function().apply(tensor)

@@ -2,7 +2,7 @@
 Cui et al. 2022, arXiv:2203.05796): CLIP plus self-, multi-view and nearest-neighbour supervision.
 
 After Sense-GVT/DeCLIP (`prototype/model/declip.py`, `defilip.py`, `prototype/solver/declip_solver.py`, the
-yfcc15m configs). Loss = 0.4 L_mv + 0.2 L_simsiam + 0.2 L_mlm + 0.2 L_nn (weights `declip_*_weight`):
+yfcc15m configs). Loss = 0.4 L_mv + 0.2 L_simsiam + 0.2 L_mlm + 0.2 L_nn (weights `--declip-*-weight`):
 
 - L_mv (`clip_loss`): two MoCo v2 image views (`image_moco1/2`) x two captions (`text_mlm`, the masked caption,
   and `text_eda`, its EDA augmentation): four symmetric CLIP losses (open_clip `ClipLoss`), averaged. As in the
@@ -17,7 +17,7 @@ yfcc15m configs). Loss = 0.4 L_mv + 0.2 L_simsiam + 0.2 L_mlm + 0.2 L_nn (weight
   over the four pairs. The neighbours are detached, so the gradient reaches the image tower (and the shared
   temperature) only. The queue is filled from the all-gathered batch after the look-up.
 
-DeFILIP adds `defilip_filip_weight` (0.2) x FILIP's token-wise loss on image view 1 and the masked caption.
+DeFILIP adds `--defilip-filip-weight` (0.2) x FILIP's token-wise loss on image view 1 and the masked caption.
 
 Distributed: every loss is computed over the whole gathered batch on each rank (gradients through the gather),
 the SimSiam head runs on the gathered embeddings (so its BatchNorm sees the global batch) and the queue is
@@ -27,23 +27,49 @@ filled from the gathered captions in rank order: two processes compute what one 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
+from typing import ClassVar
 
-import torch
-import torch.nn.functional as F
-from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked, option
+from tierclip.train.augment import ViewConfig
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import gather_all, normalized_clip_loss, unwrap
-from tierclip.train.methods.filip import FilipHead, check_vit_config, token_counts
+from tierclip.train.methods.filip import FilipHead, FilipHeadConfig, check_vit_config, token_counts
+from tierclip.train.methods.modules import LazyModule
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
 from tierclip.train.methods.towers import vocab_size as model_vocab_size
-from tierclip.train.text_views import IGNORE, check_mask_rate
-from torch import nn
-
-WEIGHTS = ("declip_clip_weight", "declip_simsiam_weight", "declip_mlm_weight", "declip_nn_weight")
+from tierclip.train.text_views import IGNORE
 
 
-def simsiam_head(in_dim: int, dim: int, pred_dim: int) -> nn.ModuleDict:
+@dataclass(frozen=True)
+class DeclipConfig(Checked):
+    """DeCLIP's options (the Sense-GVT/DeCLIP yfcc15m configs): used by `declip` and by `defilip`."""
+
+    prefix: ClassVar[str] = "declip"
+    clip_weight: float = option(0.4, "weight of the multi-view CLIP loss (clip_loss).", ge=0)
+    simsiam_weight: float = option(0.2, "weight of the SimSiam image loss (simsiam_loss).", ge=0)
+    mlm_weight: float = option(0.2, "weight of the masked-language loss (mlm_loss).", ge=0)
+    nn_weight: float = option(0.2, "weight of the nearest-neighbour loss (nn_loss).", ge=0)
+    queue_size: int = option(65536, "caption embeddings kept in the nearest-neighbour queue.", ge=1)
+    mask_rate: float = option(0.15, "share of caption tokens masked for the MLM loss (BERT's).", gt=0, lt=1)
+    simsiam_dim: int = option(1024, "SimSiam projector width (and output).", ge=1)
+    simsiam_pred_dim: int = option(512, "SimSiam predictor bottleneck width.", ge=1)
+
+
+@dataclass(frozen=True)
+class DefilipConfig(Checked):
+    """DeFILIP: DeCLIP's options and FILIP's head options (the same `--declip-*` and `--filip-*`), and its own weight."""
+
+    prefix: ClassVar[str] = "defilip"
+    filip_weight: float = option(0.2, "weight of the token-wise loss beside the DeCLIP loss.", ge=0)
+    declip: DeclipConfig = DeclipConfig()
+    filip: FilipHeadConfig = FilipHeadConfig()
+
+
+def simsiam_head(in_dim: int, dim: int, pred_dim: int):
     """DeCLIP's SimSiam projector and predictor (the SimSiam paper's, on the CLIP embedding)."""
+    from torch import nn
+
     projector = nn.Sequential(OrderedDict([
         ("layer1", nn.Linear(in_dim, dim)), ("bn1", nn.BatchNorm1d(dim)), ("relu1", nn.ReLU(inplace=True)),
         ("layer2", nn.Linear(dim, dim)), ("bn2", nn.BatchNorm1d(dim)), ("relu2", nn.ReLU(inplace=True)),
@@ -58,16 +84,18 @@ def simsiam_head(in_dim: int, dim: int, pred_dim: int) -> nn.ModuleDict:
 
 def simsiam_loss(p1, p2, z1, z2):
     """-1/2 [cos(p1, sg z2) + cos(p2, sg z1)], averaged over the batch."""
+    import torch.nn.functional as F
+
     return -0.5 * (F.cosine_similarity(p1, z2.detach(), dim=-1).mean() + F.cosine_similarity(p2, z1.detach(), dim=-1).mean())
 
 
-class NNQueue(nn.Module):
+class NNQueue(LazyModule):
     """FIFO of detached, L2-normalised caption embeddings (buffers: saved in resume.pt with the method)."""
 
     def __init__(self, size: int, dim: int):
+        import torch
+
         super().__init__()
-        if size <= 0:
-            raise UserError(f"declip: declip_queue_size must be positive, got {size}")
         self.register_buffer("queue", torch.zeros(size, dim))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
         self.register_buffer("next_row", torch.zeros((), dtype=torch.long))
@@ -76,6 +104,8 @@ class NNQueue(nn.Module):
         """Each query's most similar queued embedding (cosine), or None while the queue is empty.
 
         Scores the whole buffer (empty rows masked), so the cost is the same from the first step on."""
+        import torch
+
         sims = queries.float() @ self.queue.T
         filled = int(self.filled)
         if filled == 0:
@@ -83,29 +113,45 @@ class NNQueue(nn.Module):
         empty = torch.arange(self.queue.shape[0], device=sims.device) >= filled
         return self.queue[sims.masked_fill(empty[None, :], float("-inf")).argmax(dim=1)]
 
-    @torch.no_grad()
     def push(self, embeddings) -> None:
-        size = self.queue.shape[0]
-        embeddings = embeddings[-size:].float()
-        rows = (self.next_row + torch.arange(len(embeddings), device=embeddings.device)) % size
-        self.queue[rows] = embeddings
-        self.next_row.copy_((self.next_row + len(embeddings)) % size)
-        self.filled.copy_(torch.clamp(self.filled + len(embeddings), max=size))
+        import torch
+
+        with torch.no_grad():
+            size = self.queue.shape[0]
+            embeddings = embeddings[-size:].float()
+            rows = (self.next_row + torch.arange(len(embeddings), device=embeddings.device)) % size
+            self.queue[rows] = embeddings
+            self.next_row.copy_((self.next_row + len(embeddings)) % size)
+            self.filled.copy_(torch.clamp(self.filled + len(embeddings), max=size))
 
 
 class Declip(Clip):
+    config = DeclipConfig
     views: tuple[str, ...] = ("image_moco1", "image_moco2", "text_mlm", "text_eda")
 
     def __init__(self, model, cfg):
+        from torch import nn
+
         super().__init__(model, cfg)
-        for name in WEIGHTS:
-            if float(getattr(cfg, name)) < 0:
-                raise UserError(f"declip: {name} must be >= 0, got {getattr(cfg, name)}")
-        check_mask_rate(cfg.declip_mask_rate)
+        declip = self.declip_config(cfg)
         embed = int(unwrap(model).visual.output_dim)
-        self.simsiam = simsiam_head(embed, int(cfg.declip_simsiam_dim), int(cfg.declip_simsiam_pred_dim))
+        self.simsiam = simsiam_head(embed, int(declip.simsiam_dim), int(declip.simsiam_pred_dim))
         self.mlm_head = nn.Linear(text_width(model, "declip"), model_vocab_size(model))
-        self.nn_queue = NNQueue(int(cfg.declip_queue_size), embed)
+        self.nn_queue = NNQueue(int(declip.queue_size), embed)
+
+    @staticmethod
+    def declip_config(cfg) -> DeclipConfig:
+        """The DeCLIP part of this method's config (DeFILIP's holds one)."""
+        return cfg
+
+    def view_config(self, aug=None) -> ViewConfig:
+        return ViewConfig(aug=aug, mask_rate=self.declip_config(self.cfg).mask_rate)
+
+    def weights(self) -> dict[str, float]:
+        """Loss part -> its weight in the total."""
+        declip = self.declip_config(self.cfg)
+        return {"clip_loss": declip.clip_weight, "simsiam_loss": declip.simsiam_weight, "mlm_loss": declip.mlm_weight,
+                "nn_loss": declip.nn_weight}
 
     def encode_images(self, model, batch: dict) -> tuple:
         """(view 1, view 2) projected image embeddings; DeFILIP also keeps view 1's tokens."""
@@ -118,6 +164,8 @@ class Declip(Clip):
 
     def losses(self, model, batch: dict) -> tuple[dict, tuple]:
         """The four DeCLIP parts, and (view 1's image tokens or None, the caption's tokens, their validity) for DeFILIP."""
+        import torch
+
         bare = unwrap(model)
         image1, image2, image1_tokens = self.encode_images(model, batch)
         ids, labels = batch["text_mlm"][:, 0], batch["text_mlm"][:, 1]
@@ -130,9 +178,8 @@ class Declip(Clip):
         return parts, (image1_tokens, caption_tokens, text_valid_mask(ids))
 
     def total(self, parts: dict) -> dict:
-        weights = {"clip_loss": "declip_clip_weight", "simsiam_loss": "declip_simsiam_weight",
-                   "mlm_loss": "declip_mlm_weight", "nn_loss": "declip_nn_weight", "filip_loss": "defilip_filip_weight"}
-        loss = sum(float(getattr(self.cfg, weights[name])) * value for name, value in parts.items())
+        weights = self.weights()
+        loss = sum(float(weights[name]) * value for name, value in parts.items())
         return {"loss": loss, **parts}
 
     def simsiam_loss(self, image1, image2):
@@ -142,6 +189,8 @@ class Declip(Clip):
 
     def mlm_loss(self, tokens, labels):
         """Mean cross-entropy over the masked tokens of the whole (gathered) batch; the head runs on those only."""
+        import torch.nn.functional as F
+
         chosen = labels != IGNORE
         logits = self.mlm_head(tokens[chosen]).float()
         local_sum = F.cross_entropy(logits, labels[chosen], reduction="sum")
@@ -150,6 +199,9 @@ class Declip(Clip):
         return total / count.clamp(min=1)
 
     def nn_loss(self, images, captions, scale):
+        import torch
+        import torch.nn.functional as F
+
         texts = [gather_all(F.normalize(t.detach().float(), dim=-1), self.cfg, with_grad=False) for t in captions]
         neighbours = [self.nn_queue.nearest(t) for t in texts]
         if self.training:
@@ -163,11 +215,20 @@ class Declip(Clip):
 
 
 class Defilip(Declip):
-    """DeCLIP + `defilip_filip_weight` x FILIP on (image view 1, masked caption); needs a ViT tower."""
+    """DeCLIP + `--defilip-filip-weight` x FILIP on (image view 1, masked caption); needs a ViT tower."""
 
-    def __init__(self, model, cfg):
+    config = DefilipConfig
+
+    def __init__(self, model, cfg: DefilipConfig):
         super().__init__(model, cfg)
-        self.filip = FilipHead(vision_token_width(model, "defilip"), text_width(model, "defilip"), cfg)
+        self.filip = FilipHead(vision_token_width(model, "defilip"), text_width(model, "defilip"), cfg.filip)
+
+    @staticmethod
+    def declip_config(cfg: DefilipConfig) -> DeclipConfig:
+        return cfg.declip
+
+    def weights(self) -> dict[str, float]:
+        return {**super().weights(), "filip_loss": self.cfg.filip_weight}
 
     @classmethod
     def check_model_config(cls, model_name: str, model_cfg: dict) -> None:

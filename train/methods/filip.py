@@ -1,16 +1,16 @@
 """FILIP (Yao et al. 2022, "FILIP: Fine-grained Interactive Language-Image Pre-Training", arXiv:2111.07783).
 
 Token-wise late interaction, after Sense-GVT/DeCLIP `prototype/model/filip.py` (CLIP-benchmark's FILIP):
-- image patch tokens (after `ln_post`) and caption tokens (after `ln_final`) are projected to `filip_dim`
+- image patch tokens (after `ln_post`) and caption tokens (after `ln_final`) are projected to `--filip-dim`
   (256) by two linear heads owned by this module and L2-normalised;
 - s_I(i, j) = mean over image i's patch tokens of the max over caption j's tokens of <x, y>;
   s_T(j, i) = mean over caption j's tokens of the max over image i's tokens; padding never counts (the
   reference includes it; the paper excludes it, and so do we);
-- each sample keeps its `filip_topk` (16) best-matching tokens as the *keys* of the max (scored against its
+- each sample keeps its `--filip-topk` (16) best-matching tokens as the *keys* of the max (scored against its
   own pair, as the reference does) before the all-gather; queries are all tokens (0 = keep every token);
 - a symmetric InfoNCE over s_I and s_T with its own learnable temperature (init 1/0.07, clamped at 100).
 
-The `filip` method trains `clip_loss + filip_weight * filip_loss`: the pooled CLIP loss keeps the global
+The `filip` method trains `clip_loss + filip_weight * filip_loss` (`--filip-weight`): the pooled CLIP loss keeps the global
 embeddings trained, which zero-shot evaluation and the curate `clip` stage use. Under DDP the whole gathered
 batch is scored on every rank (as `ClipLoss(local_loss=False)`), so the loss equals one process's.
 
@@ -21,21 +21,40 @@ a ResNet tower is refused up front.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
-import torch
-import torch.nn.functional as F
 from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked, option
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import gather_all, normalized_clip_loss, unwrap
+from tierclip.train.methods.modules import LazyModule
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
-from torch import nn
 
 FILIP_INIT_SCALE, FILIP_MAX_SCALE = 1 / 0.07, 100.0
+
+
+@dataclass(frozen=True)
+class FilipHeadConfig(Checked):
+    """FILIP's token-wise head (projections, temperature, loss): used by `filip` and by `defilip`."""
+
+    prefix: ClassVar[str] = "filip"
+    topk: int = option(16, "tokens per sample kept as keys of the token-wise max (0 = all).", ge=0)
+    dim: int = option(256, "width the image and caption tokens are projected to.", ge=1)
+
+
+@dataclass(frozen=True)
+class FilipConfig(Checked):
+    prefix: ClassVar[str] = "filip"
+    weight: float = option(1.0, "weight of the token-wise loss beside the CLIP loss (filip_loss).", ge=0)
+    head: FilipHeadConfig = FilipHeadConfig()
 
 
 def late_interaction(queries, query_valid, keys, key_valid):
     """(A, B): for query sample a and key sample b, the mean over a's valid tokens of the max over b's valid tokens
     of the dot product. queries (A, n, D), keys (B, m, D), validity masks (A, n), (B, m)."""
+    import torch
+
     sims = torch.einsum("and,bmd->abnm", queries, keys)
     sims = sims.masked_fill(~key_valid[None, :, None, :], float("-inf"))
     best = sims.amax(dim=-1)                                   # (A, B, n)
@@ -46,6 +65,8 @@ def late_interaction(queries, query_valid, keys, key_valid):
 
 def select_keys(tokens, valid, scores, k: int):
     """Each sample's k highest-scoring valid tokens (and their validity): FILIP's token selection before the gather."""
+    import torch
+
     if k <= 0 or k >= tokens.shape[1]:
         return tokens, valid
     with torch.no_grad():
@@ -54,14 +75,15 @@ def select_keys(tokens, valid, scores, k: int):
     return picked, torch.gather(valid, 1, index)
 
 
-class FilipHead(nn.Module):
+class FilipHead(LazyModule):
     """FILIP's token projections, temperature and loss."""
 
-    def __init__(self, image_width: int, text_width_: int, cfg):
+    def __init__(self, image_width: int, text_width_: int, cfg: FilipHeadConfig):
+        import torch
+        from torch import nn
+
         super().__init__()
-        dim, self.topk = int(cfg.filip_dim), int(cfg.filip_topk)
-        if dim <= 0 or self.topk < 0:
-            raise UserError(f"filip: filip_dim must be positive and filip_topk >= 0, got {dim}, {self.topk}")
+        dim, self.topk = int(cfg.dim), int(cfg.topk)
         self.cfg = cfg
         self.image_proj = nn.Linear(image_width, dim)
         self.text_proj = nn.Linear(text_width_, dim)
@@ -69,6 +91,9 @@ class FilipHead(nn.Module):
 
     def similarities(self, image_tokens, text_tokens, text_valid):
         """(s_I, s_T) over this process's batch against the gathered batch's kept tokens (everything on 1 process)."""
+        import torch
+        import torch.nn.functional as F
+
         x = F.normalize(self.image_proj(image_tokens), dim=-1)
         y = F.normalize(self.text_proj(text_tokens), dim=-1)
         image_valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
@@ -84,6 +109,9 @@ class FilipHead(nn.Module):
         return s_image, s_text
 
     def forward(self, image_tokens, text_tokens, text_valid):
+        import torch
+        import torch.nn.functional as F
+
         s_image, s_text = self.similarities(image_tokens, text_tokens, text_valid)
         scale = self.logit_scale.exp().clamp(max=FILIP_MAX_SCALE)
         labels = torch.arange(s_image.shape[0], device=s_image.device)
@@ -107,11 +135,12 @@ def check_vit_config(method: str, model_name: str, model_cfg: dict) -> None:
 
 
 class Filip(Clip):
+    config = FilipConfig
     views: tuple[str, ...] = ("image", "text")
 
-    def __init__(self, model, cfg):
+    def __init__(self, model, cfg: FilipConfig):
         super().__init__(model, cfg)
-        self.filip = FilipHead(vision_token_width(model, "filip"), text_width(model, "filip"), cfg)
+        self.filip = FilipHead(vision_token_width(model, "filip"), text_width(model, "filip"), cfg.head)
 
     @classmethod
     def check_model_config(cls, model_name: str, model_cfg: dict) -> None:
@@ -122,7 +151,7 @@ class Filip(Clip):
         text_features, text_tokens = encode_text_tokens(model, batch["text"])
         clip = normalized_clip_loss(image_features, text_features, unwrap(model).logit_scale, self.cfg)
         filip = self.filip(image_tokens, text_tokens, text_valid_mask(batch["text"]))
-        return {"loss": clip + float(self.cfg.filip_weight) * filip, "clip_loss": clip, "filip_loss": filip}
+        return {"loss": clip + float(self.cfg.weight) * filip, "clip_loss": clip, "filip_loss": filip}
 
     def pairwise_flops(self, batch: int, model) -> int:
         return self.filip.pairwise_flops(batch, *token_counts(model))

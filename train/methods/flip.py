@@ -14,23 +14,21 @@ patch dropout is timm's and not switched here), so other towers are refused with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked, option
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import unwrap
 
 
-def check_mask_ratio(cfg) -> float:
-    ratio = float(cfg.mask_ratio)
-    if not 0.0 < ratio < 1.0:
-        raise UserError(f"flip: mask_ratio must be in (0, 1), got {ratio} (FLIP uses 0.5 or 0.75)")
-    return ratio
-
-
-def check_unmasked_tuning(cfg) -> float:
-    share = float(getattr(cfg, "unmasked_tuning", 0.0))
-    if not 0.0 <= share <= 1.0:
-        raise UserError(f"flip: unmasked_tuning must be a share of training in [0, 1], got {share}")
-    return share
+@dataclass(frozen=True)
+class FlipConfig(Checked):
+    prefix: ClassVar[str] = "flip"
+    mask_ratio: float = option(0.5, "share of image patches dropped while training (FLIP: 0.5, or 0.75).", gt=0, lt=1)
+    unmasked_tuning: float = option(0.0, "final share of training run without masking (FLIP's unmasked tuning; 0 = none).",
+                                    ge=0, le=1)
 
 
 def patch_dropouts(model) -> list:
@@ -41,13 +39,12 @@ def patch_dropouts(model) -> list:
 
 
 class Flip(Clip):
+    config = FlipConfig
     views: tuple[str, ...] = ("image", "text")
-    model_overrides: dict = {"force_patch_dropout": 0.5}
 
     @classmethod
-    def overrides_for(cls, cfg) -> dict:
-        check_unmasked_tuning(cfg)
-        return {"force_patch_dropout": check_mask_ratio(cfg)}
+    def overrides_for(cls, cfg: FlipConfig) -> dict:
+        return {"force_patch_dropout": float(cfg.mask_ratio)}
 
     @classmethod
     def check_model_config(cls, model_name: str, model_cfg: dict) -> None:
@@ -58,16 +55,17 @@ class Flip(Clip):
             raise UserError(f"flip: model {model_name} has a timm/HF image tower; FLIP needs open_clip's own ViT tower")
 
     def check_model(self, model) -> None:
-        check_mask_ratio(self.cfg)
-        check_unmasked_tuning(self.cfg)
         if not patch_dropouts(model):
             tower = type(unwrap(model).visual).__name__
             raise UserError(f"flip: the image tower ({tower}) has no patch dropout; FLIP needs an open_clip ViT tower "
                             "created with train.methods.model_overrides('flip', cfg) (force_patch_dropout=mask_ratio)")
 
+    def final_phase_share(self) -> float:
+        return float(self.cfg.unmasked_tuning)
+
     def on_progress(self, model, progress: float) -> None:
         """Mask at `mask_ratio` until the final `unmasked_tuning` share of training, then not at all."""
-        tuning = check_unmasked_tuning(self.cfg)
+        tuning = float(self.cfg.unmasked_tuning)
         unmasked = tuning > 0.0 and progress >= 1.0 - tuning
         for module in patch_dropouts(model):
             module.prob = 0.0 if unmasked else float(self.cfg.mask_ratio)

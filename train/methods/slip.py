@@ -23,18 +23,28 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
-import torch
-import torch.nn.functional as F
 from tierclip.curate.errors import UserError
+from tierclip.curate.fields import Checked, option
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import clip_loss, rank_world, unwrap
-from torch import nn
 
 # SLIP's head for ViT-S/B/L (CLIP embedding 512): mlp 4096, out 256. Unset dims scale with the CLIP
 # embedding width (8x and 1/2, capped at SLIP's values), so a tiny 128-d model gets 1024/64.
 SLIP_MLP_DIM, SLIP_EMB_DIM = 4096, 256
+
+
+@dataclass(frozen=True)
+class SlipConfig(Checked):
+    prefix: ClassVar[str] = "slip"
+    ssl_scale: float = option(1.0, "weight of the SimCLR loss (SLIP's ssl_scale).", ge=0)
+    ssl_temperature: float = option(0.1, "SimCLR (NT-Xent) temperature (SLIP's ssl_temp).", gt=0)
+    mlp_dim: int | None = option(None, "hidden width of the SimCLR MLP (default: 8x the CLIP embedding width, at most "
+                                       "SLIP's 4096).", ge=1)
+    emb_dim: int | None = option(None, "output width of the SimCLR MLP (default: half the CLIP embedding width, at most "
+                                       "SLIP's 256).", ge=1)
 
 
 class Trunk(NamedTuple):
@@ -89,15 +99,17 @@ def embed_dim(model) -> int:
     return int(visual.output_dim)
 
 
-def ssl_dims(cfg, clip_embed_dim: int) -> tuple[int, int]:
+def ssl_dims(cfg: SlipConfig, clip_embed_dim: int) -> tuple[int, int]:
     """(mlp_dim, emb_dim) of the SimCLR head: the config's when set, else scaled from the CLIP width."""
-    mlp_dim = getattr(cfg, "ssl_mlp_dim", None) or min(SLIP_MLP_DIM, 8 * clip_embed_dim)
-    emb_dim = getattr(cfg, "ssl_emb_dim", None) or min(SLIP_EMB_DIM, max(clip_embed_dim // 2, 1))
+    mlp_dim = cfg.mlp_dim or min(SLIP_MLP_DIM, 8 * clip_embed_dim)
+    emb_dim = cfg.emb_dim or min(SLIP_EMB_DIM, max(clip_embed_dim // 2, 1))
     return int(mlp_dim), int(emb_dim)
 
 
-def ssl_mlp(in_dim: int, mlp_dim: int, out_dim: int) -> nn.Sequential:
+def ssl_mlp(in_dim: int, mlp_dim: int, out_dim: int):
     """SLIP's `_build_mlp`, with BatchNorm1d (see the module docstring)."""
+    from torch import nn
+
     return nn.Sequential(OrderedDict([
         ("layer1", nn.Linear(in_dim, mlp_dim)),
         ("bn1", nn.BatchNorm1d(mlp_dim)),
@@ -117,6 +129,8 @@ def nt_xent(emb_a, emb_b, temperature: float, rank: int = 0, world_size: int = 1
     negatives are every other sample of both views (itself masked out). With local_loss=False every
     rank scores the whole gathered batch, so the value equals the single-process loss.
     """
+    import torch
+    import torch.nn.functional as F
     from open_clip.loss import gather_features
 
     emb_a, emb_b = F.normalize(emb_a, dim=-1), F.normalize(emb_b, dim=-1)
@@ -138,6 +152,7 @@ def nt_xent(emb_a, emb_b, temperature: float, rank: int = 0, world_size: int = 1
 
 
 class Slip(Clip):
+    config = SlipConfig
     views: tuple[str, ...] = ("image", "text", "image_ssl1", "image_ssl2")
 
     def __init__(self, model, cfg):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 from tierclip.curate.cli import app
+from tierclip.curate.fields import Checked
 from tierclip.curate.selection.config import FilterConfig
 from tierclip.curate.selection.query import collect_flags, plan
 from tierclip.curate.selection.sources import ColumnIndex, producers, score_columns
@@ -18,9 +19,9 @@ from tests.tiny import make_pool
 
 
 @dataclass(frozen=True)
-class VowelConfig:
-    weight: float = option(1.0, "multiplies the share of vowels.")
-    letters: str = option("aeiou", "letters that count as vowels.", "--vowel-letters")
+class VowelConfig(Checked):
+    weight: float = option(1.0, "multiplies the share of vowels.", ge=0)
+    letters: str = option("aeiou", "letters that count as vowels.")
 
 
 def vowel_share(meta: pl.DataFrame, images: Iterator | None, cfg: VowelConfig, ctx: ShardContext) -> pl.DataFrame:
@@ -38,14 +39,17 @@ def test_a_stage_added_to_stages_gets_options_runs_and_is_filterable(tmp_path, m
     runner = CliRunner()
     help_text = runner.invoke(app, ["score", "--help"], terminal_width=200).output
     assert "--vowels-weight" in help_text and "vowels: multiplies the share of vowels." in help_text
-    assert "--vowel-letters" in help_text and "--dedup-threshold" in help_text and "--clusters" in help_text
+    assert "--vowels-letters" in help_text and "--text-dedup-threshold" in help_text and "--cluster-k" in help_text
     assert "vowels" in help_text.split("--stages")[1].split("--engine")[0]  # listed among the stages
 
     pool = make_pool(tmp_path / "pool", [[(None, "aaaa"), (None, "xyz"), (None, "banana")], [(None, None), (None, "eel")]])
     assert "run `curate score" in ColumnIndex(pool).missing_message("vowel_share")
     assert producers()["vowel_share"] == "vowels" and "vowel_share" in score_columns()
+    refused = runner.invoke(app, ["score", str(pool.root), "--stages", "vowels", "--vowels-weight", "-1"])
+    assert refused.exit_code == 2 and "--vowels-weight -1: must be a finite number >= 0" in refused.output  # its bounds
+    assert not pool.scores_dir("vowels").exists()
     result = runner.invoke(app, ["score", str(pool.root), "--stages", "vowels", "--workers", "1", "--vowels-weight", "2",
-                                 "--vowel-letters", "ae"])
+                                 "--vowels-letters", "ae"])
     assert result.exit_code == 0, result.output
     shares = pool.scan_scores("vowels").collect()["vowel_share"].to_list()
     assert [round(s, 3) for s in shares] == [2.0, 0.0, 1.0, 0.0, round(2 * 2 / 3, 3)]
