@@ -1,8 +1,9 @@
 """Scoring and training against the limits of their data path and model, on one pool, model, device and worker count.
 
-    python bench/bench_speed.py --out /tmp/bench-speed                      # the issue's workload (see below)
-    python bench/bench_speed.py --out /tmp/bench-speed-cpu --pairs 2000 --shard-size 1000 --model tc-vit-s \\
-        --batch-size 256 --train-batch 128 --steps 14
+    python bench/bench_speed.py --out /tmp/bench-speed          # 10,000 256-px JPEGs in one shard, ViT-B-32 at 224 px
+    python bench/bench_speed.py --out /tmp/bench-speed-cpu --pairs 20000 --render-size 256 --model tc-vit-s \\
+        --threads 1 --model-batches 8 --train-batch 128 --steps 20 --skip 4 --bare-steps 10 --profile   # a 2-core box
+    bash bench/gpu_checks.sh                                     # on a GPU machine: ViT-B-32, bf16, 20,000 pairs
 
 Workload: an img2dataset-style pool of `--image-size`-px JPEGs, `--shard-size` pairs per shard (synthetic scenes
 stored as JPEGs and ingested resized: `benchlib.jpeg_pool`), scored and trained with `--model` (randomly initialised:
@@ -103,8 +104,6 @@ def model_limit(cfg, pool_root: Path, batches: int) -> dict:
     from tierclip.curate.stages.clip import PairDecoder, embed_batch, load_model
 
     model, preprocess, tokenizer, device = load_model(cfg)
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
     pool = Pool(pool_root)
     samples = [s for _, s in zip(range(cfg.batch_size), pool.samples(0), strict=False)]
     decoder = PairDecoder(preprocess, tokenizer, pool.decode_options)
@@ -139,10 +138,20 @@ def draft_tradeoff(cfg, pool_root: Path, args) -> dict:
     blobs, captions = [s.image for s in samples], [s.caption or "" for s in samples]
     (full, text), (reduced, _) = (encode(c, blobs, captions, pool.decode_options) for c in (cfg, drafted))
     cosine, delta = (full * reduced).sum(axis=1), np.abs((full * text).sum(axis=1) - (reduced * text).sum(axis=1))
-    return {"draft_to": draft_size(drafted, load_model(cfg)[0]), "stored_side": samples[0].extra.get("stored_width"),
+    return {"draft_to": draft_size(drafted, load_model(cfg)[0]), "stored_side": stored_side(blobs[0]),
             "D_draft": decode_limit(drafted, pool_root, args.decode_pairs), "pairs": len(samples),
             "image_cosine_min": round(float(cosine.min()), 6), "image_cosine_mean": round(float(cosine.mean()), 6),
             "clip_score_abs_diff_max": round(float(delta.max()), 6), "clip_score_abs_diff_mean": round(float(delta.mean()), 6)}
+
+
+def stored_side(blob: bytes) -> int:
+    """The longer side of a stored image (its header only)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(blob)) as image:
+        return max(image.size)
 
 
 # -- L: the training loader alone ------------------------------------------------------------------
@@ -319,6 +328,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.threads:  # M and B run in this process: with the model's threads of S and T
+        import torch
+
+        torch.set_num_threads(args.threads)
     pool = benchlib.jpeg_pool(args.out / "pool", args.pairs, args.image_size, args.shard_size, max(1, args.workers),
                               args.render_size or None)
     checkpoint = benchlib.save_random_checkpoint(args.out / f"checkpoint-{args.model}", args.model)

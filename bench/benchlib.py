@@ -56,9 +56,11 @@ def script(path: str | Path, *args: object, **options: object) -> list[str]:
 
 def checkout_env(checkout: Path | None = None) -> dict:
     """The environment for commands: offline, and this checkout (or `checkout`, another source tree of tierclip,
-    to measure its code instead) first on the import path."""
-    path = os.pathsep.join(p for p in (str(checkout or CHECKOUT), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, **CLI_ENV, "PYTHONPATH": path}
+    to measure its code instead) first on the import path, then bench/ (for the bench scripts started as commands).
+    PYTHONSAFEPATH keeps the working folder off it: from inside another checkout a command imports that one's code."""
+    parts = (str(checkout or CHECKOUT), str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH"))
+    path = os.pathsep.join(p for p in parts if p)
+    return {**os.environ, **CLI_ENV, "PYTHONPATH": path, "PYTHONSAFEPATH": "1"}
 
 
 class Clock:
@@ -406,11 +408,14 @@ def training_dataset(pool_root: Path, model_name: str, seed: int = 0):
 MAIN_ACTIVITIES = (
     ("start-up: imports", ("_find_and_load",)),
     ("waiting for the tar read-ahead", ("read_ahead (",)),
+    ("tar read", ("read_tar_samples", "iter_images")),
+    ("loader workers' start and stop", ("popen_fork.py", "_shutdown_workers (")),
     ("start-up: model load", ("load_model (", "create_model (", "_create (")),
-    ("model forward (clip stage)", ("embed_batch (",)),
     ("training step: forward", ("MethodStep.forward",)),
     ("training step: backward", ("backward (",)),
     ("training step: clipping + AdamW", ("clip_grad_norm_", "AdamW.step", "Optimizer.step", "_optimizer_step (")),
+    ("model forward (clip stage)", ("embed_batch (", "encode_image (", "encode_text (")),
+    ("tokenize", ("tokenizer.py",)),
     ("waiting for the loader", ("_next_data (", "_get_data (")),
     ("writes", ("write_scores (", "write_npy (", "save_state (", "write_json (")),
     ("pool index and checks", ("build_index (", "check_inputs (", "plan (")),
