@@ -28,33 +28,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
+
+import benchlib
 
 GRID = {"tc-rn-tiny": ("clip", "slip", "declip"), "tc-vit-tiny": ("clip", "flip", "slip", "declip", "filip", "defilip")}
 TASKS = ("shape/top1", "color/top1")
 
 
-def console(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
-
-
-def make_pool(root: Path, n: int, eval_n: int) -> Path:
-    if not (root / "pool.json").exists():
-        subprocess.run([console("curate"), "synth", "--n", str(n), "--out", str(root), "--seed", "0", "--image-size", "32",
-                        "--profile", "clean", "--max-objects", "1", "--eval-n", str(eval_n), "--workers", "1"], check=True)
-    return root
-
-
 def run_args(pool: Path, out: Path, model: str, method: str, seed: int, args) -> list[str]:
     steps = -(-args.samples_seen // args.batch_size)
-    return [console("train"), "run", str(pool), "--out", str(out), "--method", method, "--model", model,
-            "--scale", "cpu-small", "--samples-seen", str(args.samples_seen), "--batch-size", str(args.batch_size),
-            "--warmup-steps", str(max(1, steps // 10)), "--seed", str(seed), "--torch-threads", "1", "--loader-workers", "1",
-            "--log-every", "5", "--checkpoint-every", str(10**6), "--eval", str(pool / "eval"),
-            *(["--declip-queue-size", str(args.queue_size or args.samples_seen // 2)] if has_queue(method) else [])]
+    queue = {"declip_queue_size": args.queue_size or args.samples_seen // 2} if has_queue(method) else {}
+    return benchlib.command("train", "run", pool, out=out, method=method, model=model, scale="cpu-small",
+                            samples_seen=args.samples_seen, batch_size=args.batch_size, warmup_steps=max(1, steps // 10), seed=seed,
+                            torch_threads=1, loader_workers=1, log_every=5, checkpoint_every=10**6, eval=pool / "eval", **queue)
 
 
 def has_queue(method: str) -> bool:
@@ -71,16 +61,15 @@ def train_all(pool: Path, runs: Path, args) -> None:
                 out = runs / f"{model}-{method}-s{seed}"
                 if (out / "DONE").exists():
                     continue
-                if out.exists():
-                    subprocess.run(["rm", "-rf", str(out)], check=True)
+                shutil.rmtree(out, ignore_errors=True)
                 command = run_args(pool, out, model, method, seed, args)
                 print("==", " ".join(command[1:]), file=sys.stderr, flush=True)
-                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+                benchlib.run_command(command)
 
 
 def run_summary(run: Path) -> dict:
     results = json.loads((run / "results.json").read_text())
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = benchlib.read_metrics(run)
     rates = [row["samples_per_s"] for row in rows if row["step"] > 10] or [rows[-1]["samples_per_s"]]
     return {**{task: results["metrics"][task] for task in TASKS}, "gflops_per_sample": results["gflops_per_sample"],
             "samples_per_s": statistics.median(rates)}
@@ -122,7 +111,7 @@ def step_rates(model_name: str, methods: tuple[str, ...], batch: int, steps: int
     import time
 
     import torch
-    from tierclip.train.methods import build_method, method_config, model_overrides
+    from tierclip.train.methods import MethodConfig, build_method, model_overrides
     from tierclip.train.methods.towers import vocab_size
     from tierclip.train.models import create_model, get_tokenizer
     from tierclip.train.text_views import EdaView, MlmView, TextContext
@@ -133,14 +122,13 @@ def step_rates(model_name: str, methods: tuple[str, ...], batch: int, steps: int
     captions = [f"a photo of a {rng.choice(words[:4])} {rng.choice(words[4:])}" for _ in range(batch)]
     setups = {}
     for method in methods:
-        cfg = method_config(method, {"declip_queue_size": queue})
+        cfg = MethodConfig(name=method, declip_queue_size=queue)
         torch.manual_seed(0)
         model = create_model(model_name, overrides=model_overrides(method, cfg, model_name))[0]
         module = build_method(method, model, cfg)
         text = TextContext(tokenizer, vocab_size(model))
-        mask_rate = module.view_config().mask_rate or 0.15  # views a method does not use are made but not fed
         views = {"text": tokenizer(captions), "text_eda": torch.stack([EdaView(text)(c) for c in captions]),
-                 "text_mlm": torch.stack([MlmView(text, mask_rate)(c) for c in captions])}
+                 "text_mlm": torch.stack([MlmView(text, cfg.declip_mask_rate)(c) for c in captions])}
         size = model.visual.image_size
         size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
         views |= {v: torch.randn(batch, 3, *size) for v in module.views if v.startswith("image")}
@@ -166,16 +154,17 @@ FLOP_MODELS = {"tc-rn-tiny": (GRID["tc-rn-tiny"], 128), "tc-vit-tiny": (GRID["tc
 def flops_table() -> str:
     import open_clip
     from tierclip.train.flops import method_gflops_per_sample
-    from tierclip.train.methods import build_method, model_overrides
+    from tierclip.train.methods import MethodConfig, build_method, model_overrides
     from tierclip.train.models import create_model
 
     lines = ["| model | global batch | method | GFLOPs/sample | × CLIP |", "|---|---|---|---|---|"]
     for model_name, (methods, batch) in FLOP_MODELS.items():
         counts = {}
         for method in methods:
-            model = create_model(model_name, overrides=model_overrides(method, None, model_name))[0]
+            cfg = MethodConfig(name=method)
+            model = create_model(model_name, overrides=model_overrides(method, cfg, model_name))[0]
             size = open_clip.get_model_preprocess_cfg(model)["size"]
-            counts[method] = method_gflops_per_sample(build_method(method, model), model, size, model.context_length,
+            counts[method] = method_gflops_per_sample(build_method(method, model, cfg), model, size, model.context_length,
                                                       global_batch=batch)
             lines.append(f"| {model_name} | {batch} | {method} | {counts[method]:.3f} | {counts[method] / counts['clip']:.2f} |")
     return "\n".join(lines)
@@ -223,7 +212,7 @@ def main() -> None:
         print(text)
         return
 
-    pool = make_pool(args.out / "pool", args.pool_size, args.eval_n)
+    pool = benchlib.synth_pool(args.out / "pool", args.pool_size, 32, 1, max_objects=1, eval_n=args.eval_n)
     if not args.table_only:
         train_all(pool, args.out / "runs", args)
     text = table(args.out / "runs", args.seeds)

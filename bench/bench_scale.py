@@ -23,10 +23,11 @@ import argparse
 import json
 import math
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+import benchlib
 
 STAGES = ("basic", "lang", "text_dedup", "image_dedup", "cluster")
 ROWS_PER_FILE = 50_000
@@ -56,8 +57,7 @@ def main() -> None:
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     for n in sizes:  # in a subprocess: Linux keeps a parent's peak RSS across fork+exec, so this process stays small
-        subprocess.run([sys.executable, __file__, "--build", str(n), "--work", str(args.work), *(["--hard"] if args.hard else [])],
-                       check=True)
+        benchlib.run_command(benchlib.script(__file__, build=n, work=args.work, hard=args.hard))
     pools = {n: args.work / (f"pool-hard-{n}" if args.hard else f"pool-{n}") for n in sizes}
     if args.recall:
         for n in sizes:
@@ -68,13 +68,8 @@ def main() -> None:
     results = {}
     for n in sizes:
         for stage in args.stages.split(","):
-            out = subprocess.run([sys.executable, __file__, "--one", str(pools[n]), stage, "--workers", str(args.workers),
-                                  "--clusters", str(args.clusters)],
-                                 capture_output=True, text=True)
-            if out.returncode:
-                print(out.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"{stage} at {n} rows failed")
-            results[(stage, n)] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[(stage, n)] = benchlib.last_json_line(benchlib.script(__file__, "--one", pools[n], stage,
+                                                                          workers=args.workers, clusters=args.clusters))
             print(f"{stage} {n}: {results[(stage, n)]}", file=sys.stderr, flush=True)
     print_table(results, sizes, args.stages.split(","))
 
@@ -210,7 +205,7 @@ def recall(pool: Path, workers: int) -> dict:
         start = time.perf_counter()
         score_pool(pool, ["image_dedup"], {"image_dedup": ImageDedupConfig(exact_max=0, probe=probe)}, workers=workers,
                    force=True, progress=False)
-        folder = pool / "scores" / "image_dedup" / "_global" / "edges"
+        folder = Pool(pool).stage_files("image_dedup").global_dir / "edges"
         edges = np.concatenate([np.load(f) for f in sorted(folder.glob("*.npy"))])
         found = set(map(tuple, edges.tolist()))
         result[f"probe{probe}"] = {"recall": round(len(exact & found) / max(1, len(exact)), 4), "pairs": len(found),

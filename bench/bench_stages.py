@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+import benchlib
 
 MODEL = "tc-rn-tiny"  # default: the CPU demo's filtering-network config (train/model_configs), randomly initialised here
 
@@ -44,7 +44,11 @@ def main() -> None:
     parser.add_argument("--model", default=MODEL, help="open_clip config of the (randomly initialised) scorer, e.g. ViT-B-32")
     parser.add_argument("--only", default="", help="semicolon-separated measurement names to run (default: all)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)  # internal: run one measurement in this process
+    parser.add_argument("--save-checkpoint", type=Path, help=argparse.SUPPRESS)  # internal: write RUN/checkpoint.pt
     args = parser.parse_args()
+    if args.save_checkpoint:
+        benchlib.save_random_checkpoint(args.save_checkpoint, args.model)
+        return
     if args.one:
         print(json.dumps(measure_one(args.one[0], args)))
         return
@@ -53,14 +57,9 @@ def main() -> None:
     for name in MEASUREMENTS:
         if args.only and name not in args.only.split(";"):
             continue
-        out = subprocess.run([sys.executable, __file__, "--one", name, str(pool), str(checkpoint), "--n", str(args.n),
-                              "--baseline-rows", str(args.baseline_rows), "--workers", str(args.workers),
-                              "--batch-size", str(args.batch_size),
-                              "--torch-threads", str(args.torch_threads), "--model", args.model], capture_output=True, text=True)
-        if out.returncode:
-            print(out.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"{name} failed")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result = benchlib.last_json_line(benchlib.script(
+            __file__, "--one", name, pool, checkpoint, n=args.n, baseline_rows=args.baseline_rows, workers=args.workers,
+            batch_size=args.batch_size, torch_threads=args.torch_threads, model=args.model))
         rows.append((name, result))
         print(f"{name}: {result}", file=sys.stderr)
     print("| measurement | rows | seconds | pairs/s | peak RSS main (MiB) | peak RSS largest child (MiB) |")
@@ -71,27 +70,11 @@ def main() -> None:
 
 
 def prepare(args) -> tuple[Path, Path]:
-    pool = args.work / f"synth-{args.n}"
-    if not (pool / "pool.json").exists():
-        subprocess.run([sys.executable, "-m", "tierclip.curate.cli", "synth", "--n", str(args.n), "--out", str(pool), "--image-size", "32",
-                        "--eval-n", "0", "--seed", "0", "--workers", str(args.workers)], check=True)
+    pool = benchlib.synth_pool(args.work / f"synth-{args.n}", args.n, 32, args.workers, profile="web")
     run = args.work / ("run" if args.model == MODEL else f"run-{args.model}")
-    checkpoint = run / "checkpoint.pt"
-    if not checkpoint.exists():  # in a subprocess: Linux keeps a parent's peak RSS across fork+exec
-        (run / "model_configs").mkdir(parents=True, exist_ok=True)
-        project_config = Path(__file__).parents[1] / "train" / "model_configs" / f"{args.model}.json"
-        if project_config.exists():  # open_clip's own configs (ViT-B-32, ...) need no copy
-            shutil.copy(project_config, run / "model_configs")
-        subprocess.run([sys.executable, "-c", SAVE_CHECKPOINT, str(run), args.model], check=True)
-    return pool, checkpoint
-
-
-SAVE_CHECKPOINT = """
-import sys, open_clip, torch
-open_clip.add_model_config(sys.argv[1] + "/model_configs")
-torch.manual_seed(0)
-torch.save({"state_dict": open_clip.create_model(sys.argv[2]).state_dict()}, sys.argv[1] + "/checkpoint.pt")
-"""
+    # in a subprocess: Linux keeps a parent's peak RSS across fork+exec, so this process stays small
+    benchlib.run_command(benchlib.script(__file__, "--save-checkpoint", run, model=args.model))
+    return pool, run / "checkpoint.pt"
 
 
 # -- measurements (each runs in its own process) --------------------------------------------
@@ -181,9 +164,10 @@ def lang_batch_predict(pool, checkpoint, args, prepare_only, setup=None):
 
 
 def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int, model: str = MODEL):
+    """The stage's model (load_model), its item decoder (PairDecoder) and the pool's first `limit` image bytes and captions."""
     import torch
     from tierclip.curate.pool import Pool
-    from tierclip.curate.stages.clip import ClipConfig, load_model
+    from tierclip.curate.stages.clip import ClipConfig, PairDecoder, load_model
 
     opened = Pool(pool)
     torch.set_num_threads(threads)
@@ -194,24 +178,8 @@ def clip_inputs(pool: Path, checkpoint: Path, limit: int, threads: int, model: s
             texts.append(sample.caption or "")
         if len(blobs) >= limit:
             break
-    return load_model(ClipConfig(model=model, pretrained=str(checkpoint))), blobs[:limit], texts[:limit]
-
-
-def pixel_decoder(preprocess):
-    """bytes -> preprocessed tensor, a blank tensor for an image that does not decode (as the stage scores it null)."""
-    import io
-
-    import torch
-    from PIL import Image
-
-    blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))
-
-    def pixels(blob):
-        try:
-            return preprocess(Image.open(io.BytesIO(blob)).convert("RGB"))
-        except Exception:
-            return blank
-    return pixels
+    loaded = load_model(ClipConfig(model=model, pretrained=str(checkpoint)))
+    return loaded, PairDecoder(loaded[1], loaded[2], opened.decode_options), blobs[:limit], texts[:limit]
 
 
 def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
@@ -220,17 +188,16 @@ def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
     from tierclip.curate.pool import Pool
 
     if prepare_only:
-        model = clip_inputs(pool, checkpoint, 0, args.torch_threads, args.model)[0]
-        return model, Pool(pool)
-    (model, preprocess, tokenizer, _), opened = setup
-    pixels = pixel_decoder(preprocess)
+        loaded, decoder, _, _ = clip_inputs(pool, checkpoint, 0, args.torch_threads, args.model)
+        return loaded, decoder, Pool(pool)
+    (model, _, tokenizer, _), decoder, opened = setup
     rows = 0
     with torch.inference_mode():
         for shard in opened.shard_ids():
             samples = list(opened.samples(shard))
             for start in range(0, len(samples), args.batch_size):
                 batch = samples[start:start + args.batch_size]
-                model.encode_image(torch.stack([pixels(s.image) for s in batch]))
+                model.encode_image(torch.stack([decoder.pixels(s.image)[0] for s in batch]))
                 model.encode_text(tokenizer([s.caption or "" for s in batch]))
             rows += len(samples)
             if rows >= args.n:
@@ -239,20 +206,19 @@ def clip_plain_loop(pool, checkpoint, args, prepare_only, setup=None):
 
 
 def clip_bare_forward(pool, checkpoint, args, prepare_only, setup=None):
-    """The ceiling: model forward only, on tensors decoded before the clock starts."""
+    """The ceiling: the stage's model forward (embed_batch) only, on tensors decoded before the clock starts."""
     import torch
+    from tierclip.curate.stages.clip import embed_batch
 
     if prepare_only:
-        (model, preprocess, tokenizer, _), blobs, texts = clip_inputs(pool, checkpoint, args.n, args.torch_threads, args.model)
-        pixels = pixel_decoder(preprocess)
-        batches = [(torch.stack([pixels(b) for b in blobs[s:s + args.batch_size]]), tokenizer(texts[s:s + args.batch_size]))
-                   for s in range(0, len(blobs), args.batch_size)]
-        return model, batches
-    model, batches = setup
+        (model, _, _, device), decoder, blobs, texts = clip_inputs(pool, checkpoint, args.n, args.torch_threads, args.model)
+        jobs = list(zip(blobs, texts, strict=True))
+        batches = [decoder.batch(jobs[start:start + args.batch_size])[::2] for start in range(0, len(jobs), args.batch_size)]
+        return model, device, batches
+    model, device, batches = setup
     with torch.inference_mode():
         for images, tokens in batches:
-            model.encode_image(images)
-            model.encode_text(tokens)
+            embed_batch(model, images, tokens, device)
     return sum(len(images) for images, _ in batches)
 
 

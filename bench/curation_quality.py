@@ -21,15 +21,17 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
+
+import benchlib
 
 SECTION = "## Curation quality on the synthetic pool"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "curation-quality.md"
 PAGE_TITLE = "# Filters against the ground truth\n"
 
-# (command with {root}, output that shows it is done); `--workers 1` / `--torch-threads 1` keep it to one core.
+# (command with {root}, what shows it is done: a file under {root}, or a stage complete on the pool);
+# `--workers 1` / `--torch-threads 1` keep it to one core.
 RECIPE = (
     ("curate synth --n 10000 --out {root}/pool --seed 0 --image-size 32 --eval-n 800 --workers 1", "pool/pool.json"),
     ("curate synth --n 2000 --out {root}/seed --seed 1 --image-size 32 --profile clean --eval-n 0 --workers 1", "seed/pool.json"),
@@ -37,22 +39,32 @@ RECIPE = (
      "--out {root}/filter --torch-threads 1 --loader-workers 1", "filter/DONE"),
     ("curate score {root}/pool --stages basic,lang,text_dedup,clip,image_dedup,cluster --clip-model tc-rn-tiny "
      "--clip-pretrained {root}/filter/checkpoint.pt --workers 1 --clip-loader-workers 0 --clip-torch-threads 1 "
-     "--cluster-reference {root}/pool/eval", "pool/scores/cluster/_done/00009"),
+     "--cluster-reference {root}/pool/eval", "cluster"),
 )
 
 
+def is_done(root: Path, done: str) -> bool:
+    """A recipe step's output is there: a file under `root`, or (a stage name) the stage complete on every shard of the pool."""
+    if "/" in done:
+        return (root / done).exists()
+    from tierclip.curate.pool import Pool
+
+    pool = Pool(root / "pool")
+    return all(pool.is_done(done, shard) for shard in pool.shard_ids())
+
+
 def build(root: Path) -> list[str]:
-    """Run the recipe's commands (console scripts next to this interpreter); return them as typed."""
+    """Run the recipe's commands (this checkout's, benchlib.command); return them as typed."""
     typed = []
     for template, done in RECIPE:
         line = template.format(root=root)
         typed.append(line)
-        if (root / done).exists():
+        if is_done(root, done):
             print(f"== done already: {line}", file=sys.stderr)
             continue
         print(f"== {line}", file=sys.stderr)
         argv = shlex.split(line)
-        subprocess.run([str(Path(sys.executable).with_name(argv[0])), *argv[1:]], check=True)
+        benchlib.run_command(benchlib.command(*argv))
     return typed
 
 

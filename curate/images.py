@@ -12,6 +12,11 @@ Ingest's checks, the `basic` and `clip` stages, `curate inspect`'s thumbnails an
 - **Alpha** (RGBA, LA, PA, palette or RGB/L with a transparency key) composited onto a background,
   white by default as img2dataset's resizer does ("alpha matting with white background"); dropping
   alpha instead turns transparent line art into black on black.
+- **Reduced-size JPEG decoding, only when asked** (`draft_to`): a JPEG at least twice `draft_to` on both sides
+  is decoded by libjpeg at 1/2, 1/4 or 1/8 scale (Pillow's `draft`, DCT-domain scaling) so that both sides stay
+  >= `draft_to`. Several times faster for large JPEGs, but the pixels differ from a full decode resized
+  afterwards, so readers use it only where the user chose it (the clip stage's `--clip-jpeg-draft`, recorded with
+  its options). The pixel limit applies to the stored size, before any reduction.
 - **Deterministic reasons**: Pillow's "cannot identify image file <_io.BytesIO object at 0x7f...>"
   carries a memory address, so two ingests of the same bytes would differ; reasons never do.
 
@@ -71,19 +76,25 @@ class DecodeOptions:
             raise UserError(f"--max-pixels {self.max_pixels}: must be 0 (no limit) or positive")
 
 
-def decode_image(data: bytes | None, options: DecodeOptions = DecodeOptions()):
-    """Fully decode `data` to an 8-bit RGB PIL image (see the module docstring); raises ImageDecodeError."""
-    image = load_upright(data, options.max_pixels)
+def decode_image(data: bytes | None, options: DecodeOptions = DecodeOptions(), draft_to: int = 0):
+    """Decode `data` to an 8-bit RGB PIL image (see the module docstring); raises ImageDecodeError.
+
+    `draft_to` > 0: a JPEG at least twice that size on both sides is decoded at a reduced scale that keeps both
+    sides >= `draft_to` (other images, and smaller JPEGs, are decoded in full)."""
+    image = load_upright(data, options.max_pixels, draft_to)
     try:
         return to_rgb(image, options.background)
     except Exception as exc:  # an exotic mode Pillow cannot convert
         raise ImageDecodeError(CORRUPT, f"image does not convert to RGB: {reason_of(exc)}") from None
 
 
-def load_upright(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS):
-    """The fully decoded image in its stored mode (`.format` kept), EXIF orientation applied; raises ImageDecodeError."""
+def load_upright(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS, draft_to: int = 0):
+    """The decoded image in its stored mode (`.format` kept), EXIF orientation applied; raises ImageDecodeError.
+    Decoded in full unless `draft_to` asks for a reduced-scale JPEG decode (see `decode_image`)."""
     image = open_checked(data, max_pixels)
     try:
+        if draft_to and image.format == "JPEG":
+            image.draft(None, (draft_to, draft_to))  # a no-op unless both sides are >= 2 x draft_to
         image.load()
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, ... for broken data
         raise ImageDecodeError(CORRUPT, f"image does not decode: {reason_of(exc)}") from None

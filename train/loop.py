@@ -151,8 +151,9 @@ def _optimizer_step(trainable, step_module, optimizer, batches, cfg: RunConfig, 
     optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = {}
     for accum in range(cfg.accum_steps):
-        batch = {k: v.to(ctx.device, non_blocking=True) for k, v in next(batches).items()}
-        state.n_corrupt += int(batch.pop("n_corrupt").sum())
+        batch = next(batches)
+        state.n_corrupt += int(batch.pop("n_corrupt").sum())  # counted on the CPU: no wait for the device here
+        batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
         last = accum == cfg.accum_steps - 1
         sync = nullcontext() if last or not ctx.distributed else trainable.no_sync()
         with sync:

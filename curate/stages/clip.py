@@ -16,8 +16,9 @@ fp32 otherwise. L2-normalised float16 embeddings are written row-aligned to
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -46,6 +47,8 @@ class ClipConfig(Checked):
     loader_workers: int = option(2, "DataLoader processes decoding images (0 = decode in the main process).", ge=0)
     device: str = option("auto", "auto (cuda with bf16 autocast when available), cpu, cuda or cuda:N.", pattern=DEVICE_PATTERN)
     torch_threads: int = option(0, "torch CPU threads for the model (0 = torch's default; 1 is faster on a busy machine).", ge=0)
+    jpeg_draft: bool = option(False, "decode JPEGs of at least twice the model's input size at 1/2, 1/4 or 1/8 scale "
+                              "(libjpeg's DCT scaling): faster, but the embeddings differ slightly from a full decode.")
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "loader_workers", "torch_threads")  # do not change the results
 
 
@@ -91,84 +94,247 @@ def _create(cfg: ClipConfig, device: str) -> tuple:
     return model, preprocess, get_tokenizer(cfg.model)
 
 
-class ImageBytes:
-    """A map-style dataset over image bytes: (pixels, True), or (zeros, False) for a missing or broken image."""
+class PairDecoder:
+    """A map-style dataset whose indices are the work itself: (image bytes, caption or None) pairs.
 
-    def __init__(self, blobs: list[bytes | None], preprocess, decode=None):
+    Item: (pixels, True, tokens), or (zeros, False, tokens) for a missing or broken image; tokens are an empty
+    tensor when there is no caption list. The bytes travel to the loader workers with the index, so one set of
+    workers serves every shard of a run (`decoded_batches`).
+    """
+
+    def __init__(self, preprocess, tokenizer, decode=None, draft_to: int = 0):
         from PIL import Image
         from tierclip.curate.images import DecodeOptions
 
-        self.blobs, self.preprocess, self.decode = blobs, preprocess, decode or DecodeOptions()
+        self.preprocess, self.tokenizer, self.decode = preprocess, tokenizer, decode or DecodeOptions()
+        self.draft_to = draft_to
         self.blank_shape = tuple(preprocess(Image.new("RGB", (8, 8))).shape)
 
-    def __len__(self) -> int:
-        return len(self.blobs)
+    def __getitem__(self, job: tuple):
+        return self.__getitems__([job])[0]
 
-    def __getitem__(self, index: int):
+    def __getitems__(self, jobs: list[tuple]) -> list[tuple]:
+        import torch
+
+        with one_thread():
+            captions = [caption for _, caption in jobs]
+            tokens = self.tokenizer(captions) if captions and captions[0] is not None else torch.zeros(len(jobs), 0, dtype=torch.long)
+            return [(*self.pixels(blob), row_tokens) for (blob, _), row_tokens in zip(jobs, tokens, strict=True)]
+
+    def batch(self, jobs: list[tuple]) -> tuple:
+        """(pixels, ok, tokens) of the jobs stacked, as the loader hands them to the model."""
+        import torch
+
+        return torch.utils.data.default_collate(self.__getitems__(jobs))
+
+    def pixels(self, blob: bytes | None) -> tuple:
         import torch
         from tierclip.curate.images import ImageDecodeError, decode_image
 
         try:
-            return self.preprocess(decode_image(self.blobs[index], self.decode)), True
+            return self.preprocess(decode_image(blob, self.decode, self.draft_to)), True
         except ImageDecodeError:  # missing bytes or any decoder error: the row keeps a null score
             return torch.zeros(self.blank_shape), False
 
 
-def encode(cfg: ClipConfig, blobs: list[bytes | None], captions: list[str] | None,
+@contextlib.contextmanager
+def one_thread():
+    """Decode with one torch thread, then restore the count. Loader workers already run with one (DataLoader sets
+    it); decoding in the main process (`--loader-workers 0`) beside the model's thread pool is where it matters:
+    the elementwise preprocessing (to-tensor, normalise) of a 224-px image took 14 ms with torch's 2 threads on a
+    busy 2-core box, 0.4 ms with 1. Elementwise results do not depend on the thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+
+
+class PairFeed:
+    """The loader's batch sampler: the chunks of (bytes, caption) pairs of the shard being scored, fed per shard."""
+
+    def __init__(self):
+        self.chunks: Iterator[list[tuple]] = iter(())
+
+    def __iter__(self) -> Iterator[list[tuple]]:
+        # A generator: the chunks are taken when iteration starts, so an iterator the DataLoader makes and drops
+        # unused (it makes two on its first pass) takes nothing from the next one.
+        chunks, self.chunks = self.chunks, iter(())
+        yield from chunks
+
+
+_DECODERS: dict[tuple, tuple] = {}  # one (key, loader, feed): the loader workers outlive shards, not runs of other options
+
+
+def shard_loader(cfg: ClipConfig, decode, pinned: bool) -> tuple:
+    """The DataLoader (and its feed) of this process's model and options, created once: its workers start with the
+    first shard and serve every later one (persistent workers), instead of starting and stopping per shard."""
+    import torch
+    from tierclip.curate.procs import loader_worker_init
+
+    key = (cfg.model, cfg.pretrained, cfg.model_config, cfg.device, cfg.loader_workers, cfg.jpeg_draft, decode, pinned)
+    if key not in _DECODERS:
+        close_loaders()
+        model, preprocess, tokenizer, _ = load_model(cfg)
+        feed = PairFeed()
+        loader = torch.utils.data.DataLoader(PairDecoder(preprocess, tokenizer, decode, draft_size(cfg, model)), batch_sampler=feed,
+                                             num_workers=cfg.loader_workers, persistent_workers=cfg.loader_workers > 0,
+                                             pin_memory=pinned, worker_init_fn=loader_worker_init)
+        _DECODERS[key] = (loader, feed)
+    return _DECODERS[key]
+
+
+def draft_size(cfg: ClipConfig, model) -> int:
+    """With `--clip-jpeg-draft`, the model's input side (JPEGs of twice that are decoded reduced); 0 without."""
+    if not cfg.jpeg_draft:
+        return 0
+    import open_clip
+
+    size = open_clip.get_model_preprocess_cfg(model)["size"]
+    return max(size) if isinstance(size, (tuple, list)) else int(size)
+
+
+def close_loaders() -> None:
+    """Stop the cached loader's workers (a loader for other options replaces it)."""
+    for loader, _ in _DECODERS.values():
+        iterator = getattr(loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+    _DECODERS.clear()
+
+
+def decoded_batches(cfg: ClipConfig, blobs: Iterable, captions: list[str] | None, decode, device: str) -> Iterator[tuple]:
+    """(pixels, ok, tokens) model batches of exactly `batch_size` rows (the last one shorter), on `device`.
+
+    Each loader worker decodes a slice of a model batch, so all of them work on every batch: with whole batches
+    per worker, a 1,000-row shard at batch 512 kept 2 of 12 workers busy and a GPU scored ~470 pairs/s. The
+    image bytes are read lazily, as the workers ask for work; on CUDA the slices arrive in pinned memory and are
+    copied without blocking.
+    """
+    workers = cfg.loader_workers
+    chunk = max(1, -(-cfg.batch_size // max(1, workers)))
+    pinned = device.startswith("cuda") and workers > 0
+    loader, feed = shard_loader(cfg, decode, pinned)
+    chunks = chunked(zip(blobs, captions if captions is not None else itertools.repeat(None), strict=False), chunk)
+    feed.chunks = read_ahead(chunks, 4 * workers) if workers else chunks
+    moved = (tuple(part.to(device, non_blocking=pinned) for part in batch) for batch in loader)
+    return rebatch(moved, cfg.batch_size)
+
+
+def read_ahead(items: Iterator, depth: int) -> Iterator:
+    """The items, pulled by a background thread up to `depth` ahead: reading the shard's tar (~0.25 ms a pair
+    in Python's tarfile) overlaps the model's work in this thread instead of adding to it. An exception of the
+    source is raised here, in order."""
+    import queue
+    import threading
+
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple) -> None:
+        while not stop.is_set():
+            try:
+                return ahead.put(entry, timeout=0.1)
+            except queue.Full:
+                continue
+
+    def pull() -> None:
+        try:
+            for item in items:
+                offer((True, item))
+            offer((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer((False, exc))
+
+    threading.Thread(target=pull, daemon=True, name="clip-read-ahead").start()
+    try:
+        while True:
+            more, item = ahead.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+def chunked(pairs: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+    """Lists of `size` consecutive pairs (the last one shorter)."""
+    chunk: list[tuple] = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def embed_batch(model, pixels, tokens, device: str) -> tuple:
+    """L2-normalised float32 image and text embeddings of one batch (text None without tokens), on `device`:
+    the stage's model work, which `bench/bench_speed.py` times alone as the model limit."""
+    import torch.nn.functional as F
+
+    image = F.normalize(model.encode_image(pixels).float(), dim=-1)
+    text = F.normalize(model.encode_text(tokens).float(), dim=-1) if tokens.shape[1] else None
+    return image, text
+
+
+def encode(cfg: ClipConfig, blobs: Iterable[bytes | None], captions: list[str] | None,
            decode=None) -> tuple[np.ndarray, np.ndarray | None]:
     """L2-normalised float32 image embeddings (NaN rows for unreadable images) and text embeddings (or None)."""
     import torch
-    import torch.nn.functional as F
-    from tierclip.curate.procs import loader_worker_init
 
-    model, preprocess, tokenizer, device = load_model(cfg)
+    model, _, _, device = load_model(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    # Each loader worker decodes a slice of a model batch, so all of them work on every batch: with whole batches
-    # per worker, a 1,000-row shard at batch 512 kept 2 of 12 workers busy and a GPU scored ~470 pairs/s.
-    chunk = max(1, -(-cfg.batch_size // max(1, cfg.loader_workers)))
-    loader = torch.utils.data.DataLoader(ImageBytes(blobs, preprocess, decode), batch_size=chunk, shuffle=False,
-                                         num_workers=cfg.loader_workers if len(blobs) > chunk else 0,
-                                         worker_init_fn=loader_worker_init)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
-    images, texts, start = [], [], 0
-    with torch.inference_mode(), autocast:
-        for pixels, ok in rebatch(loader, cfg.batch_size):
-            image = F.normalize(model.encode_image(pixels.to(device)).float(), dim=-1).cpu().numpy()
-            image[~ok.numpy()] = np.nan
-            images.append(image)
-            if captions is not None:
-                tokens = tokenizer(captions[start:start + len(ok)]).to(device)
-                texts.append(F.normalize(model.encode_text(tokens).float(), dim=-1).cpu().numpy())
-            start += len(ok)
-    dim = model.text_projection.shape[1] if not images else images[0].shape[1]
-    image_emb = np.concatenate(images) if images else np.zeros((0, dim), np.float32)
-    text_emb = (np.concatenate(texts) if texts else np.zeros((0, dim), np.float32)) if captions is not None else None
-    return image_emb, text_emb
+    images, texts = [], []
+    try:
+        with torch.inference_mode(), autocast:
+            for pixels, ok, tokens in decoded_batches(cfg, blobs, captions, decode, device):
+                image, text = embed_batch(model, pixels, tokens, device)
+                images.append(image.masked_fill(~ok[:, None], float("nan")))
+                texts.append(text)
+    except BaseException:  # a loader left mid-shard is not reused
+        close_loaders()
+        raise
+    dim = images[0].shape[1] if images else model.text_projection.shape[1]
+    image_emb = torch.cat(images).cpu().numpy() if images else np.zeros((0, dim), np.float32)
+    if captions is None:
+        return image_emb, None
+    return image_emb, torch.cat(texts).cpu().numpy() if texts else np.zeros((0, dim), np.float32)
 
 
 def rebatch(chunks, batch_size: int) -> Iterator[tuple]:
-    """(pixels, ok) chunks from the loader regrouped into model batches of exactly `batch_size` (the last one shorter)."""
+    """Tuples of tensors (pixels, ok, tokens) from the loader regrouped into model batches of exactly `batch_size`
+    rows (the last one shorter), in order."""
     import torch
 
     def joined(parts: list[tuple]) -> tuple:
-        return torch.cat([p for p, _ in parts]), torch.cat([o for _, o in parts])
+        return tuple(torch.cat(column) for column in zip(*parts, strict=True))
 
     pending: list[tuple] = []
     held = 0
-    for pixels, ok in chunks:
-        pending.append((pixels, ok))
-        held += len(ok)
+    for part in chunks:
+        pending.append(part)
+        held += len(part[0])
         while held >= batch_size:
-            pixels_all, ok_all = joined(pending)
-            yield pixels_all[:batch_size], ok_all[:batch_size]
-            pending, held = [(pixels_all[batch_size:], ok_all[batch_size:])], held - batch_size
+            whole = joined(pending)
+            yield tuple(column[:batch_size] for column in whole)
+            pending, held = [tuple(column[batch_size:] for column in whole)], held - batch_size
     if held:
         yield joined(pending)
 
 
 def compute(meta: pl.DataFrame, images: Iterator | None, cfg: ClipConfig, ctx: ShardContext) -> pl.DataFrame:
-    blobs = list(images_required(images, ctx, "clip"))
+    blobs = images_required(images, ctx, "clip")  # read lazily, as the loader asks for work
     captions = [c or "" for c in meta["caption"].to_list()]
     image_emb, text_emb = encode(cfg, blobs, captions, ctx.pool.decode_options)
     score = (image_emb * text_emb).sum(axis=1)  # NaN where the image is unreadable

@@ -38,11 +38,11 @@ def readers_see(pool: Pool) -> dict[str, np.ndarray]:
     """The first sample's pixels as the clip stage, inspect and training decode them."""
     from PIL import Image
     from tierclip.curate.selection.inspect_rows import thumbnail
-    from tierclip.curate.stages.clip import ImageBytes
+    from tierclip.curate.stages.clip import PairDecoder
     from tierclip.train.data import PositionDataset, build_index
 
     blob = next(pool.samples(0)).image
-    clip = ImageBytes([blob], lambda image: np.asarray(image), pool.decode_options)[0][0]
+    clip = PairDecoder(lambda image: np.asarray(image), None, pool.decode_options).pixels(blob)[0]
     uri = thumbnail(blob, 512, pool.decode_options)
     thumb = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
     train_image, _ = PositionDataset(build_index(pool, None), {}, None, 0)._load(0)
@@ -145,6 +145,25 @@ def test_bad_resize_mode_is_one_line(tmp_path, monkeypatch, capsys):
                                    str(tmp_path / "src" / "captions.csv"), "--out", str(tmp_path / "pool"),
                                    "--image-size", "64", "--resize-mode", "stretch"], monkeypatch, capsys)
     assert code == 2 and "--resize-mode 'stretch'" in err and not (tmp_path / "pool").exists()
+
+
+# -- reduced-size JPEG decoding (`draft_to`, the clip stage's --clip-jpeg-draft) -----------------------------
+def test_jpeg_draft_reduces_only_jpegs_of_twice_the_target_and_keeps_the_guarantees():
+    from PIL import Image
+
+    photo = save(Image.new("RGB", (256, 192), (200, 30, 30)), "JPEG", quality=95)
+    assert decode_image(photo).size == (256, 192)                       # off: a full decode
+    assert decode_image(photo, draft_to=24).size == (32, 24)           # 1/8: both sides still >= 24
+    assert decode_image(photo, draft_to=32).size == (64, 48)           # 1/4: 1/8 would make the short side 24 < 32
+    assert decode_image(photo, draft_to=64).size == (128, 96)          # 1/2
+    assert decode_image(photo, draft_to=100).size == (256, 192)        # 192 < 2 x 100: not reduced
+    png = save(Image.new("RGB", (256, 192), (200, 30, 30)))
+    assert decode_image(png, draft_to=32).size == (256, 192)           # only JPEGs
+    upright = np.asarray(decode_image(exif_rotated_jpeg(400, 200, orientation=6), draft_to=50))
+    assert upright.shape[:2] == (100, 50)                               # reduced by 4, then turned upright
+    assert upright[5, 25, 0] > 200 and upright[-5, 25, 2] > 200         # red on top, blue below
+    with pytest.raises(ImageDecodeError, match="over the limit of 40,000"):
+        decode_image(photo, DecodeOptions(max_pixels=40_000), draft_to=32)  # the limit is on the stored size
 
 
 # -- 9. deterministic error texts ----------------------------------------------------------------------

@@ -125,3 +125,90 @@ def test_embeddings_do_not_depend_on_loader_workers(tmp_path):
     assert image0.shape == (21, 16) and np.isnan(image0[2]).all() and np.isnan(image0[4]).all()
     np.testing.assert_allclose(image3, image0, atol=1e-6)
     np.testing.assert_allclose(text3, text0, atol=1e-6)
+
+
+def _plain_loop(cfg: ClipConfig, blobs: list, captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The clip stage's arithmetic written out in one process: decode, preprocess, tokenize, batch, forward, normalise."""
+    import torch
+    import torch.nn.functional as F
+    from tierclip.curate.images import ImageDecodeError, decode_image
+
+    model, preprocess, tokenizer, _ = load_model(cfg)
+    images, texts = [], []
+    with torch.inference_mode():
+        for start in range(0, len(blobs), cfg.batch_size):
+            pixels, ok = [], []
+            for blob in blobs[start:start + cfg.batch_size]:
+                try:
+                    pixels.append(preprocess(decode_image(blob)))
+                    ok.append(True)
+                except ImageDecodeError:
+                    pixels.append(torch.zeros(3, 32, 32))
+                    ok.append(False)
+            image = F.normalize(model.encode_image(torch.stack(pixels)).float(), dim=-1).numpy()
+            image[~np.array(ok)] = np.nan
+            images.append(image)
+            tokens = tokenizer(captions[start:start + cfg.batch_size])
+            texts.append(F.normalize(model.encode_text(tokens).float(), dim=-1).numpy())
+    return np.concatenate(images), np.concatenate(texts)
+
+
+def test_embeddings_equal_the_plain_loop_bit_for_bit_with_workers_kept_across_shards(tmp_path):
+    from tierclip.curate.stages import clip
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "run")
+    blobs = [RED, BLUE, None, GREEN, b"broken", image_bytes((90, 10, 200), (48, 40), "JPEG")] * 3
+    captions = [f"caption {i}" for i in range(len(blobs))]
+    expected = _plain_loop(ClipConfig(model=TINY_MODEL, pretrained=str(checkpoint), batch_size=4), blobs, captions)
+    for workers in (0, 2):
+        cfg = ClipConfig(model=TINY_MODEL, pretrained=str(checkpoint), batch_size=4, loader_workers=workers)
+        pids = []
+        for _ in range(2):  # two shards: the second reuses the loader (and its worker processes)
+            image, text = clip.encode(cfg, iter(blobs), captions)
+            assert np.array_equal(image, expected[0], equal_nan=True) and np.array_equal(text, expected[1])
+            loader = next(iter(clip._DECODERS.values()))[0]
+            pids.append([w.pid for w in loader._iterator._workers] if workers else [])
+        assert pids[0] == pids[1] and len(pids[0]) == workers
+    clip.close_loaders()
+
+
+def test_read_ahead_yields_in_order_and_raises_the_source_error_after_its_items():
+    from tierclip.curate.stages.clip import read_ahead
+
+    def source():
+        yield from range(5)
+        raise UserError("shard 3: sample 5 has key 'x' but meta has 'y'")
+
+    seen = []
+    with pytest.raises(UserError, match="sample 5"):
+        for item in read_ahead(source(), 2):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_jpeg_draft_is_an_option_recorded_with_the_scores_and_moves_only_large_jpegs(tmp_path):
+    import io
+    import json
+
+    from PIL import Image
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "run")
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    large, small = buffer.getvalue(), image_bytes((200, 120, 20), (48, 48), "JPEG")
+    pool = make_pool(tmp_path / "pool", [[(large, "a green square"), (small, "an orange square"), (RED, "a red square")]])
+    common = ["score", str(pool.root), "--stages", "clip", "--clip-model", TINY_MODEL, "--clip-pretrained", str(checkpoint),
+              "--workers", "1", "--clip-loader-workers", "0"]
+    tag = embeddings_tag(ClipConfig(model=TINY_MODEL, pretrained=str(checkpoint)))
+    runs = []
+    for extra in ([], ["--clip-jpeg-draft", "--force"]):
+        result = CliRunner().invoke(app, [*common, *extra])
+        assert result.exit_code == 0, result.output
+        runs.append(np.load(pool.root / "embeddings" / tag / "00000.npy"))
+    full, drafted = runs
+    assert not np.array_equal(full[0, 0], drafted[0, 0])          # 256 px >= 2 x 32: decoded at reduced scale
+    assert np.array_equal(full[1:], drafted[1:])                  # a 48-px JPEG and a PNG: decoded in full
+    options = json.loads((pool.root / "scores" / "clip" / "_config.json").read_text())["options"]
+    assert options["jpeg_draft"] is True
+    again = CliRunner().invoke(app, common)                       # without the option: other results, so refused
+    assert isinstance(again.exception, UserError) and "other options (jpeg_draft)" in str(again.exception)

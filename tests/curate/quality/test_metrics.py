@@ -49,8 +49,9 @@ def test_parse_floats():
         parse_floats("0.5,high")
 
 
-def test_write_docs_replaces_only_its_section(tmp_path):
+def test_write_docs_replaces_only_its_section(tmp_path, monkeypatch):
     path = Path(__file__).resolve().parents[3] / "bench" / "curation_quality.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # the bench scripts import benchlib beside them
     spec = importlib.util.spec_from_file_location("curation_quality", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
