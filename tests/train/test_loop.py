@@ -97,3 +97,24 @@ def test_logit_scale_window_holds_before_the_first_step_and_after_each(tmp_path,
     assert method.seen_scales[0] == pytest.approx(first, rel=1e-6) == method.seen_scales[1]  # both micro-batches of step 1
     assert all(math.exp(window[0]) * (1 - 1e-6) <= s <= math.exp(window[1]) * (1 + 1e-6) for s in method.seen_scales)
     assert window[0] <= model.logit_scale.item() <= window[1]
+
+
+def test_losses_and_weights_do_not_depend_on_the_loader_workers(tmp_path):
+    """The data path (loader worker processes, prefetch, the order in which a batch is counted and moved to the
+    device) changes when the work is done, never the numbers: every logged loss and the final weights are equal."""
+    import torch
+    from tierclip.train.models import create_model
+
+    pool = color_pool(tmp_path / "pool", shards=2, per_shard=12)
+    runs = {}
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        model, _, _ = create_model("tc-rn-tiny")
+        out = tmp_path / f"run-{workers}"
+        out.mkdir()
+        cfg = _config(out, samples_seen=32, log_every=1, loader_workers=workers)
+        train_loop(model, TinyClip.build(model, None), _dataset(pool), cfg, DistContext(), out)
+        losses = [json.loads(line)["loss"] for line in (out / METRICS).read_text().splitlines()]
+        runs[workers] = (losses, model.state_dict())
+    assert len(runs[0][0]) == 4 and runs[0][0] == runs[2][0]
+    assert all(torch.equal(tensor, runs[2][1][name]) for name, tensor in runs[0][1].items())
