@@ -94,8 +94,9 @@ class ViewConfig:
 # Every random image augmentation switched off (`--aug` KEY=VALUE pairs, or a sweep's [options] aug): crops keep
 # the whole image (RandomResizedCrop at scale 1 falls back to the full square), no jitter, grayscale, blur or flip.
 # A method run with it trains on its views without their augmentation; its text views (EDA, MLM) are unchanged.
-AUGMENTATION_OFF = {"crop_scale": (1.0, 1.0), "ssl_crop_scale": (1.0, 1.0), "moco_crop_scale": (1.0, 1.0),
-                    "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0, "flip_p": 0.0}
+# Derived from AugmentConfig: every `*crop_scale` range at (1, 1), every `*_p` probability at 0.
+AUGMENTATION_OFF = {**{name: (1.0, 1.0) for name in RANGES if name.endswith("crop_scale")},
+                    **{f.name: 0.0 for f in fields(AugmentConfig) if f.name.endswith("_p")}}
 
 
 def augmented_views(views) -> tuple[str, ...]:

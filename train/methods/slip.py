@@ -10,8 +10,8 @@ Mirrors facebookresearch/SLIP (models.py `SLIP`, losses.py `SIMCLRLoss`/`SLIPLos
   optimizer picks it up from `method.parameters()`;
 - NT-Xent with temperature `ssl_temperature` (0.1) and weight `ssl_scale` (1.0).
 
-open_clip towers: for its VisionTransformer the trunk is `_pool(transformer(_embeds(x)))` without
-`proj` (exactly SLIP's choice); for ModifiedResNet the CLIP projection lives inside the attention
+open_clip towers: for its VisionTransformer the trunk is the pooled token after `ln_post` without `proj`
+(exactly SLIP's choice), read through the public `forward_intermediates`; for ModifiedResNet the CLIP projection lives inside the attention
 pool, so the trunk is the last stage's feature map, average-pooled. Other towers (timm, HF) fall back
 to the projected image features (`encode_image`), the only output they share.
 
@@ -31,6 +31,7 @@ from tierclip.curate.errors import UserError
 from tierclip.curate.fields import Checked, option
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import clip_loss, rank_world, unwrap
+from tierclip.train.methods.towers import vit_trunk_features
 
 # SLIP's head for ViT-S/B/L (CLIP embedding 512): mlp 4096, out 256. Unset dims scale with the CLIP
 # embedding width (8x and 1/2, capped at SLIP's values), so a tiny 128-d model gets 1024/64.
@@ -53,11 +54,6 @@ class SlipConfig(Checked):
 class Trunk(NamedTuple):
     features: Callable  # (visual, images) -> (batch, dim)
     dim: Callable       # (visual) -> dim
-
-
-def _vit_features(visual, images):
-    pooled, _ = visual._pool(visual.transformer(visual._embeds(images)))
-    return pooled
 
 
 def _vit_dim(visual) -> int:
@@ -86,7 +82,7 @@ def _trunks() -> dict:
     from open_clip.modified_resnet import ModifiedResNet
     from open_clip.transformer import VisionTransformer
 
-    return {VisionTransformer: Trunk(_vit_features, _vit_dim), ModifiedResNet: Trunk(_resnet_features, _resnet_dim)}
+    return {VisionTransformer: Trunk(vit_trunk_features, _vit_dim), ModifiedResNet: Trunk(_resnet_features, _resnet_dim)}
 
 
 def image_trunk(visual) -> Trunk:

@@ -3,10 +3,9 @@
 open_clip 3.3's `CLIP.encode_text` returns the pooled caption only (its text tower's `output_tokens` flag
 is not consulted there), so the text side goes through `CLIP.forward_intermediates`, which returns the
 projected caption embedding and the last block's token outputs in one pass; `ln_final` applied to those
-is the tower's final token output. The image side mirrors `VisionTransformer.forward` (embed, transformer,
-`_pool`), which yields the pooled embedding and the patch tokens after `ln_post` together; the patch tokens
-before `ln_post` (the transformer's output without the class token, what FILIP's reference takes) come from the
-same pass.
+is the tower's final token output. The image side uses `VisionTransformer.forward_intermediates` the same way:
+one pass yields the projected pooled embedding and the last block's patch tokens, before `ln_post` (what
+FILIP's reference takes) or, with `normalize_intermediates`, after it. No private open_clip name is used.
 """
 
 from __future__ import annotations
@@ -72,12 +71,23 @@ def vision_token_width(model, method: str) -> int:
 
 def encode_image_tokens(model, images, after_ln_post: bool = False):
     """(projected image embedding (B, embed), patch tokens (B, N, width)) of an open_clip ViT; the tokens are the
-    transformer's output before `ln_post` (the class token left out), or after it with `after_ln_post`."""
-    visual = unwrap(model).visual
-    hidden = visual.transformer(visual._embeds(images))
-    pooled, tokens = visual._pool(hidden)
-    if not after_ln_post:
-        _, tokens = visual._global_pool(hidden)
-    if visual.proj is not None:
-        pooled = pooled @ visual.proj
-    return pooled, tokens
+    last block's output before `ln_post` (the class token left out), or after it with `after_ln_post`. Both come
+    from open_clip's public `forward_intermediates` in one pass (its `image_features` is what `visual(images)`
+    returns)."""
+    out = unwrap(model).visual.forward_intermediates(images, indices=1, output_fmt="NLC",
+                                                     normalize_intermediates=after_ln_post)
+    return out["image_features"], out["image_intermediates"][-1]
+
+
+def vit_trunk_features(visual, images):
+    """A ViT's pooled features before the projection (SLIP's trunk output), through the public
+    `forward_intermediates`: the class token (`pool_type` "tok") or the mean patch token ("avg") after `ln_post`,
+    which is what open_clip's own pooling computes for those two settings."""
+    if visual.attn_pool is not None or visual.final_ln_after_pool or visual.pool_type not in ("tok", "avg"):
+        raise UserError(f"the ViT tower pools with attn_pool/final_ln_after_pool/pool_type {visual.pool_type!r}; "
+                        "only class-token ('tok') or mean ('avg') pooling has a trunk feature here")
+    out = visual.forward_intermediates(images, indices=1, output_fmt="NLC", normalize_intermediates=True,
+                                       output_extra_tokens=True, intermediates_only=True)
+    if visual.pool_type == "tok":
+        return out["image_intermediates_prefix"][-1][:, 0]
+    return out["image_intermediates"][-1].mean(dim=1)
