@@ -129,3 +129,14 @@ def test_curation_quality_reports_on_a_scored_synthetic_pool(tmp_path):
                                           workers=1, **options))
     out = run("curation_quality.py", "--pool", pool, "--filter-run", tmp_path / "run")
     assert out.startswith("## Curation quality on the synthetic pool") and "clip_score" in out
+
+
+def test_bench_demo_sums_the_memory_of_a_process_and_its_children(tmp_path):
+    """Two children holding ~60 MB each: the summed peak sees both, the largest single process one."""
+    child = "import time; x = bytearray(60_000_000); x[::4096] = b'1' * len(x[::4096]); time.sleep(3)"
+    parent = f"import subprocess, sys; ps = [subprocess.Popen([sys.executable, '-c', {child!r}]) for _ in range(2)]; [p.wait() for p in ps]"
+    script = tmp_path / "two.py"
+    script.write_text(parent)
+    out = json.loads(run("bench_demo.py", "--out", tmp_path, "--interval", 0.2, "--command", f"{sys.executable} {script}"))
+    assert out["peak_rss_total_mb"] >= 2 * 55 and 55 <= out["peak_rss_process_mb"] < out["peak_rss_total_mb"]
+    assert out["wall_s"] >= 3 and positive(out["machine"]["cpu_cores"])

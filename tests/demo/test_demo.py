@@ -36,6 +36,7 @@ def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
     controls = [f"random_top50-clip-n48-s{seed}" for seed in (0, 1)]
     assert runs == sorted(headline + controls + [f"n40-{tier}-clip-n32-s0" for tier in ("top50", "top100")])
     assert all((tmp_path / "demo" / "runs" / run / "DONE").exists() for run in runs)
+    assert not list((tmp_path / "demo" / "runs").glob("*/resume.pt"))  # the demo keeps no resume state once done
     summary = (report / "summary.md").read_text()
     assert (report / "index.html").stat().st_size > 0 and "Summary" in summary
     # the headline has 2 seeds per point and 3 budgets: compute fits are attempted (not left out) and the
@@ -47,7 +48,7 @@ def test_micro_demo_runs_every_step_and_writes_the_report(tmp_path, capsys):
     control = next(f for f in fits["findings"] if f["key"] == "quality_random")  # the size-matched random control
     assert control["interval"] is not None and "top50" in control["measured"] and "random_top50" in control["measured"]
     timings = json.loads((tmp_path / "demo" / "timings.json").read_text())
-    assert {"synth", "filter_net", "clip_score", "sweep_headline", "sweep_control", "sweep_sizes", "report"} <= set(timings)
+    assert {"synth", "filter_net", "clip_score", "sweeps", "report"} <= set(timings)
 
     # A second run skips every finished step and re-runs only the (idempotent) sweeps and the report.
     run_demo(tmp_path / "demo", MICRO)
@@ -151,3 +152,19 @@ def test_a_failing_step_stops_the_demo_with_its_name(tmp_path):
 
     with pytest.raises(SystemExit, match="step 'boom' failed"):
         step("boom", [sys.executable, "-c", "raise SystemExit(3)"])
+
+
+def test_lanes_get_every_subset_and_seed_once_and_about_equal_samples():
+    from pathlib import Path
+
+    from tierclip.demo.steps import Sweep, lane_plan
+
+    sweeps = [Sweep("headline", ("--samples-seen", 3000), (Path("top30"), Path("top100")), (0, 1, 2), 28_000),
+              Sweep("control", ("--samples-seen", 12000), (Path("random_top30"),), (0, 1, 2), 12_000)]
+    plan = lane_plan(sweeps, 2)
+    parts = [(argv[argv.index("--subset") + 1], argv[argv.index("--seed") + 1]) for lane in plan for argv in lane]
+    assert sorted(parts) == sorted((s, str(seed)) for s in ("top30", "top100", "random_top30") for seed in (0, 1, 2))
+    load = [sum(28_000 if "random" not in argv[argv.index("--subset") + 1] else 12_000 for argv in lane) for lane in plan]
+    assert sorted(load) == [96_000, 108_000]  # largest first onto the lighter lane: 28+28+28+12 vs 28+28+28+12+12 (k)
+    assert all(argv[3:5] == ["sweep", "--samples-seen"] for lane in plan for argv in lane)
+    assert len(lane_plan(sweeps[1:], 8)) == 3  # never an empty lane

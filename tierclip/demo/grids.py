@@ -40,7 +40,8 @@ class DemoGrid:
     `size_seeds`. `--full` adds axes on one tier (`axis_fraction`) at `size_budget`: `arch_models` at
     `arch_sizes`, `method_models` x `methods` (and, with `noaug`, every augmented method again with its
     augmentation off), `text_models`, CLIP+Aug at half the headline size, and `natural_fractions` tiers at
-    their own sizes.
+    their own sizes. Every sweep is split into one `train sweep` per (subset, seed) and those run in `lanes`
+    processes side by side, each with cores / `lanes` torch threads (tierclip.demo.steps.lane_plan).
     """
 
     pool: PackagesPool | SynthPool
@@ -69,6 +70,7 @@ class DemoGrid:
     text_models: tuple[str, ...] = ()
     natural_fractions: str | None = None
     natural_budgets: tuple[int, ...] = ()
+    lanes: int = 2   # on 2 cores two 1-thread runs side by side train ~1.5x the samples/s of one 2-thread run
 
 
 # The --full grids' methods besides CLIP; each method model runs those it can train (FILIP-family: ViT towers only).

@@ -8,6 +8,8 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -18,11 +20,10 @@ def command(tool: str, *args: object) -> list[str]:
 
 def step(title: str, argv: list[str], done: Path | None = None) -> float:
     """Run one command unless `done` exists; return its wall time."""
-    shown = " ".join(shlex.quote(a) for a in ([argv[2].removeprefix("tierclip.").split(".")[0]] + argv[3:]))
     if done is not None and done.exists():
         print(f"== {title}: already done ({done})", flush=True)
         return 0.0
-    print(f"== {title}\n   $ {shown}", flush=True)
+    print(f"== {title}\n   $ {shown(argv)}", flush=True)
     start = time.perf_counter()
     result = subprocess.run(argv, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if result.returncode != 0:
@@ -30,6 +31,79 @@ def step(title: str, argv: list[str], done: Path | None = None) -> float:
     took = time.perf_counter() - start
     print(f"   ({took:.0f} s)", flush=True)
     return took
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One `train sweep` of the study: `args` hold everything but its subsets and seeds; one (subset, seed) of it
+    trains `samples` samples in all (its budgets times its models and methods)."""
+
+    title: str
+    args: tuple
+    subsets: tuple[Path, ...]
+    seeds: tuple[int, ...]
+    samples: int
+
+
+def lane_plan(sweeps: list[Sweep], lanes: int) -> list[list[list[str]]]:
+    """Every sweep split into one `train sweep` per (subset, seed), dealt largest first onto the lane with the fewest
+    samples so far; each lane is a list of commands that run one after another. Runs never depend on each other and
+    every run folder is locked, so lanes only need disjoint run lists (a static split of a fixed list, not a
+    scheduler: no queue, no retries; a failed command stops the demo, which resumes from the finished runs)."""
+    parts = sorted(((sweep.samples, sweep, subset, seed) for sweep in sweeps for subset in sweep.subsets for seed in sweep.seeds),
+                   key=lambda part: -part[0])
+    plan, load = [[] for _ in range(lanes)], [0] * lanes
+    for samples, sweep, subset, seed in parts:
+        lane = load.index(min(load))
+        plan[lane].append(command("train", "sweep", *sweep.args, "--subset", subset, "--seed", seed))
+        load[lane] += samples
+    return [commands for commands in plan if commands]
+
+
+def run_lanes(title: str, sweeps: list[Sweep], lanes: int) -> float:
+    """Run the sweeps' commands in `lanes` processes side by side (see `lane_plan`); return the wall time. The
+    runs are tiny models on a few cores: two processes of one torch thread each train ~1.5x as many samples per
+    second as one process of two threads (docs/benchmarks.md), and torchrun/DDP would split each batch instead."""
+    plan = lane_plan(sweeps, lanes)
+    print(f"== {title}\n   {sum(map(len, plan))} sweeps in {len(plan)} lane(s) side by side:", flush=True)
+    for n, commands in enumerate(plan):
+        for argv in commands:
+            print(f"   [{n}] $ {shown(argv)}", flush=True)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(len(plan)) as pool:
+        failed = [code for codes in pool.map(_run_in_turn, plan) for code in codes if code]
+    if failed:
+        raise SystemExit(f"demo: step '{title}' failed (exit {failed[0]}); fix it and re-run: finished runs are kept")
+    took = time.perf_counter() - start
+    print(f"   ({took:.0f} s)", flush=True)
+    return took
+
+
+def _run_in_turn(commands: list[list[str]]) -> list[int]:
+    """Run one lane's commands one after another; stop the lane at the first failure."""
+    codes = []
+    for argv in commands:
+        codes.append(subprocess.run(argv, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode)
+        if codes[-1]:
+            break
+    return codes
+
+
+def shown(argv: list[str]) -> str:
+    """The console command a `command(...)` list stands for, quoted for a shell."""
+    return " ".join(shlex.quote(a) for a in ([argv[2].removeprefix("tierclip.").split(".")[0]] + argv[3:]))
+
+
+def options_spec(path: Path, comment: str, options: dict) -> Path:
+    """A sweep file whose only content is `[options]` (values: numbers, booleans, or a table of numbers/lists)."""
+    def value(v):
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{key} = {value(item)}" for key, item in v.items()) + " }"
+        return json.dumps(list(v) if isinstance(v, tuple) else v)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {comment}\n[options]\n" + "".join(f"{key} = {value(v)}\n" for key, v in options.items()))
+    return path
 
 
 def stage_done(pool: Path, stage: str) -> Path:

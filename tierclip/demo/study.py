@@ -5,11 +5,12 @@
     train a filtering network on the seed set   (train run)
     CLIP-score the pool with it                 (curate score --stages clip)
     quality tiers at equal sizes                (curate tiers --equal-size [--random-control])
-    headline: tiers x budgets x seeds           (train sweep)
-    size-matched random control                 (train sweep)
-    data-size axis                              (train sweep)
-    --full: architectures, methods x ConvNet/ViT (with and without augmentation), text depth,
-            CLIP+Aug at half the data, tiers at their own sizes                              (train sweep)
+    the training grid, in `lanes` processes side by side (train sweep, one per subset and seed):
+        headline: tiers x budgets x seeds
+        size-matched random control
+        data-size axis
+        --full: architectures, methods x ConvNet/ViT (with and without augmentation), text depth,
+                CLIP+Aug at half the data, tiers at their own sizes
     the scaling report                          (analysis report)
 
 Steps whose output is complete are skipped, and `train sweep` skips finished runs, so an interrupted demo
@@ -18,12 +19,14 @@ resumes. Per-step wall times land in OUT/timings.json.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from tierclip.demo.grids import DemoGrid
 from tierclip.demo.pools import PoolPaths, make_pool
-from tierclip.demo.steps import augmented_methods, command, repeat, stage_done, step, trainable_methods, write_json
+from tierclip.demo.steps import (Sweep, augmented_methods, command, options_spec, repeat, run_lanes, stage_done, step,
+                                 trainable_methods, write_json)
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,18 @@ class Study:
     runs: Path
 
     @property
-    def sweep(self) -> list:
-        """The options every sweep shares."""
-        return ["--pool", self.paths.pool, "--scale", self.grid.scale, "--eval", self.paths.evalset]
+    def sweep(self) -> tuple:
+        """The options every sweep shares: the pool, the scale, the eval set and the lanes' run options."""
+        quiet = ("--quiet",) if self.grid.lanes > 1 else ()  # progress bars of processes side by side would interleave
+        return ("--pool", self.paths.pool, "--scale", self.grid.scale, "--eval", self.paths.evalset, *quiet)
+
+    def run_options(self, **extra) -> dict:
+        """Each lane's runs: torch threads = cores / lanes, and no resume.pt kept once a run is done (the demo never
+        continues a finished run; it would hold ~100 MB per run)."""
+        return {"torch_threads": max(1, (os.cpu_count() or 1) // self.grid.lanes), "keep_resume": False, **extra}
+
+    def spec(self, name: str, comment: str, **extra) -> Path:
+        return options_spec(self.runs.parent / "sweeps" / f"{name}.toml", comment, self.run_options(**extra))
 
 
 def run_demo(out: Path, grid: DemoGrid) -> Path:
@@ -44,11 +56,13 @@ def run_demo(out: Path, grid: DemoGrid) -> Path:
     study = Study(grid, paths, out / "tiers", out / "runs")
     timings.update(score_pool(study, out / "filter"))
     timings.update(equal_size_tiers(study))
-    timings.update(headline(study))
+    sweeps = headline(study)
     if grid.axis_fraction is not None:
-        timings.update(run_axes(study))
+        sweeps += axis_sweeps(study)
     if grid.natural_fractions is not None:
-        timings.update(natural_sizes(study))
+        timings["tiers_natural"], natural = natural_sizes(study)
+        sweeps += natural
+    timings["sweeps"] = run_lanes("train the grid", sweeps, grid.lanes)
     report = out / "report"
     timings["report"] = step("scaling report", command(
         "analysis", "report", study.runs, "--out", report, "--task", grid.task, "--metric", grid.metric,
@@ -90,40 +104,41 @@ def tier_names(grid: DemoGrid) -> list[str]:
     return [f"top{round(float(fraction) * 100)}" for fraction in grid.fractions.split(",")]
 
 
-def headline(study: Study) -> dict[str, float]:
+def headline(study: Study) -> list[Sweep]:
     """Every tier at the headline size x budgets x seeds; the random control (a uniform draw of the top tier's size)
     at `control_budgets` with the same seeds; the other sizes at one budget (the data-size axis)."""
     grid, tier_set = study.grid, study.tiers / f"n{study.grid.headline_size}"
-    names = tier_names(grid)
-    timings = {"sweep_headline": step(f"headline: CLIP on {', '.join(names)} at {grid.headline_size:,} samples, "
-                                      f"{len(grid.budgets)} budgets x {len(grid.seeds)} seeds", command(
-        "train", "sweep", *study.sweep, *repeat("--subset", [tier_set / name for name in names]), "--method", "clip",
-        *repeat("--samples-seen", grid.budgets), *repeat("--seed", grid.seeds), "--out", study.runs))}
+    names, spec = tier_names(grid), study.spec("demo", "the demo's run options (tierclip.demo.study.Study.run_options)")
+    sweeps = [Sweep(f"headline: CLIP on {', '.join(names)} at {grid.headline_size:,} samples, {len(grid.budgets)} budgets x "
+                    f"{len(grid.seeds)} seeds", (spec, *study.sweep, "--method", "clip", *repeat("--samples-seen", grid.budgets),
+                                                 "--out", study.runs), tuple(tier_set / name for name in names), grid.seeds,
+                    sum(grid.budgets))]
     if grid.random_control:
         control = f"random_{names[0]}"
-        timings["sweep_control"] = step(f"size-matched random control: CLIP on {control} at "
-                                        f"{', '.join(f'{b:,}' for b in grid.control_budgets)} samples seen", command(
-            "train", "sweep", *study.sweep, "--subset", tier_set / control, "--method", "clip",
-            *repeat("--samples-seen", grid.control_budgets), *repeat("--seed", grid.seeds), "--out", study.runs))
+        sweeps.append(Sweep(f"size-matched random control: CLIP on {control} at "
+                            f"{', '.join(f'{b:,}' for b in grid.control_budgets)} samples seen",
+                            (spec, *study.sweep, "--method", "clip", *repeat("--samples-seen", grid.control_budgets),
+                             "--out", study.runs), (tier_set / control,), grid.seeds, sum(grid.control_budgets)))
     other_sizes = [size for size in grid.sizes if size != grid.headline_size]
     if other_sizes:
-        subsets = repeat("--subset", [study.tiers / f"n{s}" for s in other_sizes])
-        timings["sweep_sizes"] = step(f"data-size axis: CLIP on every tier at {', '.join(f'{s:,}' for s in other_sizes)} samples",
-                                      command("train", "sweep", *study.sweep, *subsets, "--method", "clip", "--samples-seen",
-                                              grid.size_budget, *repeat("--seed", grid.size_seeds), "--out", study.runs))
-    return timings
+        sweeps.append(Sweep(f"data-size axis: CLIP on every tier at {', '.join(f'{s:,}' for s in other_sizes)} samples",
+                            (spec, *study.sweep, "--method", "clip", "--samples-seen", grid.size_budget, "--out", study.runs),
+                            tuple(study.tiers / f"n{s}" for s in other_sizes), grid.size_seeds, grid.size_budget * len(names)))
+    return sweeps
 
 
-def natural_sizes(study: Study) -> dict[str, float]:
-    """A small clean tier vs the whole pool at their own sizes (the repetition-aware crossover)."""
+def natural_sizes(study: Study) -> tuple[float, list[Sweep]]:
+    """A small clean tier vs the whole pool at their own sizes (the repetition-aware crossover): its tier step's
+    wall time and its sweep."""
     grid, natural = study.grid, study.tiers / "natural"
-    timings = {"tiers_natural": step(f"quality tiers {grid.natural_fractions} at their own sizes", command(
+    took = step(f"quality tiers {grid.natural_fractions} at their own sizes", command(
         "curate", "tiers", study.paths.pool, "--score", "clip_score", "--fractions", grid.natural_fractions,
-        "--out", natural), done=natural / "tiers.json")}
-    timings["sweep_natural"] = step("a small clean tier vs the whole pool at their own sizes (repetition crossover)", command(
-        "train", "sweep", *study.sweep, "--subset", natural, "--method", "clip", *repeat("--samples-seen", grid.natural_budgets),
-        *repeat("--seed", grid.seeds), "--out", study.runs))
-    return timings
+        "--out", natural), done=natural / "tiers.json")
+    spec = study.spec("demo", "the demo's run options (tierclip.demo.study.Study.run_options)")
+    n_tiers = len(grid.natural_fractions.split(","))
+    return took, [Sweep("a small clean tier vs the whole pool at their own sizes (repetition crossover)",
+                        (spec, *study.sweep, "--method", "clip", *repeat("--samples-seen", grid.natural_budgets),
+                         "--out", study.runs), (natural,), grid.seeds, sum(grid.natural_budgets) * n_tiers)]
 
 
 def axis_tier(grid: DemoGrid, size: int) -> Path:
@@ -131,56 +146,55 @@ def axis_tier(grid: DemoGrid, size: int) -> Path:
     return Path(f"n{size}") / f"top{round(float(grid.axis_fraction) * 100)}"
 
 
-def run_axes(study: Study) -> dict[str, float]:
+def axis_sweeps(study: Study) -> list[Sweep]:
     """--full: architectures, methods x ConvNet/ViT (with and without augmentation), text depth and CLIP+Aug at
     half the data, on the axis tier at `size_budget`. CLIP runs of `grid.model` come from the headline and size
     sweeps (not trained twice); each axis sweep writes under its own folder of runs/."""
-    grid, timings = study.grid, {}
-    at_budget = [*study.sweep, "--samples-seen", grid.size_budget, *repeat("--seed", grid.seeds)]
-    for size in grid.arch_sizes:
-        timings[f"sweep_arch_{size}"] = step(f"architectures at {size:,} samples: {', '.join(grid.arch_models)}", command(
-            "train", "sweep", *at_budget, "--subset", study.tiers / axis_tier(grid, size), "--method", "clip",
-            *repeat("--model", grid.arch_models), "--out", study.runs / f"arch-n{size}"))
-    timings.update(method_axis(study, at_budget))
-    timings["sweep_text_depth"] = step(f"text-encoder depth: {', '.join(grid.text_models)}", command(
-        "train", "sweep", *at_budget, "--subset", study.tiers / axis_tier(grid, grid.headline_size), "--method", "clip",
-        *repeat("--model", grid.text_models), "--out", study.runs / "text-depth"))
+    grid = study.grid
+    at_budget = (study.spec("demo", "the demo's run options (tierclip.demo.study.Study.run_options)"), *study.sweep,
+                 "--samples-seen", grid.size_budget)
+    sweeps = [Sweep(f"architectures at {size:,} samples: {', '.join(grid.arch_models)}",
+                    (*at_budget, "--method", "clip", *repeat("--model", grid.arch_models), "--out", study.runs / f"arch-n{size}"),
+                    (study.tiers / axis_tier(grid, size),), grid.seeds, grid.size_budget * len(grid.arch_models))
+              for size in grid.arch_sizes]
+    sweeps += method_sweeps(study, at_budget)
+    sweeps.append(Sweep(f"text-encoder depth: {', '.join(grid.text_models)}",
+                        (*at_budget, "--method", "clip", *repeat("--model", grid.text_models), "--out", study.runs / "text-depth"),
+                        (study.tiers / axis_tier(grid, grid.headline_size),), grid.seeds,
+                        grid.size_budget * len(grid.text_models)))
     half = grid.headline_size // 2
     if "clip-aug" in grid.methods and half in grid.sizes:
-        timings["sweep_aug_half"] = step(f"CLIP+Aug at half the data ({half:,} samples)", command(
-            "train", "sweep", *at_budget, "--subset", study.tiers / axis_tier(grid, half), "--method", "clip-aug",
-            "--out", study.runs / "aug-half"))
-    return timings
+        sweeps.append(Sweep(f"CLIP+Aug at half the data ({half:,} samples)",
+                            (*at_budget, "--method", "clip-aug", "--out", study.runs / "aug-half"),
+                            (study.tiers / axis_tier(grid, half),), grid.seeds, grid.size_budget))
+    return sweeps
 
 
-def method_axis(study: Study, at_budget: list) -> dict[str, float]:
+def method_sweeps(study: Study, at_budget: tuple) -> list[Sweep]:
     """Each method model runs the wanted methods it can train (the others printed with the reason) and, with
     `noaug`, every augmented one again with its augmentation off (runs/noaug-MODEL/)."""
-    grid, timings = study.grid, {}
+    grid, sweeps = study.grid, []
     clip_runs = {grid.model} | set(grid.arch_models) if grid.headline_size in grid.arch_sizes else {grid.model}
-    subset = study.tiers / axis_tier(grid, grid.headline_size)
+    subset = (study.tiers / axis_tier(grid, grid.headline_size),)
+    noaug = study.spec("noaug", "every image augmentation off (tierclip.train.augment.AUGMENTATION_OFF)",
+                       aug=augmentation_off())
     for model, (methods, left_out) in trainable_methods(grid.methods, list(grid.method_models)).items():
         for method, why in left_out.items():
             print(f"   {method} left out on {model}: {why}", flush=True)
         wanted = methods if model in clip_runs else ("clip", *methods)
-        timings[f"sweep_methods_{model}"] = step(f"methods on {model}: {', '.join(wanted)}", command(
-            "train", "sweep", *at_budget, "--subset", subset, *repeat("--method", wanted), "--model", model,
-            "--out", study.runs / f"methods-{model}"))
+        sweeps.append(Sweep(f"methods on {model}: {', '.join(wanted)}",
+                            (*at_budget, *repeat("--method", wanted), "--model", model, "--out", study.runs / f"methods-{model}"),
+                            subset, grid.seeds, grid.size_budget * len(wanted)))
         augmented = augmented_methods(methods)
         if grid.noaug and augmented:
-            spec = noaug_spec(study.runs.parent / "sweeps" / "noaug.toml")
-            timings[f"sweep_noaug_{model}"] = step(f"the same without their augmentation on {model}: {', '.join(augmented)}",
-                                                   command("train", "sweep", spec, *at_budget, "--subset", subset,
-                                                           *repeat("--method", augmented), "--model", model,
-                                                           "--out", study.runs / f"noaug-{model}"))
-    return timings
+            sweeps.append(Sweep(f"the same without their augmentation on {model}: {', '.join(augmented)}",
+                                (noaug, *at_budget[1:], *repeat("--method", augmented), "--model", model,
+                                 "--out", study.runs / f"noaug-{model}"), subset, grid.seeds,
+                                grid.size_budget * len(augmented)))
+    return sweeps
 
 
-def noaug_spec(path: Path) -> Path:
-    """A sweep file whose only content is `[options] aug` = every image augmentation off (train.augment)."""
+def augmentation_off() -> dict:
     from tierclip.train.augment import AUGMENTATION_OFF
 
-    values = ", ".join(f"{key} = {list(value) if isinstance(value, tuple) else value}" for key, value in AUGMENTATION_OFF.items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# every image augmentation off (tierclip.train.augment.AUGMENTATION_OFF)\n[options]\naug = {{ {values} }}\n")
-    return path
+    return dict(AUGMENTATION_OFF)

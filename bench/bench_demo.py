@@ -1,0 +1,80 @@
+"""`just demo` as a user runs it: wall time and peak memory of the whole process tree.
+
+    python bench/bench_demo.py --out /tmp/demo-bench            # the default demo (real pool)
+    python bench/bench_demo.py --out /tmp/demo-bench -- --full  # any `python -m tierclip.demo` options after --
+
+Prints one JSON line: wall seconds, the peak of the summed resident memory of the demo and all its children
+(the demo runs two training lanes side by side, so the largest single process understates what the machine
+needs), the largest single process, the 1-minute load average before and after, and the demo's own per-step
+timings (OUT/timings.json). /usr/bin/time's "maximum resident set size" is the largest single process only.
+Run it on a quiet machine (load < 1): the timing is the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchlib import CLI_ENV, checkout_env, machine_facts
+
+
+def tree_rss_kb(root: int) -> tuple[int, int]:
+    """(summed, largest) VmRSS in kB of `root` and every descendant, read from /proc."""
+    parents, rss = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:  # the process ended while we looked
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            parents[int(entry.name)] = int(fields["PPid"])
+            rss[int(entry.name)] = int(fields.get("VmRSS", "0 kB").split()[0])
+    tree, grew = {root}, True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    sizes = [rss.get(pid, 0) for pid in tree]
+    return sum(sizes), max(sizes, default=0)
+
+
+def measure(argv: list[str], interval: float) -> dict:
+    """Run `argv`, sampling its tree's memory every `interval` seconds; wall time and the peaks."""
+    load_before, start = os.getloadavg()[0], time.perf_counter()
+    process = subprocess.Popen(argv, env={**checkout_env(), **CLI_ENV})
+    peak_total = peak_single = 0
+    while process.poll() is None:
+        total, single = tree_rss_kb(process.pid)
+        peak_total, peak_single = max(peak_total, total), max(peak_single, single)
+        time.sleep(interval)
+    if process.returncode:
+        raise SystemExit(f"bench_demo: {' '.join(argv)} exited {process.returncode}")
+    return {"wall_s": round(time.perf_counter() - start, 1), "peak_rss_total_mb": round(peak_total / 1024),
+            "peak_rss_process_mb": round(peak_single / 1024), "load_before": round(load_before, 2),
+            "load_after": round(os.getloadavg()[0], 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="the demo's --out folder (a finished demo there is skipped)")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between memory samples")
+    parser.add_argument("--command", help="measure this command line instead of the demo (tests)")
+    parser.add_argument("demo_args", nargs="*", help="options for `python -m tierclip.demo`, after --")
+    args = parser.parse_args()
+    argv = args.command.split() if args.command else [sys.executable, "-m", "tierclip.demo", "--out", str(args.out),
+                                                      *args.demo_args]
+    result = {"command": " ".join(argv[1:] if not args.command else argv), **measure(argv, args.interval)}
+    timings = args.out / "timings.json"
+    if not args.command and timings.exists():
+        result["timings"] = json.loads(timings.read_text())
+    print(json.dumps({**result, "machine": machine_facts()}))
+
+
+if __name__ == "__main__":
+    main()
