@@ -273,6 +273,18 @@ FINDINGS_TEXT = ("Each claim of the seed papers against what these runs measured
                  "number), and if not, about how many seeds per group would make it so, from the measured seed spread.")
 
 
+def _scoring_note(study: Study) -> str:
+    """Which methods' runs are scored token-wise (tables.metric_points), in one sentence; empty when none is."""
+    means = study.all_means
+    if means is None or "scoring" not in means.columns:
+        return ""
+    methods = ", ".join(sorted({m for m, how in means.select("method", "scoring").iter_rows() if how == "token-wise"}))
+    if not methods:
+        return ""
+    return (f" Runs of {methods} are scored token-wise (their checkpoint's FILIP head: mean over tokens of the best "
+            "match, as the FILIP authors score zero-shot and retrieval); their pooled-embedding score is in eval.jsonl.")
+
+
 def _baselines(study: Study) -> str:
     chance = f"random chance {_num(study.random_score)}" if study.random_score is not None else "random chance unknown"
     return chance + (f"; majority class {_num(study.majority_score)}" if study.majority_score is not None else "")
@@ -291,7 +303,8 @@ def section_bodies(study: Study) -> dict[str, list]:
               f"{n_models - 1} model(s) appear in the model-axis sections below." if n_models > 1 else "")
     bodies = {
         "summary": [f"Metric: {metric_title(study.task, study.metric)}; {_baselines(study)}; "
-                    f"{study.points['run'].n_unique()} runs; reference (unfiltered) tier: {study.reference_tier}.{models} "
+                    f"{study.points['run'].n_unique()} runs; reference (unfiltered) tier: {study.reference_tier}.{models}"
+                    f"{_scoring_note(study)} "
                     "Means over seeds show ± sd and a 95 % t-interval when a point has at least 2 seeds, and no error "
                     "bar with one seed. " + SELECTION_TEXT,
                     study.conclusions or ["no conclusions: no budget has runs of several tiers at one subset size with a "

@@ -116,13 +116,13 @@ def _groups(points: pl.DataFrame, by=("tier", "method")):
 def power_law_fits(points: pl.DataFrame, x: str, cfg: StudyConfig) -> list[GroupFit]:
     """err vs `x` per tier x method, and per samples-seen budget when x is unique samples (runs trained for
     different budgets are never pooled into one data-scaling curve) or per subset size when x is compute (a
-    compute curve trains longer on the same data). Refused fits keep the reason; a compute group whose runs
-    all share one budget has no compute axis and is left out."""
+    compute curve trains longer on the same data). Refused fits keep the reason; a group whose runs all share one
+    x (one budget, or one data size) has no axis and is left out: its figure says so in words."""
     third = "samples_seen" if x == "unique_samples" else "subset_size"
     fits = []
     for key, group in _groups(points.drop_nulls([x, "err"]).filter(pl.col(x) > 0), ("tier", "method", third)):
         tier, method, extra = str(key[0]), str(key[1]), (int(key[2]) if key[2] is not None else None)
-        if x == "gflops" and group[x].n_unique() < 2:
+        if group[x].n_unique() < 2:
             continue
         where = {"budget": extra} if x == "unique_samples" else {"subset_size": extra}
         try:

@@ -11,13 +11,14 @@ from tierclip.curate.errors import UserError
 CONFIG = ["tier", "method", "model", "subset_size", "unique_samples", "samples_seen"]
 # Per-configuration columns carried into the seed means (the same for every seed of a configuration).
 MODEL_COLUMNS = ("model_family", "params", "image_params", "text_params", "image_width", "image_depth", "text_width",
-                 "text_depth", "text_context", "vocab_size", "gflops_per_sample", "train_method", "augmentation")
+                 "text_depth", "text_context", "vocab_size", "gflops_per_sample", "train_method", "augmentation", "scoring")
 PREFERRED_METRICS = ("top1", "acc", "accuracy", "mean_recall@1", "image_retrieval_recall@1")
 # Retrieval metrics in both directions (train/eval_metrics.py): each name -> the same metric the other way.
 DIRECTIONS = {"image_retrieval_recall": ("text_retrieval_recall", "text→image", ""),
               "text_retrieval_recall": ("image_retrieval_recall", "image→text", ""),
               "t2i_recall_merged": ("i2t_recall_merged", "text→image", " (identical captions merged)"),
               "i2t_recall_merged": ("t2i_recall_merged", "image→text", " (identical captions merged)")}
+TOKENWISE = "tokenwise_"  # the metric prefix of token-wise rows (train/eval_tokenwise.py's PREFIX)
 CONTROL_KIND = "random"  # tier_kind of `curate tiers --random-control` subsets: controls, never the reference
 
 
@@ -67,13 +68,25 @@ def method_label(method: str, augmentation: str | None) -> str:
 
 def metric_points(table: pl.DataFrame, task: str, metric: str) -> pl.DataFrame:
     """One row per run for the chosen task/metric, with `err` = 1 - value; `method` names the variant a run trained
-    (method_label) and `train_method` the method itself."""
-    points = table.filter((pl.col("task") == task) & (pl.col("metric") == metric)).with_columns(err=1.0 - pl.col("value"))
+    (method_label) and `train_method` the method itself. A run that also reports `tokenwise_<metric>` (its checkpoint
+    carries FILIP's token-wise head: FILIP, DeFILIP) is scored by that value, as the FILIP authors score zero-shot
+    and retrieval; `scoring` says which ("token-wise" or "pooled")."""
+    points = scored(table.filter(pl.col("task") == task), metric).with_columns(err=1.0 - pl.col("value"))
     if "augmentation" not in points.columns:
         points = points.with_columns(augmentation=pl.lit(None, dtype=pl.Utf8))
     labels = [method_label(m, a) for m, a in points.select("method", "augmentation").iter_rows()]
     return (points.with_columns(train_method=pl.col("method"), method=pl.Series(labels, dtype=pl.Utf8))
             .sort(["tier", "method", "model", "unique_samples", "samples_seen", "seed"], nulls_last=True))
+
+
+def scored(rows: pl.DataFrame, metric: str) -> pl.DataFrame:
+    """The `metric` rows of one task, each replaced by the same run's `tokenwise_<metric>` row where it has one."""
+    pooled, tokenwise = rows.filter(pl.col("metric") == metric), rows.filter(pl.col("metric") == TOKENWISE + metric)
+    keys = [c for c in rows.columns if c not in ("metric", "value", "random_score", "majority_score")]
+    joined = pooled.join(tokenwise.select(*keys, tokenwise_value="value"), on=keys, how="left", nulls_equal=True)
+    return joined.with_columns(value=pl.coalesce("tokenwise_value", "value"),
+                               scoring=pl.when(pl.col("tokenwise_value").is_null()).then(pl.lit("pooled"))
+                               .otherwise(pl.lit("token-wise"))).drop("tokenwise_value")
 
 
 def random_score(points: pl.DataFrame, column: str = "random_score") -> float | None:

@@ -3,9 +3,10 @@
     python bench/bench_demo.py --out /tmp/demo-bench            # the default demo (real pool)
     python bench/bench_demo.py --out /tmp/demo-bench -- --full  # any `python -m tierclip.demo` options after --
 
-Prints one JSON line: wall seconds, the peak of the summed resident memory of the demo and all its children
-(the demo runs two training lanes side by side, so the largest single process understates what the machine
-needs), the largest single process, the 1-minute load average before and after, and the demo's own per-step
+Prints one JSON line: wall seconds, the peak of the summed proportional set size (PSS) of the demo and all its
+children (the demo runs two training lanes side by side, so the largest single process understates what the
+machine needs, and summed RSS counts the pages a forked loader worker shares with its trainer twice), summed RSS,
+the largest single process, the 1-minute load average before and after, and the demo's own per-step
 timings (OUT/timings.json). /usr/bin/time's "maximum resident set size" is the largest single process only.
 Run it on a quiet machine (load < 1): the timing is the figure.
 """
@@ -23,40 +24,44 @@ from pathlib import Path
 from benchlib import CLI_ENV, checkout_env, machine_facts
 
 
-def tree_rss_kb(root: int) -> tuple[int, int]:
-    """(summed, largest) VmRSS in kB of `root` and every descendant, read from /proc."""
-    parents, rss = {}, {}
+def tree_memory_kb(root: int) -> tuple[int, int, int]:
+    """(summed PSS, summed RSS, largest RSS) in kB of `root` and every descendant, from /proc. PSS splits each
+    shared page among the processes that map it (a forked loader worker shares the trainer's libraries and
+    weights), so summed PSS is what the tree holds; summed RSS counts shared pages once per process."""
+    parents, sizes = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 status = (entry / "status").read_text()
+                rollup = (entry / "smaps_rollup").read_text()
             except OSError:  # the process ended while we looked
                 continue
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            rolled = dict(line.split(":", 1) for line in rollup.splitlines()[1:] if ":" in line)
             parents[int(entry.name)] = int(fields["PPid"])
-            rss[int(entry.name)] = int(fields.get("VmRSS", "0 kB").split()[0])
+            sizes[int(entry.name)] = (int(rolled.get("Pss", "0 kB").split()[0]), int(fields.get("VmRSS", "0 kB").split()[0]))
     tree, grew = {root}, True
     while grew:
         children = {pid for pid, parent in parents.items() if parent in tree} - tree
         tree |= children
         grew = bool(children)
-    sizes = [rss.get(pid, 0) for pid in tree]
-    return sum(sizes), max(sizes, default=0)
+    found = [sizes[pid] for pid in tree if pid in sizes]
+    return sum(p for p, _ in found), sum(r for _, r in found), max((r for _, r in found), default=0)
 
 
 def measure(argv: list[str], interval: float) -> dict:
     """Run `argv`, sampling its tree's memory every `interval` seconds; wall time and the peaks."""
     load_before, start = os.getloadavg()[0], time.perf_counter()
     process = subprocess.Popen(argv, env={**checkout_env(), **CLI_ENV})
-    peak_total = peak_single = 0
+    peaks = [0, 0, 0]
     while process.poll() is None:
-        total, single = tree_rss_kb(process.pid)
-        peak_total, peak_single = max(peak_total, total), max(peak_single, single)
+        peaks = [max(peak, now) for peak, now in zip(peaks, tree_memory_kb(process.pid), strict=True)]
         time.sleep(interval)
     if process.returncode:
         raise SystemExit(f"bench_demo: {' '.join(argv)} exited {process.returncode}")
-    return {"wall_s": round(time.perf_counter() - start, 1), "peak_rss_total_mb": round(peak_total / 1024),
-            "peak_rss_process_mb": round(peak_single / 1024), "load_before": round(load_before, 2),
+    return {"wall_s": round(time.perf_counter() - start, 1), "peak_pss_total_mb": round(peaks[0] / 1024),
+            "peak_rss_total_mb": round(peaks[1] / 1024), "peak_rss_process_mb": round(peaks[2] / 1024),
+            "load_before": round(load_before, 2),
             "load_after": round(os.getloadavg()[0], 2)}
 
 

@@ -139,4 +139,5 @@ def test_bench_demo_sums_the_memory_of_a_process_and_its_children(tmp_path):
     script.write_text(parent)
     out = json.loads(run("bench_demo.py", "--out", tmp_path, "--interval", 0.2, "--command", f"{sys.executable} {script}"))
     assert out["peak_rss_total_mb"] >= 2 * 55 and 55 <= out["peak_rss_process_mb"] < out["peak_rss_total_mb"]
+    assert 2 * 55 <= out["peak_pss_total_mb"] <= out["peak_rss_total_mb"]
     assert out["wall_s"] >= 3 and positive(out["machine"]["cpu_cores"])
