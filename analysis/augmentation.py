@@ -84,11 +84,11 @@ def _switched_off(holder: dict, options) -> bool:
 def _views_disabled(method: str, options: dict) -> bool:
     """True when every random part of the method's views is set to nothing (unset fields keep their defaults: on)."""
     keys = AUGMENTED[method]
-    crop = _pair(options.get(keys[0]))
+    crops = [_pair(options.get(key)) for key in keys if key.endswith("crop_scale")]  # SLIP: its SSL and CLIP crops
     jitter_off = _number(options.get("jitter")) == 0 or _number(options.get("jitter_p")) == 0
     flip_off = "flip_p" not in keys or _number(options.get("flip_p")) == 0
     others_off = all(_number(options.get(key)) == 0 for key in ("grayscale_p", "blur_p"))
-    return crop is not None and crop[0] >= 1 and jitter_off and flip_off and others_off
+    return all(crop is not None and crop[0] >= 1 for crop in crops) and jitter_off and flip_off and others_off
 
 
 def _number(value) -> float | None:

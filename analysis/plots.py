@@ -9,6 +9,7 @@ model names) is drawn literally: mathtext is off, so a `$...$` in a folder name 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,8 @@ def _tiers_by_size(study: Study) -> list[str]:
 
 
 def _metric_label(study: Study) -> str:
-    return f"{metric_title(study.task, study.metric)} (0–1)"
+    """The y-axis label, wrapped: a retrieval metric's name is longer than the axis."""
+    return textwrap.fill(f"{metric_title(study.task, study.metric)} (0–1)", 40)
 
 
 def _chance(ax, study: Study) -> None:
@@ -193,7 +195,7 @@ def plot_acc_vs_samples(study: Study, out: Path) -> Path | None:
         ax.set_xlabel("unique samples in the training subset (log scale)")
         ax.legend(fontsize=8, loc="best")
     axes[0][0].set_ylabel(_metric_label(study))
-    fig.suptitle(f"{metric_title(study.task, study.metric)} vs unique samples, per tier", fontweight="bold")
+    fig.suptitle(textwrap.fill(f"{metric_title(study.task, study.metric)} vs unique samples, per tier", 90), fontweight="bold")
     return _save(fig, out)
 
 
@@ -221,7 +223,7 @@ def plot_acc_vs_compute(study: Study, out: Path) -> Path | None:
     _frame_points(ax, study.points["value"].to_list(), study)
     ax.set_xlabel("training compute (GFLOPs, forward + backward, log scale)")
     ax.set_ylabel(_metric_label(study))
-    ax.set_title(f"{metric_title(study.task, study.metric)} vs compute, per method", fontweight="bold")
+    ax.set_title(textwrap.fill(f"{metric_title(study.task, study.metric)} vs compute, per method", 70), fontweight="bold")
     ax.legend(fontsize=7, ncol=2, loc="best")
     return _save(fig, out)
 

@@ -51,8 +51,11 @@ def test_seeds_text_enough_more_and_borrowed_spread():
     ({"method": "clip", "run": {"method_cfg": {"aug": {"jitter": 0.0}}}}, "none"),
     ({"method": "slip", "run": {"method_cfg": {"aug": {}}}}, "default"),
     ({"method": "slip", "run": {"method_cfg": {"aug": {"blur_p": 0.0}}}}, "custom: blur_p=0"),
+    ({"method": "slip", "run": {"method_cfg": {"aug": {"ssl_crop_scale": [1.0, 1.0], "slip_crop_scale": [1.0, 1.0],
+                                                       "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0, "flip_p": 0.0}}}}, "off"),
     ({"method": "slip", "run": {"method_cfg": {"aug": {"ssl_crop_scale": [1.0, 1.0], "jitter_p": 0.0, "grayscale_p": 0.0,
-                                                       "blur_p": 0.0, "flip_p": 0.0}}}}, "off"),
+                                                       "blur_p": 0.0, "flip_p": 0.0}}}},  # its CLIP branch still crops
+     "custom: blur_p=0, flip_p=0, grayscale_p=0, jitter_p=0, ssl_crop_scale=1,1"),
     ({"method": "clip-aug", "run": {"method_cfg": {"aug": {"crop_scale": "1,1", "jitter": 0, "grayscale_p": 0,
                                                            "blur_p": 0}}}}, "off"),  # no flip in CLIP+Aug's view
     ({"method": "declip", "run": {"method_cfg": {"aug": {"enabled": False}}}}, "off"),
@@ -65,7 +68,7 @@ def test_augmentation_of_reads_config_json_defensively(config, expected):
     assert augmentation_of(config) == expected
 
 
-OFF = {"ssl_crop_scale": [1.0, 1.0], "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0, "flip_p": 0.0}
+OFF = {"ssl_crop_scale": [1.0, 1.0], "slip_crop_scale": [1.0, 1.0], "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0, "flip_p": 0.0}
 
 
 def test_augmentation_row_with_and_without(tmp_path):

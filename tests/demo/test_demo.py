@@ -168,3 +168,16 @@ def test_lanes_get_every_subset_and_seed_once_and_about_equal_samples():
     assert sorted(load) == [96_000, 108_000]  # largest first onto the lighter lane: 28+28+28+12 vs 28+28+28+12+12 (k)
     assert all(argv[3:5] == ["sweep", "--samples-seen"] for lane in plan for argv in lane)
     assert len(lane_plan(sweeps[1:], 8)) == 3  # never an empty lane
+
+
+def test_demo_lanes_option_is_checked_and_reaches_the_grid(tmp_path, monkeypatch, capsys):
+    from tierclip.demo import cli
+
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["--lanes", "0", "--out", str(tmp_path / "never")])
+    assert refused.value.code == 2 and "--lanes 0: must be an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+    seen = {}
+    monkeypatch.setattr(cli, "run_demo", lambda out, grid: seen.setdefault("grid", grid) and out)
+    cli.main(["--lanes", "1", "--out", str(tmp_path / "demo")])
+    assert seen["grid"].lanes == 1 and GRIDS["real", False].lanes == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -20,11 +21,20 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--full", action="store_true",
                         help="the denser grid with the model, method (with and without augmentation) and text-depth axes "
                              "(about an hour on 2 cores; docs/analysis.md)")
+    parser.add_argument("--lanes", type=int, default=None, metavar="N",
+                        help="training processes side by side (default: the grid's, 2; each gets cores/N torch threads). "
+                             "On 2 cores 2 lanes train ~1.4x faster than 1; 1 lane holds ~0.9 GB less memory.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    options = parser()
+    args = options.parse_args(argv)
+    grid = GRIDS[args.pool, args.full]
+    if args.lanes is not None:
+        if args.lanes < 1:
+            options.error(f"--lanes {args.lanes}: must be an integer >= 1")
+        grid = dataclasses.replace(grid, lanes=args.lanes)
     start = time.perf_counter()
-    report = run_demo(args.out, GRIDS[args.pool, args.full])
+    report = run_demo(args.out, grid)
     print(f"\nDone in {time.perf_counter() - start:.0f} s. Report: {report / 'index.html'} (summary: {report / 'summary.md'})")
