@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from tests.train.test_methods import VIT, tiny_model_configs  # noqa: F401  (autouse fixture)
 from tierclip.train.methods.towers import encode_image_tokens, vit_trunk_features
 from tierclip.train.models import create_model
+
+from tests.train.test_methods import VIT, tiny_model_configs  # noqa: F401  (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
