@@ -23,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
                              "(about an hour on 2 cores; docs/analysis.md)")
     parser.add_argument("--lanes", type=int, default=None, metavar="N",
                         help="training processes side by side (default: the grid's, 2; each gets cores/N torch threads). "
-                             "On 2 cores 2 lanes train ~1.4x faster than 1; 1 lane holds ~0.9 GB less memory.")
+                             "On 2 cores 2 lanes train ~1.4x faster than 1; 1 lane holds one training process at a time.")
     return parser
 
 
