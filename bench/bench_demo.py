@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import CLI_ENV, checkout_env, machine_facts
+from benchlib import checkout_env, machine_facts
 
 
 def tree_memory_kb(root: int) -> tuple[int, int, int]:
@@ -52,7 +52,7 @@ def tree_memory_kb(root: int) -> tuple[int, int, int]:
 def measure(argv: list[str], interval: float) -> dict:
     """Run `argv`, sampling its tree's memory every `interval` seconds; wall time and the peaks."""
     load_before, start = os.getloadavg()[0], time.perf_counter()
-    process = subprocess.Popen(argv, env={**checkout_env(), **CLI_ENV})
+    process = subprocess.Popen(argv, env=checkout_env())  # offline, this checkout first (benchlib.CLI_ENV included)
     peaks = [0, 0, 0]
     while process.poll() is None:
         peaks = [max(peak, now) for peak, now in zip(peaks, tree_memory_kb(process.pid), strict=True)]

@@ -70,7 +70,7 @@ class DemoGrid:
     text_models: tuple[str, ...] = ()
     natural_fractions: str | None = None
     natural_budgets: tuple[int, ...] = ()
-    lanes: int = 2   # on 2 cores two 1-thread runs side by side train ~1.5x the samples/s of one 2-thread run
+    lanes: int = 2   # on 2 cores two 1-thread lanes trained the real default grid ~1.4x as fast as one 2-thread lane
 
 
 # The --full grids' methods besides CLIP; each method model runs those it can train (FILIP-family: ViT towers only).

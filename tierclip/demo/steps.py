@@ -25,9 +25,9 @@ def step(title: str, argv: list[str], done: Path | None = None) -> float:
         return 0.0
     print(f"== {title}\n   $ {shown(argv)}", flush=True)
     start = time.perf_counter()
-    result = subprocess.run(argv, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if result.returncode != 0:
-        raise SystemExit(f"demo: step '{title}' failed (exit {result.returncode}); fix it and re-run: finished steps are kept")
+    code = _run(argv)
+    if code != 0:
+        raise SystemExit(f"demo: step '{title}' failed (exit {code}); fix it and re-run: finished steps are kept")
     took = time.perf_counter() - start
     print(f"   ({took:.0f} s)", flush=True)
     return took
@@ -62,10 +62,13 @@ def lane_plan(sweeps: list[Sweep], lanes: int) -> list[list[list[str]]]:
 
 def run_lanes(title: str, sweeps: list[Sweep], lanes: int) -> float:
     """Run the sweeps' commands in `lanes` processes side by side (see `lane_plan`); return the wall time. The
-    runs are tiny models on a few cores: two processes of one torch thread each train ~1.5x as many samples per
-    second as one process of two threads (docs/benchmarks.md), and torchrun/DDP would split each batch instead."""
+    runs are tiny models on a few cores: two processes of one torch thread each trained the real demo's grid ~1.4x
+    as fast as one process of two threads (docs/benchmarks.md), and torchrun/DDP would split each batch instead."""
     plan = lane_plan(sweeps, lanes)
-    print(f"== {title}\n   {sum(map(len, plan))} sweeps in {len(plan)} lane(s) side by side:", flush=True)
+    print(f"== {title}", flush=True)
+    for sweep in sweeps:
+        print(f"   - {sweep.title}", flush=True)
+    print(f"   {sum(map(len, plan))} sweeps in {len(plan)} lane(s) side by side:", flush=True)
     for n, commands in enumerate(plan):
         for argv in commands:
             print(f"   [{n}] $ {shown(argv)}", flush=True)
@@ -83,10 +86,15 @@ def _run_in_turn(commands: list[list[str]]) -> list[int]:
     """Run one lane's commands one after another; stop the lane at the first failure."""
     codes = []
     for argv in commands:
-        codes.append(subprocess.run(argv, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode)
+        codes.append(_run(argv))
         if codes[-1]:
             break
     return codes
+
+
+def _run(argv: list[str]) -> int:
+    """Run one console command with unbuffered output (its lines appear as they are printed); its exit code."""
+    return subprocess.run(argv, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
 
 
 def shown(argv: list[str]) -> str:

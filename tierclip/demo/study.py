@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from tierclip.demo.grids import DemoGrid
@@ -62,6 +63,11 @@ class Study:
 
     def spec(self, name: str, comment: str, **extra) -> Path:
         return options_spec(self.runs.parent / "sweeps" / f"{name}.toml", comment, self.run_options(**extra))
+
+    @cached_property
+    def demo_spec(self) -> Path:
+        """demo/sweeps/demo.toml, the sweep file every augmented-as-usual sweep reads (written once)."""
+        return self.spec("demo", "the demo's run options (tierclip.demo.study.Study.run_options)")
 
 
 def run_demo(out: Path, grid: DemoGrid) -> Path:
@@ -121,7 +127,7 @@ def headline(study: Study) -> list[Sweep]:
     """Every tier at the headline size x budgets x seeds; the random control (a uniform draw of the top tier's size)
     at `control_budgets` with the same seeds; the other sizes at one budget (the data-size axis)."""
     grid, tier_set = study.grid, study.tiers / f"n{study.grid.headline_size}"
-    names, spec = tier_names(grid), study.spec("demo", "the demo's run options (tierclip.demo.study.Study.run_options)")
+    names, spec = tier_names(grid), study.demo_spec
     sweeps = [Sweep(f"headline: CLIP on {', '.join(names)} at {grid.headline_size:,} samples, {len(grid.budgets)} budgets x "
                     f"{len(grid.seeds)} seeds", (spec, *study.sweep, "--method", "clip", *repeat("--samples-seen", grid.budgets),
                                                  "--out", study.runs), tuple(tier_set / name for name in names), grid.seeds,
@@ -147,7 +153,7 @@ def natural_sizes(study: Study) -> tuple[float, list[Sweep]]:
     took = step(f"quality tiers {grid.natural_fractions} at their own sizes", command(
         "curate", "tiers", study.paths.pool, "--score", "clip_score", "--fractions", grid.natural_fractions,
         "--out", natural), done=natural / "tiers.json")
-    spec = study.spec("demo", "the demo's run options (tierclip.demo.study.Study.run_options)")
+    spec = study.demo_spec
     n_tiers = len(grid.natural_fractions.split(","))
     return took, [Sweep("a small clean tier vs the whole pool at their own sizes (repetition crossover)",
                         (spec, *study.sweep, "--method", "clip", *repeat("--samples-seen", grid.natural_budgets),
@@ -164,7 +170,7 @@ def axis_sweeps(study: Study) -> list[Sweep]:
     half the data, on the axis tier at `size_budget`. CLIP runs of `grid.model` come from the headline and size
     sweeps (not trained twice); each axis sweep writes under its own folder of runs/."""
     grid = study.grid
-    at_budget = (study.spec("demo", "the demo's run options (tierclip.demo.study.Study.run_options)"), *study.sweep,
+    at_budget = (study.demo_spec, *study.sweep,
                  "--samples-seen", grid.size_budget)
     sweeps = [Sweep(f"architectures at {size:,} samples: {', '.join(grid.arch_models)}",
                     (*at_budget, "--method", "clip", *repeat("--model", grid.arch_models), "--out", study.runs / f"arch-n{size}"),
