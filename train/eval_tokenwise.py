@@ -63,6 +63,23 @@ def tokenwise_scores(images, texts, text_valid, image_major: bool):
     return torch.cat([late_interaction(queries[a:b], query_valid[a:b], keys, key_valid) for a, b in _chunks(len(queries), size)])
 
 
+def tokenwise_both(images, texts, text_valid):
+    """(s_I images x texts, s_T texts x images) from one token interaction per block of images: retrieval needs
+    both directions, and the (images, texts, patches, tokens) block is the whole cost, so it is computed once
+    (late_interaction twice would compute it twice). Images have no padding; captions' padding never counts."""
+    import torch
+
+    size = max(1, PAIRS_PER_CHUNK // max(1, texts.shape[0] * images.shape[1] * texts.shape[1]))
+    weights = text_valid.to(images.dtype)                                   # (B, m)
+    s_image, s_text = [], []
+    for a, b in _chunks(len(images), size):
+        sims = torch.einsum("and,bmd->abnm", images[a:b], texts)            # (a, B, n, m)
+        best_patch = sims.amax(dim=2)                                        # each caption token's best patch
+        s_text.append(((best_patch * weights).sum(-1) / weights.sum(-1).clamp(min=1)).T)
+        s_image.append(sims.masked_fill_(~text_valid[None, :, None, :], float("-inf")).amax(dim=-1).mean(-1))
+    return torch.cat(s_image), torch.cat(s_text, dim=1)
+
+
 def encode_texts(model, head, tokenizer, texts: list[str], device, batch_size):
     import torch
 
@@ -84,8 +101,9 @@ def tokenwise_retrieval(model, head, tokenizer, images, captions, text_ids, imag
 
     texts, valid = encode_texts(model, head, tokenizer, captions, device, batch_size)
     images = images.to(device)
-    by_text = retrieval_metrics(tokenwise_scores(images, texts, valid, image_major=False), text_ids, image_ids, ks)
-    by_image = retrieval_metrics(tokenwise_scores(images, texts, valid, image_major=True).T, text_ids, image_ids, ks)
+    s_image, s_text = tokenwise_both(images, texts, valid)
+    by_text = retrieval_metrics(s_text, text_ids, image_ids, ks)
+    by_image = retrieval_metrics(s_image.T, text_ids, image_ids, ks)
     text_query = {names[0] for names in RETRIEVAL_NAMES.values()}  # caption queries rank images
     rows = [row for row in by_text if row[0].split("@")[0] in text_query]
     rows += [row for row in by_image if row[0].split("@")[0] not in text_query]

@@ -62,3 +62,32 @@ def test_token_wise_zero_shot_is_the_mean_max_similarity_averaged_over_templates
     labels = torch.tensor([task["classnames"].index(c) for c in evalset.samples[task["label_column"]]])
     assert rows["tokenwise_top1"] == pytest.approx((scores.argmax(1) == labels).float().mean().item())
     assert "top1" in rows  # the pooled rows stay
+
+
+def test_both_directions_from_one_interaction_equal_the_loss_s_late_interaction(monkeypatch):
+    from tierclip.train import eval_tokenwise
+    from tierclip.train.methods.filip import late_interaction
+
+    torch.manual_seed(1)
+    images, texts = F.normalize(torch.randn(7, 5, 8), dim=-1), F.normalize(torch.randn(4, 6, 8), dim=-1)
+    text_valid = torch.tensor([[1, 1, 1, 0, 0, 0], [1] * 6, [1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0]], dtype=torch.bool)
+    image_valid = torch.ones(7, 5, dtype=torch.bool)
+    monkeypatch.setattr(eval_tokenwise, "PAIRS_PER_CHUNK", 300)  # blocks of 2 images: stitched in both directions
+    s_image, s_text = eval_tokenwise.tokenwise_both(images, texts, text_valid)
+    assert torch.allclose(s_image, late_interaction(images, image_valid, texts, text_valid), atol=1e-6)
+    assert torch.allclose(s_text, late_interaction(texts, text_valid, images, image_valid), atol=1e-6)
+    assert s_image.shape == (7, 4) and s_text.shape == (4, 7)
+
+
+def test_a_defilip_run_keeps_its_token_head_for_token_wise_evaluation(tmp_path):
+    from tierclip.train import checkpoint
+    from tierclip.train.eval_tokenwise import load_token_head
+    from tierclip.train.methods import build_method, method_config
+    from tierclip.train.models import create_model
+
+    model, _, _ = create_model("tc-vit-tiny")
+    method = build_method("defilip", model, method_config("defilip", {"filip_dim": 16}))
+    checkpoint.save(tmp_path / "checkpoint.pt", checkpoint.model_checkpoint(model, "tc-vit-tiny", 3, method.checkpoint_extras()))
+    head = load_token_head(tmp_path / "checkpoint.pt", model)
+    assert head is not None and head.cfg == method.filip.cfg
+    assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(), method.filip.state_dict().values(), strict=True))

@@ -34,7 +34,7 @@ from tierclip.curate.fields import Checked, option
 from tierclip.train.augment import ViewConfig
 from tierclip.train.methods.clip import Clip
 from tierclip.train.methods.common import DECLIP_RUN_DEFAULTS, capped_scale, gather_all, normalized_clip_loss, unwrap
-from tierclip.train.methods.filip import FilipHead, FilipHeadConfig, check_vit_config, token_counts
+from tierclip.train.methods.filip import FilipHead, FilipHeadConfig, check_vit_config, token_counts, token_head_extras
 from tierclip.train.methods.modules import LazyModule
 from tierclip.train.methods.towers import encode_image_tokens, encode_text_tokens, text_valid_mask, text_width, vision_token_width
 from tierclip.train.methods.towers import vocab_size as model_vocab_size
@@ -241,6 +241,9 @@ class Defilip(Declip):
         parts, tokens = self.losses(model, batch)
         parts["filip_loss"] = self.filip(*tokens)
         return self.total(parts)
+
+    def checkpoint_extras(self) -> dict:
+        return token_head_extras(self.filip)
 
     def pairwise_flops(self, batch: int, model) -> int:
         return self.filip.pairwise_flops(batch, *token_counts(model))

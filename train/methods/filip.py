@@ -192,14 +192,18 @@ class Filip(Clip):
         return {"loss": loss, "clip_loss": clip, "filip_loss": filip}
 
     def checkpoint_extras(self) -> dict:
-        """The token-wise head beside the model in checkpoint.pt (open_clip ignores the key): `train eval` scores
-        FILIP runs token-wise with it (train/eval_tokenwise.py)."""
-        from tierclip.curate.cliopts import flat_options
-
-        return {TOKEN_HEAD_KEY: {"state_dict": self.filip.state_dict(), "config": flat_options(self.cfg.head)}}
+        return token_head_extras(self.filip)
 
     def pairwise_flops(self, batch: int, model) -> int:
         return self.filip.pairwise_flops(batch, *token_counts(model))
+
+
+def token_head_extras(head: FilipHead) -> dict:
+    """A FILIP head beside the model in checkpoint.pt (open_clip ignores the key): `train eval` scores FILIP and
+    DeFILIP runs token-wise with it (train/eval_tokenwise.py)."""
+    from tierclip.curate.cliopts import flat_options
+
+    return {TOKEN_HEAD_KEY: {"state_dict": head.state_dict(), "config": flat_options(head.cfg)}}
 
 
 def token_counts(model) -> tuple[int, int]:
