@@ -6,8 +6,8 @@
 Prints one JSON line: wall seconds, the peak of the summed proportional set size (PSS) of the demo and all its
 children (the demo runs two training lanes side by side, so the largest single process understates what the
 machine needs, and summed RSS counts the pages a forked loader worker shares with its trainer twice), summed RSS,
-the largest single process, the 1-minute load average before and after, and the demo's own per-step
-timings (OUT/timings.json). /usr/bin/time's "maximum resident set size" is the largest single process only.
+the largest single process, the processes alive at the summed-PSS peak (command and PSS each: which step holds
+the peak), the 1-minute load average before and after, and the demo's own per-step timings (OUT/timings.json). /usr/bin/time's "maximum resident set size" is the largest single process only.
 Run it on a quiet machine (load < 1): the timing is the figure.
 """
 
@@ -24,10 +24,20 @@ from pathlib import Path
 from benchlib import checkout_env, machine_facts
 
 
-def tree_memory_kb(root: int) -> tuple[int, int, int]:
-    """(summed PSS, summed RSS, largest RSS) in kB of `root` and every descendant, from /proc. PSS splits each
-    shared page among the processes that map it (a forked loader worker shares the trainer's libraries and
-    weights), so summed PSS is what the tree holds; summed RSS counts shared pages once per process."""
+def command_line(pid: int, width: int = 110) -> str:
+    """A process's command without its interpreter path, cut to `width` characters ("" once it has ended)."""
+    try:
+        argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return ""
+    interpreter = Path(argv[0]).name.startswith("python")
+    return " ".join(argv[1:] if interpreter else argv).strip()[:width]
+
+
+def tree_memory_kb(root: int) -> tuple[int, int, int, list[tuple[int, int]]]:
+    """(summed PSS, summed RSS, largest RSS, [(pid, PSS)]) in kB of `root` and every descendant, from /proc. PSS
+    splits each shared page among the processes that map it (a forked loader worker shares the trainer's
+    libraries and weights), so summed PSS is what the tree holds; summed RSS counts shared pages once per process."""
     parents, sizes = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -46,21 +56,26 @@ def tree_memory_kb(root: int) -> tuple[int, int, int]:
         tree |= children
         grew = bool(children)
     found = [sizes[pid] for pid in tree if pid in sizes]
-    return sum(p for p, _ in found), sum(r for _, r in found), max((r for _, r in found), default=0)
+    members = [(pid, sizes[pid][0]) for pid in tree if pid in sizes]
+    return sum(p for p, _ in found), sum(r for _, r in found), max((r for _, r in found), default=0), members
 
 
 def measure(argv: list[str], interval: float) -> dict:
     """Run `argv`, sampling its tree's memory every `interval` seconds; wall time and the peaks."""
     load_before, start = os.getloadavg()[0], time.perf_counter()
     process = subprocess.Popen(argv, env=checkout_env())  # offline, this checkout first (benchlib.CLI_ENV included)
-    peaks = [0, 0, 0]
+    peaks, at_peak = [0, 0, 0], []
     while process.poll() is None:
-        peaks = [max(peak, now) for peak, now in zip(peaks, tree_memory_kb(process.pid), strict=True)]
+        *now, members = tree_memory_kb(process.pid)
+        if now[0] > peaks[0]:
+            at_peak = [{"command": command_line(pid), "pss_mb": round(pss / 1024)} for pid, pss in members if pss > 50 * 1024]
+        peaks = [max(peak, value) for peak, value in zip(peaks, now, strict=True)]
         time.sleep(interval)
     if process.returncode:
         raise SystemExit(f"bench_demo: {' '.join(argv)} exited {process.returncode}")
     return {"wall_s": round(time.perf_counter() - start, 1), "peak_pss_total_mb": round(peaks[0] / 1024),
             "peak_rss_total_mb": round(peaks[1] / 1024), "peak_rss_process_mb": round(peaks[2] / 1024),
+            "at_peak": sorted(at_peak, key=lambda p: -p["pss_mb"]),
             "load_before": round(load_before, 2),
             "load_after": round(os.getloadavg()[0], 2)}
 

@@ -1,20 +1,22 @@
 """Every training method on the same clean synthetic pool at equal samples seen: zero-shot top-1, cost, speed.
 
-    nice .venv/bin/python bench/bench_methods.py --out /tmp/bench-methods [--samples-seen 8000] [--seeds 0,1,2]
+    nice .venv/bin/python bench/bench_methods.py --out /tmp/bench-methods [--samples-seen 8000] [--seeds 0,1,2] \
+        [--aug-off] [--lanes 2]
     nice .venv/bin/python bench/bench_methods.py --out /tmp/bench-methods --speed   # training-step speed only
     nice .venv/bin/python bench/bench_methods.py --out /tmp/bench-methods --flops   # GFLOPs per sample only
 
 Builds (once) a clean-profile synthetic pool (`curate synth --profile clean`: every sample is a correct pair, so
-the pool is its own clean tier) with its eval set, then runs `train run` for each seed, model and method:
-tc-rn-tiny with clip, slip, declip; tc-vit-tiny with those plus flip, filip and defilip (FILIP and FLIP need a
-ViT tower). Same budget for all (cpu-small's batch 128 and lr, `--samples-seen`, warmup 10% of the steps),
-one torch thread and one loader worker per run. Finished runs (DONE) are skipped, so an interrupted
-benchmark continues where it stopped; the table covers what is finished.
+the pool is its own clean tier) with its eval set, then runs `train run` for each seed, model and method: every
+method of train.methods on each of `--models` that it can train (FILIP, FLIP and DeFILIP need a ViT tower; default
+the real `--full` grid's towers, tierclip.demo.grids.REAL_METHOD_MODELS), each with its reference defaults
+(docs/methods.md); with `--aug-off`, every augmented method again with train.augment.AUGMENTATION_OFF (runs
+`MODEL-METHOD-noaug-sSEED`). Same budget for all (cpu-small's batch 128 and lr, `--samples-seen`, warmup 10% of
+the steps), one torch thread and no loader worker per run, `--lanes` runs side by side. Finished runs (DONE) are
+skipped, so an interrupted benchmark continues where it stopped; the table covers what is finished.
 
-Reported per model and method: zero-shot top-1 on the eval set's shape and colour tasks (mean ± sd over seeds),
-GFLOPs per sample from results.json (the method's whole compute, load-independent) and its ratio to CLIP on the
-same model, and training samples/s (median of the logged windows after the first 10 steps, mean over seeds)
-relative to CLIP: measured while other work shares the CPU, so only the ratio means much.
+Reported per model, method and augmentation: zero-shot top-1 on the eval set's shape and colour tasks (mean ± sd
+over seeds; FILIP and DeFILIP scored token-wise, as their reference does, marked "tw"), GFLOPs per sample from
+results.json (the method's whole compute, load-independent) and its ratio to CLIP on the same model.
 `--flops` counts each method's GFLOPs per sample (train/flops.py, what results.json reports) on the tiny configs
 at batch 128 and on ViT-B-32 / RN50 at DataComp's global batch of 4,096 (FILIP's token interaction grows with it).
 `--speed` measures the training step alone, back to back: each method's forward, backward and AdamW step on
@@ -31,20 +33,45 @@ import json
 import shutil
 import statistics
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import benchlib
 
+# --flops and --speed: the tiny towers of docs/benchmarks.md's cost table
 GRID = {"tc-rn-tiny": ("clip", "slip", "declip"), "tc-vit-tiny": ("clip", "flip", "slip", "declip", "filip", "defilip")}
 TASKS = ("shape/top1", "color/top1")
 
 
-def run_args(pool: Path, out: Path, model: str, method: str, seed: int, args) -> list[str]:
+def quality_runs(models: list[str], seeds: list[int], aug_off: bool) -> list[tuple[str, str, bool, int]]:
+    """(model, method, augmentation on, seed) of the quality grid, seed by seed (an interrupted grid has whole
+    seeds), the cheap ConvNet first."""
+    from tierclip.demo.steps import augmented_methods, trainable_methods
+    from tierclip.train.methods import METHODS
+
+    trainable = trainable_methods(tuple(METHODS), models)
+    return [(model, method, aug, seed) for seed in seeds for model in models for method in trainable[model][0]
+            for aug in ((True, False) if aug_off and method in augmented_methods((method,)) else (True,))]
+
+
+def run_name(model: str, method: str, aug: bool, seed: int) -> str:
+    return f"{model}-{method}{'' if aug else '-noaug'}-s{seed}"
+
+
+def aug_off_flags() -> list[str]:
+    from tierclip.train.augment import AUGMENTATION_OFF
+
+    value = (lambda v: ",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v))  # noqa: E731
+    return [flag for key, v in AUGMENTATION_OFF.items() for flag in ("--aug", f"{key}={value(v)}")]
+
+
+def run_args(pool: Path, out: Path, model: str, method: str, aug: bool, seed: int, args) -> list[str]:
     steps = -(-args.samples_seen // args.batch_size)
     queue = {"declip_queue_size": args.queue_size or args.samples_seen // 2} if has_queue(method) else {}
     return benchlib.command("train", "run", pool, out=out, method=method, model=model, scale="cpu-small",
                             samples_seen=args.samples_seen, batch_size=args.batch_size, warmup_steps=max(1, steps // 10), seed=seed,
-                            torch_threads=1, loader_workers=1, log_every=5, checkpoint_every=10**6, eval=pool / "eval", **queue)
+                            torch_threads=1, loader_workers=0, log_every=5, checkpoint_every=10**6,
+                            eval=pool / "eval", **queue) + ([] if aug else aug_off_flags())
 
 
 def has_queue(method: str) -> bool:
@@ -54,25 +81,27 @@ def has_queue(method: str) -> bool:
 
 
 def train_all(pool: Path, runs: Path, args) -> None:
-    """Model by model (the cheap ConvNet first), seed by seed: an interrupted benchmark has whole seeds."""
-    for model, methods in GRID.items():
-        for seed in args.seeds:
-            for method in methods:
-                out = runs / f"{model}-{method}-s{seed}"
-                if (out / "DONE").exists():
-                    continue
-                shutil.rmtree(out, ignore_errors=True)
-                command = run_args(pool, out, model, method, seed, args)
-                print("==", " ".join(command[1:]), file=sys.stderr, flush=True)
-                benchlib.run_command(command)
+    """Every run of the grid not yet DONE, `--lanes` at a time (each one torch thread)."""
+    def train(cell: tuple[str, str, bool, int]) -> None:
+        out = runs / run_name(*cell)
+        if (out / "DONE").exists():
+            return
+        shutil.rmtree(out, ignore_errors=True)
+        command = run_args(pool, out, *cell, args)
+        print("==", " ".join(command[1:]), file=sys.stderr, flush=True)
+        benchlib.run_command(command)
+
+    with ThreadPoolExecutor(max_workers=args.lanes) as lanes:
+        list(lanes.map(train, quality_runs(args.models, args.seeds, args.aug_off)))
 
 
 def run_summary(run: Path) -> dict:
-    results = json.loads((run / "results.json").read_text())
-    rows = benchlib.read_metrics(run)
-    rates = [row["samples_per_s"] for row in rows if row["step"] > 10] or [rows[-1]["samples_per_s"]]
-    return {**{task: results["metrics"][task] for task in TASKS}, "gflops_per_sample": results["gflops_per_sample"],
-            "samples_per_s": statistics.median(rates)}
+    """A finished run's task accuracies (token-wise where the run has them: FILIP's head) and GFLOPs per sample."""
+    metrics = json.loads((run / "results.json").read_text())
+    results = metrics["metrics"]
+    tokenwise = all(task.replace("/", "/tokenwise_") in results for task in TASKS)
+    return {**{task: results[task.replace("/", "/tokenwise_") if tokenwise else task] for task in TASKS},
+            "gflops_per_sample": metrics["gflops_per_sample"], "tokenwise": tokenwise}
 
 
 def mean_sd(values: list[float], scale: float = 100.0) -> str:
@@ -82,26 +111,24 @@ def mean_sd(values: list[float], scale: float = 100.0) -> str:
     return f"{statistics.mean(values) * scale:.1f} ± {sd:.1f}"
 
 
-def table(runs: Path, seeds: list[int]) -> str:
-    lines = ["| model | method | seeds | shape top-1 % | colour top-1 % | GFLOPs/sample | × CLIP compute | samples/s | × CLIP speed |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for model, methods in GRID.items():
-        summaries = {m: [run_summary(runs / f"{model}-{m}-s{s}") for s in seeds if (runs / f"{model}-{m}-s{s}" / "DONE").exists()]
-                     for m in methods}
-        clip = summaries.get("clip") or []
-        for method, done in summaries.items():
-            if not done:
-                lines.append(f"| {model} | {method} | 0 | not run yet | | | | | |")
-                continue
-            gflops = statistics.mean(r["gflops_per_sample"] for r in done)
-            rate = statistics.mean(r["samples_per_s"] for r in done)
-            clip_gflops = statistics.mean(r["gflops_per_sample"] for r in clip) if clip else None
-            clip_rate = statistics.mean(r["samples_per_s"] for r in clip) if clip else None
-            lines.append(f"| {model} | {method} | {len(done)} | {mean_sd([r['shape/top1'] for r in done])} | "
-                         f"{mean_sd([r['color/top1'] for r in done])} | {gflops:.3f} | "
-                         f"{gflops / clip_gflops:.2f} | {rate:.0f} | {rate / clip_rate:.2f} |" if clip else
-                         f"| {model} | {method} | {len(done)} | {mean_sd([r['shape/top1'] for r in done])} | "
-                         f"{mean_sd([r['color/top1'] for r in done])} | {gflops:.3f} | – | {rate:.0f} | – |")
+def table(runs: Path, args) -> str:
+    lines = ["| model | method | augmentation | seeds | shape top-1 % | colour top-1 % | GFLOPs/sample | × CLIP compute |",
+             "|---|---|---|---|---|---|---|---|"]
+    cells = {}
+    for model, method, aug, seed in quality_runs(args.models, args.seeds, args.aug_off):
+        run = runs / run_name(model, method, aug, seed)
+        cells.setdefault((model, method, aug), []).extend([run_summary(run)] if (run / "DONE").exists() else [])
+    for (model, method, aug), done in cells.items():
+        label = "on" if aug else "off"
+        if not done:
+            lines.append(f"| {model} | {method} | {label} | 0 | not run yet | | | |")
+            continue
+        gflops = statistics.mean(r["gflops_per_sample"] for r in done)
+        clip = cells.get((model, "clip", True)) or []
+        ratio = f"{gflops / statistics.mean(r['gflops_per_sample'] for r in clip):.2f}" if clip else "–"
+        tw = " (tw)" if all(r["tokenwise"] for r in done) else ""
+        lines.append(f"| {model} | {method}{tw} | {label} | {len(done)} | {mean_sd([r['shape/top1'] for r in done])} | "
+                     f"{mean_sd([r['color/top1'] for r in done])} | {gflops:.3f} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -187,6 +214,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--queue-size", type=int, default=0, help="DeCLIP queue (0 = half the samples seen)")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    parser.add_argument("--models", type=lambda s: s.split(","), default=None,
+                        help="quality grid towers, comma-separated (default: tierclip.demo.grids.REAL_METHOD_MODELS)")
+    parser.add_argument("--aug-off", action="store_true", help="also run every augmented method with its augmentation off")
+    parser.add_argument("--lanes", type=int, default=1, help="runs side by side (one torch thread each)")
     parser.add_argument("--table-only", action="store_true", help="only print the table of the finished runs")
     parser.add_argument("--speed", action="store_true", help="only the back-to-back training-step speed table")
     parser.add_argument("--flops", action="store_true", help="only the GFLOPs-per-sample table (tiny and B-size models)")
@@ -194,6 +225,10 @@ def main() -> None:
     parser.add_argument("--speed-steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    if args.models is None:
+        from tierclip.demo.grids import REAL_METHOD_MODELS
+
+        args.models = list(REAL_METHOD_MODELS)
     if args.flops:
         text = flops_table()
         args.out.mkdir(parents=True, exist_ok=True)
@@ -215,7 +250,7 @@ def main() -> None:
     pool = benchlib.synth_pool(args.out / "pool", args.pool_size, 32, 1, max_objects=1, eval_n=args.eval_n)
     if not args.table_only:
         train_all(pool, args.out / "runs", args)
-    text = table(args.out / "runs", args.seeds)
+    text = table(args.out / "runs", args)
     (args.out / "table.md").write_text(text + "\n")
     print(text)
 

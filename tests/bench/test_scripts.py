@@ -112,8 +112,10 @@ def test_bench_train_compares_the_run_with_the_bare_step_and_flip(tmp_path):
 @pytest.mark.slow
 def test_bench_methods_trains_the_grid_and_tables_it(tmp_path):
     out = run("bench_methods.py", "--out", tmp_path, "--pool-size", 64, "--eval-n", 16, "--samples-seen", 32, "--batch-size", 16,
-              "--seeds", 0)
-    assert "| tc-rn-tiny | clip | 1 |" in out and "| tc-vit-tiny | defilip | 1 |" in out and "not run yet" not in out
+              "--seeds", 0, "--aug-off", "--lanes", 2)
+    assert "| tc-rn-tiny | clip | on | 1 |" in out and "| tc-vit-xs | defilip (tw) | on | 1 |" in out
+    assert "| tc-rn-tiny | declip | off | 1 |" in out and "| tc-rn-tiny | clip | off |" not in out  # CLIP has no augmentation
+    assert "not run yet" not in out and "| tc-rn-tiny | filip" not in out  # FILIP needs a ViT tower
 
 
 @pytest.mark.slow
@@ -141,3 +143,5 @@ def test_bench_demo_sums_the_memory_of_a_process_and_its_children(tmp_path):
     assert out["peak_rss_total_mb"] >= 2 * 55 and 55 <= out["peak_rss_process_mb"] < out["peak_rss_total_mb"]
     assert 2 * 55 <= out["peak_pss_total_mb"] <= out["peak_rss_total_mb"]
     assert out["wall_s"] >= 3 and positive(out["machine"]["cpu_cores"])
+    children = [p for p in out["at_peak"] if p["command"].startswith("-c import time")]
+    assert len(children) == 2 and all(p["pss_mb"] >= 55 for p in children)  # the peak names who holds it

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import subprocess
 import sys
 
 import pytest
@@ -145,6 +146,16 @@ def test_method_list_follows_the_registry_and_what_each_model_can_train():
     assert on_resnet == ("clip-aug", "slip", "declip")
     assert set(left_out_resnet) == {"flip", "filip", "defilip", "no-such"}
     assert "ViT" in left_out_resnet["filip"] and "ViT" in left_out_resnet["defilip"]
+
+
+def test_asking_which_methods_train_keeps_torch_out_of_the_demo_s_own_process():
+    """The demo's process lives as long as the demo, beside its lanes: torch/open_clip (~0.5 GB) stay out of it."""
+    probe = ("import sys; from tierclip.demo.steps import trainable_methods; "
+             "found = trainable_methods(('filip', 'clip-aug'), ['tc-rn-tiny']); "
+             "assert found['tc-rn-tiny'][0] == ('clip-aug',), found; print(sorted(m for m in ('torch', 'open_clip') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_a_failing_step_stops_the_demo_with_its_name(tmp_path):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,14 @@ def repeat(flag: str, values) -> list[str]:
 
 def trainable_methods(wanted: tuple[str, ...], models: list[str]) -> dict[str, tuple[tuple[str, ...], dict[str, str]]]:
     """Per model: the wanted methods that train.methods knows and that can train it (FILIP and DeFILIP need a
-    ViT tower), and why each other one is left out."""
+    ViT tower), and why each other one is left out. Asked of a spawned child process: the answer reads open_clip's
+    model configs, and importing open_clip (and torch with it, ~0.5 GB) would stay in the demo's own process for
+    the whole run, beside its training lanes."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(_trainable_methods, wanted, models).result()
+
+
+def _trainable_methods(wanted: tuple[str, ...], models: list[str]) -> dict[str, tuple[tuple[str, ...], dict[str, str]]]:
     from tierclip.train.methods import refusal
 
     reasons = {model: {method: refusal(method, model) for method in wanted} for model in models}
