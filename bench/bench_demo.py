@@ -7,7 +7,8 @@ Prints one JSON line: wall seconds, the peak of the summed proportional set size
 children (the demo runs two training lanes side by side, so the largest single process understates what the
 machine needs, and summed RSS counts the pages a forked loader worker shares with its trainer twice), summed RSS,
 the largest single process, the processes alive at the summed-PSS peak (command and PSS each: which step holds
-the peak), the 1-minute load average before and after, and the demo's own per-step timings (OUT/timings.json). /usr/bin/time's "maximum resident set size" is the largest single process only.
+the peak), the 1-minute load average before and after, and the demo's own per-step timings (OUT/timings.json).
+/usr/bin/time's "maximum resident set size" is the largest single process only.
 Run it on a quiet machine (load < 1): the timing is the figure.
 """
 

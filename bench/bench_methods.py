@@ -46,8 +46,9 @@ TASKS = ("shape/top1", "color/top1")
 def quality_runs(models: list[str], seeds: list[int], aug_off: bool) -> list[tuple[str, str, bool, int]]:
     """(model, method, augmentation on, seed) of the quality grid, seed by seed (an interrupted grid has whole
     seeds), the cheap ConvNet first."""
-    from tierclip.demo.steps import augmented_methods, trainable_methods
     from tierclip.train.methods import METHODS
+
+    from tierclip.demo.steps import augmented_methods, trainable_methods
 
     trainable = trainable_methods(tuple(METHODS), models)
     return [(model, method, aug, seed) for seed in seeds for model in models for method in trainable[model][0]
