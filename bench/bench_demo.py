@@ -25,14 +25,16 @@ from pathlib import Path
 from benchlib import checkout_env, machine_facts
 
 
-def command_line(pid: int, width: int = 110) -> str:
-    """A process's command without its interpreter path, cut to `width` characters ("" once it has ended)."""
+def command_line(pid: int, width: int = 160) -> str:
+    """A process's command without its interpreter path ("" once it has ended), at most `width` characters: its
+    start and its end, where a lane's `train sweep` names what it trains (--out, --subset, --seed)."""
     try:
         argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return ""
     interpreter = Path(argv[0]).name.startswith("python")
-    return " ".join(argv[1:] if interpreter else argv).strip()[:width]
+    line = " ".join(argv[1:] if interpreter else argv).strip()
+    return line if len(line) <= width else f"{line[:40]} … {line[43 - width:]}"
 
 
 def tree_memory_kb(root: int) -> tuple[int, int, int, list[tuple[int, int]]]:

@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("demo"), help="folder for everything the demo writes (default: demo/)")
     parser.add_argument("--full", action="store_true",
                         help="the denser grid with the model, method (with and without augmentation) and text-depth axes "
-                             "(about 90 minutes on 2 cores; docs/analysis.md)")
+                             "(about 45 minutes on 2 cores; docs/analysis.md)")
     parser.add_argument("--lanes", type=int, default=None, metavar="N",
                         help="training processes side by side (default: the grid's, 2; each gets cores/N torch threads). "
                              "On 2 cores 2 lanes train ~1.4x faster than 1; 1 lane holds one training process at a time.")
