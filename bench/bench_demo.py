@@ -58,9 +58,9 @@ def tree_memory_kb(root: int) -> tuple[int, int, int, list[tuple[int, int]]]:
         children = {pid for pid, parent in parents.items() if parent in tree} - tree
         tree |= children
         grew = bool(children)
-    found = [sizes[pid] for pid in tree if pid in sizes]
-    members = [(pid, sizes[pid][0]) for pid in tree if pid in sizes]
-    return sum(p for p, _ in found), sum(r for _, r in found), max((r for _, r in found), default=0), members
+    members = [(pid, *sizes[pid]) for pid in tree if pid in sizes]
+    return (sum(p for _, p, _ in members), sum(r for _, _, r in members), max((r for _, _, r in members), default=0),
+            [(pid, pss) for pid, pss, _ in members])
 
 
 def measure(argv: list[str], interval: float) -> dict:

@@ -60,10 +60,9 @@ def run_name(model: str, method: str, aug: bool, seed: int) -> str:
 
 
 def aug_off_flags() -> list[str]:
-    from tierclip.train.augment import AUGMENTATION_OFF
+    from tierclip.train.augment import AUGMENTATION_OFF, aug_items
 
-    value = (lambda v: ",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v))  # noqa: E731
-    return [flag for key, v in AUGMENTATION_OFF.items() for flag in ("--aug", f"{key}={value(v)}")]
+    return [flag for item in aug_items(AUGMENTATION_OFF) for flag in ("--aug", item)]
 
 
 def run_args(pool: Path, out: Path, model: str, method: str, aug: bool, seed: int, args) -> list[str]:
@@ -81,8 +80,8 @@ def has_queue(method: str) -> bool:
     return "declip_queue_size" in method_option_keys(method)
 
 
-def train_all(pool: Path, runs: Path, args) -> None:
-    """Every run of the grid not yet DONE, `--lanes` at a time (each one torch thread)."""
+def train_all(pool: Path, runs: Path, cells: list[tuple[str, str, bool, int]], args) -> None:
+    """Every run of the grid (`quality_runs`) not yet DONE, `--lanes` at a time (each one torch thread)."""
     def train(cell: tuple[str, str, bool, int]) -> None:
         out = runs / run_name(*cell)
         if (out / "DONE").exists():
@@ -93,15 +92,17 @@ def train_all(pool: Path, runs: Path, args) -> None:
         benchlib.run_command(command)
 
     with ThreadPoolExecutor(max_workers=args.lanes) as lanes:
-        list(lanes.map(train, quality_runs(args.models, args.seeds, args.aug_off)))
+        list(lanes.map(train, cells))
 
 
 def run_summary(run: Path) -> dict:
     """A finished run's task accuracies (token-wise where the run has them: FILIP's head) and GFLOPs per sample."""
+    from tierclip.train.eval_tokenwise import PREFIX
+
     metrics = json.loads((run / "results.json").read_text())
     results = metrics["metrics"]
-    tokenwise = all(task.replace("/", "/tokenwise_") in results for task in TASKS)
-    return {**{task: results[task.replace("/", "/tokenwise_") if tokenwise else task] for task in TASKS},
+    tokenwise = all(task.replace("/", "/" + PREFIX) in results for task in TASKS)
+    return {**{task: results[task.replace("/", "/" + PREFIX) if tokenwise else task] for task in TASKS},
             "gflops_per_sample": metrics["gflops_per_sample"], "tokenwise": tokenwise}
 
 
@@ -112,20 +113,20 @@ def mean_sd(values: list[float], scale: float = 100.0) -> str:
     return f"{statistics.mean(values) * scale:.1f} ± {sd:.1f}"
 
 
-def table(runs: Path, args) -> str:
+def table(runs: Path, cells: list[tuple[str, str, bool, int]]) -> str:
     lines = ["| model | method | augmentation | seeds | shape top-1 % | colour top-1 % | GFLOPs/sample | × CLIP compute |",
              "|---|---|---|---|---|---|---|---|"]
-    cells = {}
-    for model, method, aug, seed in quality_runs(args.models, args.seeds, args.aug_off):
+    done_by_cell = {}
+    for model, method, aug, seed in cells:
         run = runs / run_name(model, method, aug, seed)
-        cells.setdefault((model, method, aug), []).extend([run_summary(run)] if (run / "DONE").exists() else [])
-    for (model, method, aug), done in cells.items():
+        done_by_cell.setdefault((model, method, aug), []).extend([run_summary(run)] if (run / "DONE").exists() else [])
+    for (model, method, aug), done in done_by_cell.items():
         label = "on" if aug else "off"
         if not done:
             lines.append(f"| {model} | {method} | {label} | 0 | not run yet | | | |")
             continue
         gflops = statistics.mean(r["gflops_per_sample"] for r in done)
-        clip = cells.get((model, "clip", True)) or []
+        clip = done_by_cell.get((model, "clip", True)) or []
         ratio = f"{gflops / statistics.mean(r['gflops_per_sample'] for r in clip):.2f}" if clip else "–"
         tw = " (tw)" if all(r["tokenwise"] for r in done) else ""
         lines.append(f"| {model} | {method}{tw} | {label} | {len(done)} | {mean_sd([r['shape/top1'] for r in done])} | "
@@ -249,9 +250,10 @@ def main() -> None:
         return
 
     pool = benchlib.synth_pool(args.out / "pool", args.pool_size, 32, 1, max_objects=1, eval_n=args.eval_n)
+    cells = quality_runs(args.models, args.seeds, args.aug_off)  # asked once: it starts a process that imports torch
     if not args.table_only:
-        train_all(pool, args.out / "runs", args)
-    text = table(args.out / "runs", args)
+        train_all(pool, args.out / "runs", cells, args)
+    text = table(args.out / "runs", cells)
     (args.out / "table.md").write_text(text + "\n")
     print(text)
 

@@ -99,6 +99,12 @@ AUGMENTATION_OFF = {**{name: (1.0, 1.0) for name in RANGES if name.endswith("cro
                     **{f.name: 0.0 for f in fields(AugmentConfig) if f.name.endswith("_p")}}
 
 
+def aug_items(aug: dict) -> tuple[str, ...]:
+    """An augmentation table ({"crop_scale": (0.2, 1.0), "flip_p": 0.0}) as `train run --aug` KEY=VALUE items, a
+    range as LOW,HIGH: how a sweep file's [options.aug] and AUGMENTATION_OFF reach the command line."""
+    return tuple(f"{key}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for key, v in aug.items())
+
+
 def augmented_views(views) -> tuple[str, ...]:
     """The views among `views` that carry random image augmentation (all image views but the plain `image`)."""
     return tuple(view for view in views if view in VIEWS and view != "image")

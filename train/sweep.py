@@ -171,12 +171,13 @@ def _known_method(name: str) -> bool:
 
 def run_options(spec: SweepSpec) -> dict:
     """The [options] that are run-level `train run` options (an `aug` table as KEY=VALUE items)."""
+    from tierclip.train.augment import aug_items
     from tierclip.train.methods import method_option_specs
 
     method_keys = {s.key for s in method_option_specs()}
     found = {k: v for k, v in spec.options.items() if k not in method_keys}
     if isinstance(found.get("aug"), dict):
-        found["aug"] = tuple(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in found["aug"].items())
+        found["aug"] = aug_items(found["aug"])
     return found
 
 

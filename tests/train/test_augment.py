@@ -116,3 +116,19 @@ def test_every_view_has_a_named_recipe_reading_augment_fields():
     assert lines[0] == "image_crop: SLIP CLIP branch (facebookresearch/SLIP train_transform) [slip_crop_scale=0.5,1]"
     assert lines[2].startswith("image_ssl1, image_ssl2: SimCLR (SLIP's SSL views) [ssl_crop_scale=0.08,1 flip_p=0.5 jitter=0.4 "
                                "jitter_p=0 ")
+
+
+def test_aug_items_read_back_through_the_aug_option_give_the_same_table():
+    """AUGMENTATION_OFF (ranges as tuples) and a sweep file's [options.aug] (ranges as lists) reach `--aug` as items
+    that `train run` parses back to the same configuration."""
+    from tierclip.curate.cliopts import key_value
+    from tierclip.train.augment import AUGMENTATION_OFF, aug_items
+
+    def parsed(items):
+        return AugmentConfig.from_options(dict(key_value(item, AugmentConfig, "--aug") for item in items))
+
+    off = AugmentConfig.from_options(dict(AUGMENTATION_OFF))
+    assert off != AugmentConfig()
+    assert parsed(aug_items(AUGMENTATION_OFF)) == off
+    as_lists = {key: list(v) if isinstance(v, tuple) else v for key, v in AUGMENTATION_OFF.items()}
+    assert parsed(aug_items(as_lists)) == off
